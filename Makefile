@@ -1,0 +1,63 @@
+# modernize: `make roadmap` reproduces the ablation, `make test` checks the project. Every target bootstraps .venv.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# torch and torchvision must be a matched pair (the registry's torchvision needs the CUDA build of torch).
+TORCH  ?= torch==2.14.1 torchvision==0.29.1
+
+PROFILE ?= cpu
+DATA    ?= fashion_mnist
+SEEDS   ?= 0
+LAUNCHER ?= basic
+SWEEP   ?= roadmap-$(PROFILE)-$(DATA)
+STEPS   := resnet50,recipe,stage_ratio,patchify,depthwise,resnextify,inverted_bottleneck,move_up_dwconv,kernel_size,gelu,fewer_activations,fewer_norms,layer_norm,separate_downsampling
+
+.PHONY: setup data test flops lint roadmap kernels tabulate bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install $(TORCH)
+	$(PY) -m pip install -e ".[dev]"
+	touch $@
+
+# Fashion-MNIST from Debian's package (no download at run time); a no-op where it is present or apt is absent.
+data:
+	@if [ -d /usr/share/datasets/fashion-mnist ]; then echo "Fashion-MNIST: /usr/share/datasets/fashion-mnist"; \
+	elif command -v apt-get >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
+	else echo "no apt-get: pass data.root=<folder with the Fashion-MNIST idx files>"; fi
+
+test: setup data
+	$(PY) -m pytest -q
+
+flops: setup
+	$(PY) -m modernize.flops --out experiments/flops
+
+lint: setup
+	$(PY) -m ruff check modernize tests run.py
+
+# The whole roadmap as one Hydra multirun, then the table and figure (experiments/roadmap/<profile>-<data>/).
+roadmap: setup data
+	$(PY) run.py -m +step=$(STEPS) seed=$(SEEDS) profile=$(PROFILE) data=$(DATA) sweep_name=$(SWEEP) \
+	  hydra/launcher=$(LAUNCHER) $(ARGS) ; status=$$?; \
+	$(PY) -m modernize.tabulate experiments/runs/$(SWEEP) --out experiments/roadmap/$(PROFILE)-$(DATA) && exit $$status
+
+# Figure 2's kernel-size sweep (3/5/7/9/11) on the move_up_dwconv -> kernel_size step.
+kernels: setup data
+	$(PY) run.py -m +step=kernel_size model.block.kernel_size=3,5,7,9,11 seed=$(SEEDS) profile=$(PROFILE) \
+	  data=$(DATA) sweep_name=kernels-$(PROFILE)-$(DATA) hydra.sweep.subdir='k$${model.block.kernel_size}-seed$${seed}' \
+	  hydra/launcher=$(LAUNCHER) $(ARGS) ; status=$$?; \
+	$(PY) -m modernize.tabulate experiments/runs/kernels-$(PROFILE)-$(DATA) --out experiments/kernels/$(PROFILE)-$(DATA) && exit $$status
+
+tabulate: setup
+	$(PY) -m modernize.tabulate experiments/runs/$(SWEEP) --out experiments/roadmap/$(PROFILE)-$(DATA)
+
+bench: setup
+	$(PY) -m modernize.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

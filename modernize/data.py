@@ -1,0 +1,693 @@
+"""Data sets and batched on-device augmentation.
+
+Two kinds of data flow through the trainer:
+
+* Small data sets (Fashion-MNIST, CIFAR-10/100, synthetic) are held whole in memory as a
+  :class:`TensorDataset` of uint8 images at their native size. Moved to the GPU once, they are
+  sliced into batches there and augmented by :class:`BatchAugment`, so no CPU worker pipeline can
+  become the bottleneck for these tiny images.
+* Folder data sets (ImageNet, Imagenette, Tiny-ImageNet) are too big for that and are read by a
+  :class:`torch.utils.data.DataLoader` (:func:`make_loader`). Workers only decode, crop and flip to
+  uint8 tensors at the training resolution; RandAugment, normalisation and random erasing still
+  run batched on the device.
+
+All public randomness is seeded: subsets and synthetic data use private ``torch.Generator``\\ s
+built from ``seed``; :class:`BatchAugment` draws from torch's global CPU generator so that saving
+and restoring ``torch.get_rng_state()`` reproduces an augmentation stream exactly on any device.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import pickle
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
+
+__all__ = [
+    "DATASET_NAMES",
+    "BatchAugment",
+    "DataBundle",
+    "DataError",
+    "TensorDataset",
+    "load_data",
+    "make_loader",
+    "stratified_indices",
+]
+
+DATASET_NAMES = ("fashion_mnist", "cifar10", "cifar100", "imagefolder", "synthetic")
+
+# Where the Debian/Ubuntu package `dataset-fashion-mnist` installs the gzipped idx files. A module
+# constant so tests (and unusual installs) can point it elsewhere.
+FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+# Used when `root` is None: downloads land here and are found again on the next run.
+DEFAULT_CACHE_DIR = Path("~/.cache/modernize")
+
+# Per-channel statistics in [0, 1] units (the usual published values), used to normalise on device.
+MEAN_STD: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "fashion_mnist": ((0.2860,) * 3, (0.3530,) * 3),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "imagefolder": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # ImageNet
+    "synthetic": ((0.5,) * 3, (0.25,) * 3),
+}
+
+# RandomResizedCrop's aspect-ratio range (torchvision and timm default, used by the paper).
+_CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
+# The standard "resize to res/0.875, centre-crop res" ImageNet evaluation protocol.
+_EVAL_CROP_PCT = 0.875
+
+
+class DataError(RuntimeError):
+    """A data set could not be found or read; the message says what was wrong and how to fix it."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Containers
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TensorDataset:
+    """A whole small data set in memory, so it can live on the training device.
+
+    ``images`` is uint8 ``[N, 3, H, W]`` at native resolution (resizing happens in
+    :class:`BatchAugment`); uint8 keeps CIFAR's 50k images at 150 MB, a quarter of float32.
+    Grayscale data is replicated to 3 channels so every model keeps the paper's 3-channel stem.
+    """
+
+    images: Tensor
+    labels: Tensor
+
+    def __post_init__(self) -> None:
+        # Catch shape/dtype mistakes here, not as a confusing error deep inside a training step.
+        if self.images.dtype != torch.uint8 or self.images.ndim != 4 or self.images.shape[1] != 3:
+            raise ValueError(
+                f"TensorDataset.images must be uint8 [N, 3, H, W], got {self.images.dtype} "
+                f"{tuple(self.images.shape)}"
+            )
+        if self.labels.dtype != torch.int64 or self.labels.shape != (self.images.shape[0],):
+            raise ValueError(
+                f"TensorDataset.labels must be int64 [{self.images.shape[0]}], got {self.labels.dtype} "
+                f"{tuple(self.labels.shape)}"
+            )
+
+    def to(self, device: torch.device | str) -> TensorDataset:
+        return TensorDataset(self.images.to(device), self.labels.to(device))
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        # Lets a TensorDataset also be fed through a DataLoader, like the folder data sets.
+        return self.images[index], self.labels[index]
+
+
+@dataclass
+class DataBundle:
+    """Train/val splits plus everything the trainer needs to know about them.
+
+    For ``imagefolder`` the splits are ``torch.utils.data.Dataset``\\ s yielding
+    ``(uint8 [3, resolution, resolution] tensor, int label)``; otherwise :class:`TensorDataset`.
+    """
+
+    train: TensorDataset | Dataset
+    val: TensorDataset | Dataset
+    num_classes: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    name: str
+
+
+# --------------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------------
+
+
+def load_data(
+    name: str,
+    root: str | os.PathLike | None,
+    *,
+    resolution: int,
+    train_subset: int | None = None,
+    val_subset: int | None = None,
+    seed: int = 0,
+    synthetic_size: int = 512,
+    synthetic_classes: int = 10,
+    download: bool = True,
+) -> DataBundle:
+    """Load data set ``name`` (one of :data:`DATASET_NAMES`).
+
+    ``root`` is the folder holding the data (None: ``~/.cache/modernize``; unused by ``synthetic``).
+    ``resolution`` only matters for ``imagefolder`` (crop size in the loader) and ``synthetic``
+    (image size); tensor data sets keep their native size. ``train_subset``/``val_subset`` keep a
+    seeded, class-stratified subset of that many samples. ``download`` lets ``fashion_mnist``
+    (the only data set small enough to fetch silently) download via torchvision as a last resort.
+    """
+    if name not in DATASET_NAMES:
+        raise ValueError(f"unknown data set {name!r}; valid names are: {', '.join(DATASET_NAMES)}")
+    root_path = Path(root).expanduser() if root is not None else None
+
+    if name == "fashion_mnist":
+        train, val = _load_fashion_mnist(root_path, download=download)
+        num_classes = 10
+    elif name in ("cifar10", "cifar100"):
+        train, val = _load_cifar(name, root_path)
+        num_classes = 10 if name == "cifar10" else 100
+    elif name == "imagefolder":
+        train, val, num_classes = _load_imagefolder(root_path, resolution)
+    else:
+        train, val = _make_synthetic(synthetic_size, synthetic_classes, resolution, seed)
+        num_classes = synthetic_classes
+
+    # Different seeds per split so the two subsets are not drawn with the same random stream.
+    train = _subset(train, train_subset, seed)
+    val = _subset(val, val_subset, seed + 1)
+    mean, std = MEAN_STD[name]
+    return DataBundle(train=train, val=val, num_classes=num_classes, mean=mean, std=std, name=name)
+
+
+# --------------------------------------------------------------------------------------------------
+# Fashion-MNIST
+# --------------------------------------------------------------------------------------------------
+
+_FASHION_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "val_images": "t10k-images-idx3-ubyte",
+    "val_labels": "t10k-labels-idx1-ubyte",
+}
+_IDX_IMAGES_MAGIC = 2051  # 0x00000803: uint8 data, 3 dimensions
+_IDX_LABELS_MAGIC = 2049  # 0x00000801: uint8 data, 1 dimension
+
+
+def _load_fashion_mnist(root: Path | None, *, download: bool) -> tuple[TensorDataset, TensorDataset]:
+    cache = root if root is not None else DEFAULT_CACHE_DIR.expanduser()
+    candidates = []
+    if root is not None:
+        candidates += [root, root / "FashionMNIST" / "raw"]
+    candidates.append(FASHION_MNIST_SYSTEM_DIR)
+    if root is None:
+        # Where an earlier run's download went, so it is reused instead of fetched again.
+        candidates.append(cache / "FashionMNIST" / "raw")
+
+    for folder in candidates:
+        files = _find_idx_files(folder)
+        if files is not None:
+            return _read_fashion_mnist(files)
+
+    download_note = "download disabled (download=False)"
+    if download:
+        try:
+            torchvision.datasets.FashionMNIST(str(cache), train=True, download=True)
+        except Exception as exc:  # noqa: BLE001 - offline, proxy, full disk...: all end in the DataError below
+            download_note = f"download into {cache} failed: {type(exc).__name__}: {exc}"
+        else:
+            files = _find_idx_files(cache / "FashionMNIST" / "raw")
+            if files is not None:
+                return _read_fashion_mnist(files)
+            download_note = f"download into {cache} finished but left no idx files"
+
+    searched = ", ".join(str(c) for c in candidates)
+    raise DataError(
+        f"Fashion-MNIST not found. Looked for {', '.join(_FASHION_FILES.values())} (plain or .gz) in: "
+        f"{searched}; {download_note}. Fix: `sudo apt-get install dataset-fashion-mnist` (or `make data`), "
+        f"or pass data.root=<folder containing the four idx files>."
+    )
+
+
+def _find_idx_files(folder: Path) -> dict[str, Path] | None:
+    """The four idx files in ``folder`` (each plain or gzipped), or None unless all are there."""
+    found = {}
+    for key, stem in _FASHION_FILES.items():
+        for candidate in (folder / stem, folder / f"{stem}.gz"):
+            if candidate.is_file():
+                found[key] = candidate
+                break
+        else:
+            return None
+    return found
+
+
+def _read_fashion_mnist(files: dict[str, Path]) -> tuple[TensorDataset, TensorDataset]:
+    def split(prefix: str) -> TensorDataset:
+        images = _read_idx(files[f"{prefix}_images"], _IDX_IMAGES_MAGIC)
+        labels = _read_idx(files[f"{prefix}_labels"], _IDX_LABELS_MAGIC)
+        if len(images) != len(labels):
+            raise DataError(
+                f"{files[f'{prefix}_images']} has {len(images)} images but {files[f'{prefix}_labels']} "
+                f"has {len(labels)} labels; re-fetch the data set."
+            )
+        # [N, 28, 28] grayscale -> [N, 3, 28, 28]: expand is free, contiguous() makes it a real copy
+        # so slicing and .to(device) behave like any other image tensor.
+        images_t = torch.from_numpy(images).unsqueeze(1).expand(-1, 3, -1, -1).contiguous()
+        return TensorDataset(images_t, torch.from_numpy(labels.astype(np.int64)))
+
+    return split("train"), split("val")
+
+
+def _read_idx(path: Path, expected_magic: int) -> np.ndarray:
+    """Parse an idx file (LeCun's MNIST format), gzipped or plain.
+
+    torchvision's ``read_sn3_pascalvincent_tensor`` only opens plain files, while the Debian
+    package ships .gz, so we parse the (trivial) format ourselves: a big-endian int32 magic
+    (0x0000 08 ND: uint8 data with ND dimensions), ND big-endian int32 sizes, then the raw bytes.
+    """
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc}; re-fetch the Fashion-MNIST files.") from exc
+    magic = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
+    if magic != expected_magic:
+        raise DataError(
+            f"{path} is not an idx file of the expected kind (magic {magic}, expected {expected_magic}); "
+            f"re-fetch the Fashion-MNIST files."
+        )
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    # bytearray: a writable buffer, so torch.from_numpy gets memory it may own and modify.
+    payload = np.frombuffer(bytearray(data), dtype=np.uint8, offset=header)
+    if payload.size != math.prod(dims):
+        raise DataError(f"{path} is truncated or corrupt: header says {dims}, found {payload.size} bytes.")
+    return payload.reshape(dims)
+
+
+# --------------------------------------------------------------------------------------------------
+# CIFAR-10 / CIFAR-100
+# --------------------------------------------------------------------------------------------------
+
+
+def _load_cifar(name: str, root: Path | None) -> tuple[TensorDataset, TensorDataset]:
+    # File layout (folder name, batch files) comes from torchvision's classes so both agree on what a
+    # CIFAR root looks like. We read the pickles ourselves because torchvision's constructor insists
+    # on the md5 of each official file: correct for real data, but it rejects any other well-formed
+    # file in the same format (e.g. the small ones the tests write), and it indexes entries by str
+    # keys, which fails on pickles written by Python 3 with bytes keys.
+    cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+    base = root if root is not None else DEFAULT_CACHE_DIR.expanduser()
+    needed = [f for f, _md5 in cls.train_list + cls.test_list]
+    # Accept both the parent folder (torchvision's convention) and the extracted folder itself.
+    candidates = [base / cls.base_folder, base]
+    folder = next((c for c in candidates if all((c / f).is_file() for f in needed)), None)
+    if folder is None:
+        raise DataError(
+            f"{name} not found: expected {', '.join(needed)} in {candidates[0]} (or {candidates[1]}). "
+            f"Fix: download and extract the python version, e.g. "
+            f"`python -c \"import torchvision; torchvision.datasets.{cls.__name__}('{base}', download=True)\"`, "
+            f"or `tar xzf {cls.filename} -C {base}` after fetching {cls.url}; "
+            f"or pass data.root=<folder containing {cls.base_folder}>."
+        )
+
+    def split(files: list[list[str]]) -> TensorDataset:
+        images, labels = [], []
+        for file_name, _md5 in files:
+            batch = _read_cifar_pickle(folder / file_name)
+            label_key = "labels" if "labels" in batch else "fine_labels"
+            if "data" not in batch or label_key not in batch:
+                raise DataError(
+                    f"{folder / file_name} lacks 'data' or '{label_key}'; is it a CIFAR python batch? "
+                    f"Re-extract {cls.filename}."
+                )
+            images.append(np.asarray(batch["data"], dtype=np.uint8))
+            labels.extend(batch[label_key])
+        # Rows are 3072 bytes: the 1024 red, then green, then blue values of a 32x32 image: CHW already.
+        data = np.concatenate(images).reshape(-1, 3, 32, 32)
+        return TensorDataset(torch.from_numpy(data), torch.tensor(labels, dtype=torch.int64))
+
+    return split(cls.train_list), split(cls.test_list)
+
+
+def _read_cifar_pickle(path: Path) -> dict[str, object]:
+    try:
+        with open(path, "rb") as f:
+            # latin1 is what the official Python 2 pickles need to load numpy arrays under Python 3.
+            raw = pickle.load(f, encoding="latin1")
+    except Exception as exc:
+        raise DataError(f"cannot unpickle {path} ({exc}); re-extract the CIFAR archive.") from exc
+    # Py2-written files have str keys, Py3-written ones bytes keys (b'data'); accept both.
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# Image folders (ImageNet, Imagenette, Tiny-ImageNet)
+# --------------------------------------------------------------------------------------------------
+
+
+def _load_imagefolder(root: Path | None, resolution: int) -> tuple[Dataset, Dataset, int]:
+    if root is None:
+        raise DataError("imagefolder needs data.root=<folder with train/ and val/ class subfolders>.")
+    # Only the cheap per-sample work happens in the loader workers: decode, crop, flip, all on uint8.
+    # RandAugment, normalisation and erasing run batched on the device in BatchAugment.
+    train_tf = v2.Compose(
+        [
+            v2.PILToTensor(),
+            v2.RandomResizedCrop(resolution, antialias=True),
+            v2.RandomHorizontalFlip(),
+        ]
+    )
+    val_tf = v2.Compose(
+        [
+            v2.PILToTensor(),
+            v2.Resize(int(resolution / _EVAL_CROP_PCT), antialias=True),
+            v2.CenterCrop(resolution),
+        ]
+    )
+    splits = []
+    for split, tf in (("train", train_tf), ("val", val_tf)):
+        folder = root / split
+        if not folder.is_dir():
+            raise DataError(
+                f"imagefolder: {folder} does not exist. data.root must contain train/ and val/, each with one "
+                f"subfolder of images per class (ImageNet's flat val/ and Tiny-ImageNet's "
+                f"val/images + val_annotations.txt must first be sorted into class subfolders)."
+            )
+        try:
+            splits.append(torchvision.datasets.ImageFolder(str(folder), transform=tf))
+        except FileNotFoundError as exc:  # no class folders, or class folders without images
+            raise DataError(
+                f"imagefolder: {folder} holds no usable class subfolders of images: {exc}"
+            ) from exc
+    train, val = splits
+    # A class present in only one split would shift every label index after it: refuse silently
+    # wrong labels.
+    if train.classes != val.classes:
+        only_train = sorted(set(train.classes) - set(val.classes))
+        only_val = sorted(set(val.classes) - set(train.classes))
+        raise DataError(
+            f"imagefolder: train/ and val/ under {root} have different class folders "
+            f"(only in train: {only_train[:5]}, only in val: {only_val[:5]}); they must match exactly."
+        )
+    return train, val, len(train.classes)
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    workers: int,
+    distributed: bool,
+    seed: int,
+    drop_last: bool,
+) -> DataLoader:
+    """A DataLoader for the folder data sets.
+
+    With ``distributed`` every rank reads its own shard through a DistributedSampler; the trainer
+    must call ``loader.sampler.set_epoch(epoch)`` each epoch or every epoch repeats one order.
+    The seeded generator fixes the shuffle order and the worker seeds (hence their crops/flips).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    sampler = None
+    if distributed:
+        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle if sampler is None else False,  # the sampler shuffles when there is one
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),  # page-locked batches allow async host->GPU copies
+        persistent_workers=workers > 0,  # avoid re-forking workers (and re-opening files) every epoch
+        drop_last=drop_last,
+        generator=generator,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Synthetic data
+# --------------------------------------------------------------------------------------------------
+
+
+def _make_synthetic(
+    size: int, num_classes: int, resolution: int, seed: int
+) -> tuple[TensorDataset, TensorDataset]:
+    """A learnable toy problem: each class is a smooth colour pattern, samples add strong noise.
+
+    Learnable so smoke tests can see accuracy rise above chance; noisy so it is not solved in one
+    step. Class prototypes come from ``seed`` alone so train and val share them (otherwise val
+    would be unlearnable); each split then has its own sample stream.
+    """
+    if size < 1 or num_classes < 1:
+        raise ValueError(f"synthetic data needs size >= 1 and classes >= 1, got {size}, {num_classes}")
+    proto_gen = torch.Generator().manual_seed(seed)
+    base_color = torch.rand(num_classes, 3, 1, 1, generator=proto_gen) * 128 + 64
+    # A 4x4 random pattern upsampled to full size: spatial structure a conv net can pick up.
+    coarse = torch.randn(num_classes, 3, 4, 4, generator=proto_gen) * 40
+    pattern = torch.nn.functional.interpolate(coarse, size=(resolution, resolution), mode="bilinear")
+    prototypes = base_color + pattern
+
+    def draw(n: int, stream: int) -> TensorDataset:
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + stream)
+        labels = torch.arange(n) % num_classes  # balanced classes
+        labels = labels[torch.randperm(n, generator=gen)]
+        noise = torch.randn(n, 3, resolution, resolution, generator=gen) * 48
+        images = (prototypes[labels] + noise).round().clamp(0, 255).to(torch.uint8)
+        return TensorDataset(images, labels.to(torch.int64))
+
+    return draw(size, 1), draw(max(1, size // 4), 2)
+
+
+# --------------------------------------------------------------------------------------------------
+# Subsets
+# --------------------------------------------------------------------------------------------------
+
+
+def _subset(dataset: TensorDataset | Dataset, n: int | None, seed: int) -> TensorDataset | Dataset:
+    if n is None:
+        return dataset
+    total = len(dataset)
+    if n < 1:
+        raise ValueError(f"subset size must be >= 1, got {n}")
+    if n >= total:
+        warnings.warn(f"subset of {n} requested from {total} samples: using all of them", stacklevel=3)
+        return dataset
+    labels = dataset.labels if isinstance(dataset, TensorDataset) else torch.as_tensor(dataset.targets)
+    indices = stratified_indices(labels.cpu(), n, seed)
+    if isinstance(dataset, TensorDataset):
+        return TensorDataset(dataset.images[indices], dataset.labels[indices])
+    return Subset(dataset, indices.tolist())
+
+
+def stratified_indices(labels: Tensor, n: int, seed: int) -> Tensor:
+    """``n`` seeded indices whose class proportions match ``labels`` as closely as possible.
+
+    Shuffle, rank each sample within its class, then take the ``n`` smallest
+    ``(rank + 0.5) / class_size``: that interleaves classes in proportion to their size, so small
+    subsets of balanced data sets are balanced too (plain random sampling is not).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(labels), generator=gen)
+    shuffled = labels[perm]
+    order = torch.sort(shuffled, stable=True).indices  # group by class, keeping the shuffled order
+    counts = torch.bincount(shuffled)
+    class_start = torch.cumsum(counts, 0) - counts
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(len(order)) - class_start[shuffled[order]]
+    key = (rank.double() + 0.5) / counts[shuffled].double()
+    chosen = perm[torch.sort(key, stable=True).indices[:n]]
+    # Original order: cheaper for file-backed data sets and irrelevant for shuffled training.
+    return torch.sort(chosen).values
+
+
+# --------------------------------------------------------------------------------------------------
+# Batched on-device augmentation
+# --------------------------------------------------------------------------------------------------
+
+
+class BatchAugment(torch.nn.Module):
+    """uint8 ``[B, 3, H, W]`` on any device -> normalised float ``[B, 3, resolution, resolution]``.
+
+    Train pipeline (the paper's / timm's order): random-resized-crop -> horizontal flip ->
+    RandAugment (uint8) -> normalise -> random erasing. Eval: resize the shorter side to
+    ``resolution`` (antialiased) and centre-crop, then normalise.
+
+    ``randaugment`` is the paper's "RandAugment (9, 0.5)", i.e. timm's ``rand-m9-mstd0.5``:
+    ``(magnitude M on timm's 0..10 scale, magnitude std)``, with timm's default of 2 ops per image.
+    It maps to ``v2.RandAugment(num_ops=2, magnitude=M, num_magnitude_bins=11)``: with 11 bins
+    torchvision's magnitude index equals timm's M/10 fraction of each op's maximum (e.g. rotate
+    27 deg at M=9); the default 31 bins would make magnitude=9 a much weaker 9/30. torchvision has
+    no magnitude std, so each group of ``randaugment_group`` samples draws its own magnitude
+    ``round(N(M, std))`` clipped to 0..10 (timm draws a float per op). torchvision draws one op
+    for a whole batch tensor, so groups also give different samples different ops; group size 1
+    is per-sample RandAugment at the cost of B small kernel launches.
+
+    For folder data sets the loader already crops and flips: build this with
+    ``random_resized_crop=False, hflip=False`` there (images then arrive at ``resolution``).
+
+    Randomness is drawn from torch's global *CPU* generator regardless of the images' device, so a
+    run resumed from ``torch.get_rng_state()`` reproduces the same crops, flips and ops on CPU or GPU.
+    """
+
+    def __init__(
+        self,
+        *,
+        resolution: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        train: bool,
+        random_resized_crop: bool = True,
+        scale: tuple[float, float] = (0.08, 1.0),
+        hflip: bool = True,
+        randaugment: tuple[float, float] | None = None,
+        random_erasing: float = 0.0,
+        randaugment_group: int = 16,
+    ) -> None:
+        super().__init__()
+        if randaugment_group < 1:
+            raise ValueError(f"randaugment_group must be >= 1, got {randaugment_group}")
+        self.resolution = resolution
+        # Not `self.train`: that would shadow nn.Module.train() and break .train()/.eval() on a parent.
+        # Not `self.training` either: whether to augment is fixed per instance (the trainer builds one
+        # train and one eval pipeline), not something a parent's .eval() should silently flip.
+        self.is_train = train
+        self.random_resized_crop = random_resized_crop
+        self.scale = tuple(scale)
+        self.hflip = hflip
+        self.randaugment = tuple(randaugment) if randaugment is not None else None
+        self.random_erasing = random_erasing
+        self.randaugment_group = randaugment_group
+        # Kept in 0..255 units so normalisation is one fused (x - m) / s on the uint8-valued floats.
+        # Non-persistent: derived from config, not state worth checkpointing.
+        self.register_buffer(
+            "_mean255", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255, persistent=False
+        )
+        self.register_buffer(
+            "_std255", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255, persistent=False
+        )
+        if self.randaugment is not None:
+            # timm fills pixels uncovered by rotate/shear/translate with the data set's mean colour.
+            fill = [round(255 * m) for m in mean]
+            self._randaugment_ops = [
+                v2.RandAugment(
+                    num_ops=2,
+                    magnitude=m,
+                    num_magnitude_bins=11,
+                    interpolation=v2.InterpolationMode.BILINEAR,
+                    fill=fill,
+                )
+                for m in range(11)
+            ]
+        if random_erasing > 0:
+            # value=0 after normalisation erases to the mean colour.
+            self._erase = v2.RandomErasing(p=random_erasing, value=0)
+
+    def extra_repr(self) -> str:
+        return (
+            f"resolution={self.resolution}, train={self.is_train}, random_resized_crop={self.random_resized_crop}, "
+            f"scale={self.scale}, hflip={self.hflip}, randaugment={self.randaugment}, "
+            f"random_erasing={self.random_erasing}, randaugment_group={self.randaugment_group}"
+        )
+
+    def forward(self, images: Tensor) -> Tensor:
+        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(
+                f"BatchAugment expects uint8 [B, 3, H, W], got {images.dtype} {tuple(images.shape)}"
+            )
+        if not self.is_train:
+            return self._normalize(self._resize_center_crop(images.float()))
+
+        x = (
+            self._random_resized_crop(images)
+            if self.random_resized_crop
+            else self._resize_center_crop(images.float())
+        )
+        if self.hflip:
+            flip = (torch.rand(x.shape[0]) < 0.5).to(x.device)
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+        if self.randaugment is not None:
+            x = self._apply_randaugment(x.round().clamp_(0, 255).to(torch.uint8)).float()
+        x = self._normalize(x)
+        if self.random_erasing > 0:
+            # RandomErasing handles one image per call (one box per call), so loop for per-sample boxes.
+            x = torch.stack([self._erase(img) for img in x])
+        return x
+
+    def _normalize(self, x: Tensor) -> Tensor:
+        mean = self._mean255.to(x.device)  # no-op once the module sits on the images' device
+        std = self._std255.to(x.device)
+        return (x - mean) / std
+
+    def _resize_center_crop(self, x: Tensor) -> Tensor:
+        if x.shape[-2:] == (self.resolution, self.resolution):
+            return x
+        x = TF.resize(x, [self.resolution], antialias=True)  # a single int resizes the shorter side
+        return TF.center_crop(x, [self.resolution, self.resolution])
+
+    def _random_resized_crop(self, images: Tensor) -> Tensor:
+        """Per-sample RandomResizedCrop for the whole batch in one ``roi_align`` call."""
+        batch, _, height, width = images.shape
+        boxes = self._sample_crop_boxes(batch, height, width).to(images.device)
+        # aligned=True puts pixel centres at +0.5, so a box [left, top, left+w, top+h] covers exactly
+        # the crop's pixels; sampling_ratio=-1 averages ceil(crop/out) samples per output pixel,
+        # which antialiases downscaled crops and is plain bilinear when upscaling.
+        return torchvision.ops.roi_align(
+            images.float(),
+            boxes,
+            output_size=self.resolution,
+            spatial_scale=1.0,
+            sampling_ratio=-1,
+            aligned=True,
+        )
+
+    def _sample_crop_boxes(self, batch: int, height: int, width: int) -> Tensor:
+        """torchvision's ``RandomResizedCrop.make_params``, vectorised over the batch.
+
+        Same distribution (10 tries of area-scale x log-uniform ratio, first valid one wins, else
+        a centre crop clamped to the ratio range); all tries are drawn up front, so the RNG stream
+        differs from the per-image loop.
+        """
+        tries = 10
+        area = height * width
+        log_lo, log_hi = math.log(_CROP_RATIO[0]), math.log(_CROP_RATIO[1])
+        target_area = area * torch.empty(batch, tries).uniform_(*self.scale)
+        aspect = torch.exp(torch.empty(batch, tries).uniform_(log_lo, log_hi))
+        w = torch.sqrt(target_area * aspect).round()
+        h = torch.sqrt(target_area / aspect).round()
+        valid = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+        first_valid = valid.int().argmax(dim=1, keepdim=True)  # argmax returns the first maximum
+        found = valid.any(dim=1)
+        w = w.gather(1, first_valid).squeeze(1)
+        h = h.gather(1, first_valid).squeeze(1)
+        top = torch.floor(torch.rand(batch) * (height - h + 1))
+        left = torch.floor(torch.rand(batch) * (width - w + 1))
+
+        in_ratio = width / height
+        if in_ratio < _CROP_RATIO[0]:
+            fw, fh = width, round(width / _CROP_RATIO[0])
+        elif in_ratio > _CROP_RATIO[1]:
+            fw, fh = round(height * _CROP_RATIO[1]), height
+        else:
+            fw, fh = width, height
+        w = torch.where(found, w, float(fw))
+        h = torch.where(found, h, float(fh))
+        top = torch.where(found, top, float((height - fh) // 2))
+        left = torch.where(found, left, float((width - fw) // 2))
+
+        batch_index = torch.arange(batch, dtype=torch.float32)
+        return torch.stack([batch_index, left, top, left + w, top + h], dim=1)
+
+    def _apply_randaugment(self, x: Tensor) -> Tensor:
+        magnitude, magnitude_std = self.randaugment
+        groups = []
+        for group in x.split(self.randaugment_group):
+            m = magnitude
+            if magnitude_std > 0:
+                m = magnitude + magnitude_std * torch.randn(()).item()
+            m = round(min(max(m, 0.0), 10.0))
+            groups.append(self._randaugment_ops[m](group))
+        return torch.cat(groups)

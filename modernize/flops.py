@@ -1,0 +1,122 @@
+"""Params and FLOPs counted the paper's way, and the roadmap's FLOPs table (`make flops`).
+
+FLOPs are fvcore's `FlopCountAnalysis` at 1x3x224x224: it counts one multiply-add as one "FLOP", which is
+the convention of the paper's Figure 2 and tables (ResNet-50 = 4.1 GFLOPs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import logging
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .config import compose, model_spec
+from .io import atomic_write_text
+from .model import build
+from .roadmap import KERNEL_SIZES, STEPS, paper, paper_kernel, paper_step
+from .spec import ModelSpec
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_gflops(model: nn.Module, resolution: int = 224, in_chans: int = 3) -> float:
+    logging.getLogger("fvcore").setLevel(logging.ERROR)  # elementwise ops are not counted, by design
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # fvcore traces with the deprecated torch.jit
+            from fvcore.nn import FlopCountAnalysis
+
+            analysis = FlopCountAnalysis(model, torch.zeros(1, in_chans, resolution, resolution, device=device))
+            analysis.unsupported_ops_warnings(False)
+            analysis.uncalled_modules_warnings(False)
+            return analysis.total() / 1e9
+    finally:
+        model.train(was_training)
+
+
+def measure(spec: ModelSpec, resolution: int = 224) -> dict:
+    model = build(spec)
+    return {"params": count_params(model), "gflops": count_gflops(model, resolution, spec.in_chans)}
+
+
+def roadmap_rows() -> list[dict]:
+    """Every roadmap step, the kernel sweep, the ResNet-200 -> ConvNeXt-B regime and the variants."""
+    rows = []
+    for step in STEPS:
+        ref = paper_step(step)
+        rows.append({"group": "roadmap", "name": step, **measure(model_spec(compose([f"+step={step}"]))),
+                     "paper_gflops": ref["gflops"], "paper_top1": ref["top1"]})
+    for k in KERNEL_SIZES:
+        ref = paper_kernel(k)
+        spec = model_spec(compose(["+step=kernel_size", f"model.block.kernel_size={k}"]))
+        rows.append({"group": "kernel_size", "name": f"kernel_size={k}", **measure(spec),
+                     "paper_gflops": ref["gflops"], "paper_top1": ref["top1"]})
+    variants = paper()["variants"]
+    for step in ("resnet50", "stage_ratio", "resnextify", "inverted_bottleneck", "separate_downsampling"):
+        spec = model_spec(compose([f"+step={step}", "model=resnet200"]))
+        ref = {"resnet50": {"gflops": None}, "separate_downsampling": variants["convnext_b"]}.get(step, {})
+        rows.append({"group": "resnet200_regime", "name": step, **measure(spec),
+                     "paper_gflops": ref.get("gflops"), "paper_top1": ref.get("top1_in1k"),
+                     "paper_params": ref.get("params")})
+    for name in ("convnext_t", "convnext_s", "convnext_b", "convnext_l", "convnext_xl"):
+        ref = variants[name]
+        rows.append({"group": "variants", "name": name, **measure(model_spec(compose([f"model={name}"]))),
+                     "paper_gflops": ref["gflops"], "paper_top1": ref.get("top1_in1k"), "paper_params": ref["params"]})
+    for name, ref in paper()["isotropic"].items():
+        rows.append({"group": "isotropic", "name": name, **measure(model_spec(compose([f"model={name}"]))),
+                     "paper_gflops": ref["gflops"], "paper_top1": ref["top1_in1k"],
+                     "paper_params": ref["params_m"] * 10**6})
+    return rows
+
+
+COLUMNS = ("group", "name", "params", "gflops", "paper_params", "paper_gflops", "paper_top1")
+
+
+def to_markdown(rows: list[dict]) -> str:
+    lines = ["| group | model | params | GFLOPs (ours) | GFLOPs (paper) | diff | paper params | paper top-1 |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        diff = f"{r['gflops'] - r['paper_gflops']:+.2f}" if r.get("paper_gflops") is not None else ""
+        ref_gf = f"{r['paper_gflops']:.1f}" if r.get("paper_gflops") is not None else ""
+        ref_params = f"{r['paper_params']:,}" if r.get("paper_params") else ""
+        top1 = f"{r['paper_top1']:.1f}" if r.get("paper_top1") is not None else ""
+        lines.append(f"| {r['group']} | {r['name']} | {r['params']:,} | {r['gflops']:.2f} | {ref_gf} | {diff} | "
+                     f"{ref_params} | {top1} |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: (round(r[k], 4) if isinstance(r.get(k), float) else r.get(k)) for k in COLUMNS})
+    return buf.getvalue()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="FLOPs/params of every roadmap step, paper beside it")
+    parser.add_argument("--out", default="experiments/flops", help="folder for roadmap.md and roadmap.csv")
+    args = parser.parse_args(argv)
+    rows = roadmap_rows()
+    markdown = ("# FLOPs and params of every step (fvcore, 1x3x224x224)\n\n"
+                "Produced by `make flops` (`python -m modernize.flops`).\n\n" + to_markdown(rows))
+    atomic_write_text(Path(args.out) / "roadmap.md", markdown)
+    atomic_write_text(Path(args.out) / "roadmap.csv", to_csv(rows))
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()

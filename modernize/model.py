@@ -1,0 +1,201 @@
+"""One parametric network: ResNet-50, ConvNeXt-T and every model between them are `build(spec)`.
+
+The module tree is small on purpose (stem, stages of blocks, head) and names each layer by its role, so a
+printed model reads like the paper's figure 4 and `modernize.weights` can map published checkpoints onto it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+from torchvision.ops import StochasticDepth
+
+from .spec import BlockSpec, ModelSpec
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channel dim of an NCHW tensor (the official ConvNeXt's "channels_first" LN).
+
+    Permuting to NHWC and calling the fused `F.layer_norm` is what timm does and is faster than computing
+    mean/var by hand.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+def make_norm(kind: str, channels: int, *, spatial: bool = True) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels) if spatial else nn.BatchNorm1d(channels)
+    # eps 1e-6 as in the official ConvNeXt
+    return LayerNorm2d(channels, eps=1e-6) if spatial else nn.LayerNorm(channels, eps=1e-6)
+
+
+def make_activation(kind: str) -> nn.Module:
+    return {"relu": lambda: nn.ReLU(inplace=True), "gelu": nn.GELU, "silu": lambda: nn.SiLU(inplace=True)}[kind]()
+
+
+def conv(in_ch: int, out_ch: int, kernel: int, *, stride: int = 1, groups: int = 1, padding: int | None = None,
+         followed_by_batch_norm: bool) -> nn.Conv2d:
+    # A conv directly followed by BatchNorm carries no bias: BN's shift makes it redundant (torchvision's
+    # ResNet). LayerNorm normalizes across channels and does not absorb a per-channel bias, so the official
+    # ConvNeXt keeps biases everywhere; this one rule reproduces both parameter counts exactly.
+    return nn.Conv2d(in_ch, out_ch, kernel, stride=stride, groups=groups,
+                     padding=kernel // 2 if padding is None else padding, bias=not followed_by_batch_norm)
+
+
+class LayerScale(nn.Module):
+    def __init__(self, channels: int, init_value: float):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((channels,), float(init_value)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma.view(1, -1, 1, 1)
+
+
+class Block(nn.Module):
+    """A residual bottleneck: x -> act_post(shortcut(x) + drop_path(layer_scale(branch(x))))."""
+
+    def __init__(self, spec: BlockSpec, in_dim: int, width: int, *, stride: int, drop_path: float):
+        super().__init__()
+        out_dim, hidden = spec.residual_width(width), spec.hidden_width(width)
+        bn = spec.norm == "batch"
+        if spec.spatial_position == "middle":  # ResNet: 1x1 reduce, k x k, 1x1 restore
+            plan = [("pw1", in_dim, hidden, 1), ("spatial", hidden, hidden, spec.kernel_size), ("pw2", hidden, out_dim, 1)]
+        else:  # section 2.5 "moving up depthwise conv layer": k x k first, as the MSA block precedes the MLP
+            plan = [("spatial", in_dim, in_dim, spec.kernel_size), ("pw1", in_dim, hidden, 1), ("pw2", hidden, out_dim, 1)]
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        for role, c_in, c_out, k in plan:
+            spatial = role == "spatial"
+            has_norm = role in spec.norm_after
+            layers[role] = conv(c_in, c_out, k, stride=stride if spatial else 1,
+                                groups=spec.spatial_groups(c_in) if spatial else 1,
+                                followed_by_batch_norm=has_norm and bn)
+            if has_norm:
+                layers[f"{role}_norm"] = make_norm(spec.norm, c_out)
+            if role in spec.act_after:
+                layers[f"{role}_act"] = make_activation(spec.activation)
+        self.branch = nn.Sequential(layers)
+        if stride != 1 or in_dim != out_dim:  # projection shortcut (ResNet option B)
+            self.shortcut = nn.Sequential(OrderedDict(
+                conv=conv(in_dim, out_dim, 1, stride=stride, followed_by_batch_norm=bn),
+                norm=make_norm(spec.norm, out_dim)))
+        else:
+            self.shortcut = nn.Identity()
+        self.layer_scale = LayerScale(out_dim, spec.layer_scale_init) if spec.layer_scale_init > 0 else nn.Identity()
+        self.drop_path = StochasticDepth(drop_path, mode="row") if drop_path > 0 else nn.Identity()
+        self.post_act = make_activation(spec.activation) if spec.act_after_residual else nn.Identity()
+        self.out_dim = out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.post_act(self.shortcut(x) + self.drop_path(self.layer_scale(self.branch(x))))
+
+
+class Stage(nn.Module):
+    def __init__(self, downsample: nn.Module, blocks: list[Block]):
+        super().__init__()
+        self.downsample = downsample
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.downsample(x))
+
+
+def build_stem(spec: ModelSpec, out_dim: int) -> nn.Sequential:
+    norm_kind = spec.block.norm
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    if spec.stem.kind == "resnet":
+        layers["conv"] = conv(spec.in_chans, out_dim, 7, stride=2, padding=3,
+                              followed_by_batch_norm=spec.stem.norm and norm_kind == "batch")
+        if spec.stem.norm:
+            layers["norm"] = make_norm(norm_kind, out_dim)
+        layers["act"] = make_activation(spec.block.activation)
+        layers["pool"] = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+    else:
+        # Section 2.3: a non-overlapping p x p, stride p conv, like the patch embedding of ViT/Swin, which
+        # has a norm and no activation.
+        p = spec.stem.patch_size
+        layers["conv"] = conv(spec.in_chans, out_dim, p, stride=p, padding=0,
+                              followed_by_batch_norm=spec.stem.norm and norm_kind == "batch")
+        if spec.stem.norm:
+            layers["norm"] = make_norm(norm_kind, out_dim)
+    return nn.Sequential(layers)
+
+
+class Head(nn.Module):
+    def __init__(self, in_dim: int, num_classes: int, norm: str | None):
+        super().__init__()
+        self.norm = make_norm(norm, in_dim, spatial=False) if norm else nn.Identity()
+        self.fc = nn.Linear(in_dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.norm(x.mean(dim=(2, 3))))
+
+
+class Network(nn.Module):
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        spec.validate()
+        self.spec = spec
+        widths = spec.scaled_widths()
+        dim = spec.stem_width()
+        self.stem = build_stem(spec, dim)
+        total = sum(spec.depths)
+        # Stochastic depth rate grows linearly with block index (Huang et al. 2016; the official ConvNeXt).
+        rates = [spec.drop_path_rate * i / max(total - 1, 1) for i in range(total)]
+        stages, index = [], 0
+        for i, (width, depth) in enumerate(zip(widths, spec.depths)):
+            downsample: nn.Module = nn.Identity()
+            stride = 1
+            if i > 0 and spec.downsampling == "separate":
+                out_dim = spec.block.residual_width(width)
+                # Section 2.6: "adding normalization layers wherever spatial resolution is changed"
+                downsample = nn.Sequential(OrderedDict(
+                    norm=make_norm(spec.block.norm, dim),
+                    conv=conv(dim, out_dim, 2, stride=2, padding=0, followed_by_batch_norm=False)))
+                dim = out_dim
+            elif i > 0:
+                stride = 2
+            blocks = []
+            for j in range(depth):
+                block = Block(spec.block, dim, width, stride=stride if j == 0 else 1, drop_path=rates[index])
+                blocks.append(block)
+                dim = block.out_dim
+                index += 1
+            stages.append(Stage(downsample, blocks))
+        self.stages = nn.Sequential(*stages)
+        self.num_features = dim
+        self.head = Head(dim, spec.num_classes, spec.block.norm if spec.head_norm else None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                if self.spec.init == "kaiming":
+                    # torchvision's ResNet: He-normal fan-out for convs, PyTorch's default for the classifier
+                    if isinstance(m, nn.Conv2d):
+                        nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                        if m.bias is not None:
+                            nn.init.zeros_(m.bias)
+                else:
+                    # DeiT / Swin / ConvNeXt: truncated normal, std 0.02, zero bias
+                    nn.init.trunc_normal_(m.weight, std=0.02)
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
+            elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d, nn.LayerNorm)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.stem(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_features(x))
+
+
+def build(spec: ModelSpec) -> Network:
+    return Network(spec)

@@ -1,0 +1,188 @@
+"""The design space: a network is a `ModelSpec`, a block is a `BlockSpec`.
+
+Every roadmap step of the paper (Liu et al., "A ConvNet for the 2020s", CVPR 2022) is a change of a few
+fields here, written as a YAML delta under `conf/delta/`. Nothing in the builder knows step names.
+
+The specs are validated in full before any module is built, so a bad config fails with one message that
+names the field and the allowed values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+NORMS = ("batch", "layer")
+ACTIVATIONS = ("relu", "gelu", "silu")
+BLOCK_LAYERS = ("pw1", "spatial", "pw2")  # the three convs of a bottleneck, by role not by position
+SPATIAL_POSITIONS = ("middle", "top")
+STEMS = ("resnet", "patchify")
+DOWNSAMPLING = ("in_block", "separate")
+INITS = ("kaiming", "trunc_normal")
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """One residual bottleneck block.
+
+    `pw1` and `pw2` are the two 1x1 convs, `spatial` is the k x k conv. Where the spatial conv sits and which
+    of the three layers carry a norm or an activation are data, so the ResNet bottleneck and the ConvNeXt
+    block are two values of this spec.
+    """
+
+    kernel_size: int = 3
+    groups: int | str = 1  # an int, or "depthwise": groups = channels (paper section 2.4)
+    expansion: int = 4
+    # False: ResNet bottleneck, residual width = width * expansion, hidden = width (wide -> narrow -> wide).
+    # True: inverted bottleneck, residual width = width, hidden = width * expansion (narrow -> wide -> narrow).
+    inverted: bool = False
+    spatial_position: str = "middle"  # "middle": pw1 -> spatial -> pw2; "top": spatial -> pw1 -> pw2
+    activation: str = "relu"
+    act_after: tuple[str, ...] = ("pw1", "spatial")
+    act_after_residual: bool = True  # ResNet applies ReLU after the residual sum
+    norm: str = "batch"
+    norm_after: tuple[str, ...] = ("pw1", "spatial", "pw2")
+    layer_scale_init: float = 0.0  # 0 disables layer scale (Touvron et al. 2021); ConvNeXt uses 1e-6
+
+    def validate(self) -> None:
+        _check_int("block.kernel_size", self.kernel_size, minimum=1)
+        if self.kernel_size % 2 == 0:
+            raise ValueError(
+                f"block.kernel_size must be an odd positive integer (so 'same' padding keeps the size), "
+                f"got {self.kernel_size}; allowed: 1, 3, 5, 7, 9, 11, ..."
+            )
+        if self.groups != "depthwise":
+            _check_int("block.groups", self.groups, minimum=1, allowed_hint="a positive integer or 'depthwise'")
+        _check_int("block.expansion", self.expansion, minimum=1)
+        _check_choice("block.spatial_position", self.spatial_position, SPATIAL_POSITIONS)
+        _check_choice("block.activation", self.activation, ACTIVATIONS)
+        _check_choice("block.norm", self.norm, NORMS)
+        for name, layers in (("block.act_after", self.act_after), ("block.norm_after", self.norm_after)):
+            for layer in layers:
+                _check_choice(name, layer, BLOCK_LAYERS)
+        if not isinstance(self.layer_scale_init, (int, float)) or self.layer_scale_init < 0:
+            raise ValueError(f"block.layer_scale_init must be a number >= 0 (0 disables it), got {self.layer_scale_init!r}")
+
+    def residual_width(self, width: int) -> int:
+        return width if self.inverted else width * self.expansion
+
+    def hidden_width(self, width: int) -> int:
+        return width * self.expansion if self.inverted else width
+
+    def spatial_groups(self, channels: int) -> int:
+        return channels if self.groups == "depthwise" else int(self.groups)
+
+
+@dataclass(frozen=True)
+class StemSpec:
+    kind: str = "resnet"  # "resnet": 7x7/2 conv + norm + act + 3x3/2 max-pool; "patchify": p x p / p conv
+    patch_size: int = 4
+    norm: bool = True
+
+    def validate(self) -> None:
+        _check_choice("stem.kind", self.kind, STEMS)
+        _check_int("stem.patch_size", self.patch_size, minimum=1)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    widths: tuple[int, ...] = (64, 128, 256, 512)  # per stage: the bottleneck's `width` (see BlockSpec)
+    depths: tuple[int, ...] = (3, 4, 6, 3)
+    block: BlockSpec = field(default_factory=BlockSpec)
+    stem: StemSpec = field(default_factory=StemSpec)
+    # "in_block": the first block of stages 2..4 strides its spatial conv and projects its shortcut (ResNet);
+    # "separate": a norm + 2x2/2 conv between stages, every block keeps its resolution (paper section 2.6).
+    downsampling: str = "in_block"
+    head_norm: bool = False  # a norm after global average pooling (section 2.6)
+    drop_path_rate: float = 0.0
+    num_classes: int = 1000
+    in_chans: int = 3
+    width_multiplier: float = 1.0  # profiles shrink every width by this factor; 1.0 is the paper's model
+    init: str = "kaiming"
+
+    def validate(self) -> None:
+        if len(self.widths) == 0 or len(self.widths) != len(self.depths):
+            raise ValueError(
+                f"model.widths and model.depths must be non-empty and of equal length (one entry per stage), "
+                f"got widths={list(self.widths)} depths={list(self.depths)}"
+            )
+        for i, w in enumerate(self.widths):
+            _check_int(f"model.widths[{i}]", w, minimum=1)
+        for i, d in enumerate(self.depths):
+            _check_int(f"model.depths[{i}]", d, minimum=1)
+        _check_choice("model.downsampling", self.downsampling, DOWNSAMPLING)
+        _check_choice("model.init", self.init, INITS)
+        _check_int("model.num_classes", self.num_classes, minimum=1)
+        _check_int("model.in_chans", self.in_chans, minimum=1)
+        if not isinstance(self.width_multiplier, (int, float)) or self.width_multiplier <= 0:
+            raise ValueError(f"model.width_multiplier must be a number > 0, got {self.width_multiplier!r}")
+        if not isinstance(self.drop_path_rate, (int, float)) or not 0 <= self.drop_path_rate < 1:
+            raise ValueError(f"model.drop_path_rate must be in [0, 1), got {self.drop_path_rate!r}")
+        self.block.validate()
+        self.stem.validate()
+        if self.block.groups != "depthwise":
+            for width in self.scaled_widths():
+                for channels in self._spatial_conv_channels(width):
+                    if channels % int(self.block.groups):
+                        raise ValueError(
+                            f"block.groups={self.block.groups} does not divide the {channels} channels of a "
+                            f"spatial conv; allowed: a divisor of every stage's channels, or 'depthwise'"
+                        )
+
+    def _spatial_conv_channels(self, width: int) -> tuple[int, ...]:
+        b = self.block
+        if b.spatial_position == "middle":
+            return (b.hidden_width(width),)
+        # at the top the spatial conv sees the block's input, which is the previous stage's width in a
+        # stage's first block when downsampling happens inside the block
+        return tuple({b.residual_width(w) for w in self.scaled_widths()} | {self.stem_width()})
+
+    def scaled_widths(self) -> tuple[int, ...]:
+        """Stage widths after the profile's width multiplier, rounded to a multiple of 8 (at least 8)."""
+        if self.width_multiplier == 1.0:
+            return tuple(self.widths)
+        return tuple(max(8, int(round(w * self.width_multiplier / 8)) * 8) for w in self.widths)
+
+    def stem_width(self) -> int:
+        # The stem feeds stage 1 at the stage's own width: 64 for ResNet-50, 96 after "resnextify", which is
+        # also ConvNeXt-T's stem. See docs/roadmap.md for why this matches the paper's 5.3 GFLOPs.
+        return self.scaled_widths()[0]
+
+
+def _check_int(name: str, value: Any, *, minimum: int, allowed_hint: str | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        hint = allowed_hint or (f"an integer >= {minimum}" if minimum > 1 else "a positive integer")
+        raise ValueError(f"{name} must be {hint}, got {value!r}")
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _from_mapping(cls, data: Mapping[str, Any], where: str):
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(where + k for k in unknown)}; allowed: {', '.join(sorted(names))}")
+    kwargs = {}
+    for key, value in data.items():
+        if isinstance(value, list):
+            value = tuple(value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+# Keys of the Hydra `model` node that describe the run, not the architecture.
+_NON_ARCHITECTURE_KEYS = ("name", "target", "reference")
+
+
+def model_spec_from_dict(data: Mapping[str, Any]) -> ModelSpec:
+    """Build and validate a ModelSpec from a plain dict (the resolved Hydra `model` node)."""
+    data = {k: v for k, v in data.items() if k not in _NON_ARCHITECTURE_KEYS}
+    block = _from_mapping(BlockSpec, data.pop("block", {}) or {}, "block.")
+    stem = _from_mapping(StemSpec, data.pop("stem", {}) or {}, "stem.")
+    spec = _from_mapping(ModelSpec, {**data, "block": block, "stem": stem}, "model.")
+    spec.validate()
+    return spec

@@ -1,0 +1,248 @@
+"""Weights & Biases logging that can never stop a training run.
+
+Training must not hang or die because W&B is unreachable, unconfigured or broken, so every wandb call here
+is bounded (timeouts) and guarded: on the first failure we print one warning and carry on without logging.
+`read_offline_run` parses an offline run's transaction log back into plain dicts (tests, inspection).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import wandb
+
+MODES = ("auto", "online", "offline", "disabled")
+
+# Without network wandb.init retries until init_timeout (default 90 s); 30 s still covers a slow login.
+INIT_TIMEOUT_S = 30.0
+# Bound the final upload of an online run; whatever is left stays on disk for `wandb sync`.
+FINISH_TIMEOUT_S = 120.0
+
+
+def _warn(message: str) -> None:
+    print(f"[tracking] WARNING: {message}", file=sys.stderr, flush=True)
+
+
+def _api_key_configured() -> bool:
+    """Whether wandb would find credentials without prompting: WANDB_API_KEY, a netrc entry or wandb settings."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        # The lookup wandb.init itself does (host from WANDB_BASE_URL / settings file, netrc from NETRC or
+        # ~/.netrc), minus the deprecation warning that wandb.api.api_key prints in wandb >= 0.2x.
+        from wandb.sdk import wandb_setup
+        from wandb.sdk.lib import wbauth
+
+        settings = wandb_setup.singleton().settings
+        return bool(wbauth.read_netrc_auth(host=settings.base_url) or settings.api_key)
+    except ImportError:  # older wandb without wbauth: its public helper does the same lookup there
+        return bool(wandb.api.api_key)
+    except Exception:  # e.g. a malformed key: online would fail anyway
+        return False
+
+
+def resolve_mode(mode: str) -> str:
+    """Map a configured mode to the one wandb runs in; "auto" is online only when an API key is configured."""
+    if mode not in MODES:
+        raise ValueError(f"invalid W&B mode {mode!r}; expected one of {', '.join(MODES)}")
+    if mode == "auto":
+        return "online" if _api_key_configured() else "offline"
+    return mode
+
+
+class Tracker:
+    """Weights & Biases logging for one run (rank 0 only; other ranks get a no-op)."""
+
+    def __init__(self, *, mode: str, project: str, entity: str | None, group: str, name: str,
+                 tags: list[str], config: dict, run_dir: str | Path, run_id: str | None = None,
+                 enabled: bool = True) -> None:
+        resolved = resolve_mode(mode)  # validate even when disabled, so a typo fails on every rank
+        self._run: Any = None
+        self._mode = resolved if enabled else "disabled"
+        if self._mode == "disabled":
+            return  # never touch wandb: no service process, no files
+
+        run_dir = Path(run_dir).resolve()
+        # wandb infers the git root from dir; it warns if dir does not exist yet.
+        run_dir.mkdir(parents=True, exist_ok=True)
+        settings = wandb.Settings(
+            console="off",  # no stdout/stderr capture: the trainer's own output stays untouched
+            silent=True,
+            quiet=True,
+            init_timeout=INIT_TIMEOUT_S,
+            finish_timeout=FINISH_TIMEOUT_S,
+        )
+        try:
+            # Global settings too: login messages ("Loaded credentials ...") ignore the per-run ones.
+            wandb.setup(settings=settings)
+            self._run = wandb.init(
+                mode=self._mode, project=project, entity=entity, group=group, name=name, tags=list(tags),
+                config=config, dir=str(run_dir), id=run_id, resume="allow" if run_id else None,
+                settings=settings,
+            )
+        except Exception as e:  # no network, bad key, unwritable dir, ...: train on without W&B
+            first_line = (str(e).strip().splitlines() or [""])[0]
+            _warn(f"wandb.init failed ({type(e).__name__}: {first_line}); W&B logging disabled for this run")
+            self._disable()
+
+    @property
+    def run_id(self) -> str | None:
+        return self._run.id if self._run is not None else None
+
+    @property
+    def mode(self) -> str:
+        """The mode actually in use: "online", "offline" or "disabled" (also after a failed init)."""
+        return self._mode
+
+    def log(self, metrics: dict, step: int) -> None:
+        """Log one epoch's metrics at `step` (must not decrease: wandb drops older steps)."""
+        self._guard("log", lambda run: run.log(dict(metrics), step=step))
+
+    def summary(self, metrics: dict) -> None:
+        self._guard("summary", lambda run: run.summary.update(dict(metrics)))
+
+    def table(self, key: str, columns: list[str], rows: list[list]) -> None:
+        """Log a table; without a step it joins the latest logged step's history row."""
+        self._guard("table", lambda run: run.log({key: wandb.Table(columns=list(columns), data=rows)}))
+
+    def finish(self, exit_code: int = 0) -> None:
+        if self._run is None:
+            return
+        offline_dir = Path(self._run.dir).parent if self._mode == "offline" else None
+        self._guard("finish", lambda run: run.finish(exit_code=exit_code))
+        if self._run is not None:  # _guard already tore down on failure
+            self._run = None
+            self._teardown()
+        if offline_dir is not None:  # silent=True hides wandb's own hint
+            print(f"[tracking] W&B offline run saved; upload it with: wandb sync {offline_dir}",
+                  file=sys.stderr, flush=True)
+
+    def _guard(self, what: str, call: Callable[[Any], Any]) -> None:
+        """Run call(run); on failure warn once and stop logging, since a logger must not end training."""
+        if self._run is None:
+            return
+        try:
+            call(self._run)
+        except Exception as e:
+            _warn(f"wandb {what} failed ({type(e).__name__}: {e}); W&B logging disabled from here on")
+            self._disable()
+
+    def _disable(self) -> None:
+        self._run, self._mode = None, "disabled"
+        self._teardown()
+
+    @staticmethod
+    def _teardown() -> None:
+        # Stops the wandb-core service process now rather than at interpreter exit (the atexit hook is
+        # unreliable under multiprocessing); the next Tracker starts a fresh one.
+        try:
+            wandb.teardown()
+        except Exception as e:
+            _warn(f"wandb.teardown failed ({type(e).__name__}: {e})")
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading offline runs
+# --------------------------------------------------------------------------------------------------
+# wandb >= 0.19 writes run-<id>.wandb from its Go service and no longer ships a Python reader
+# (wandb.sdk.internal.datastore is gone), so the framing is parsed here and each record is decoded with
+# wandb's own protobuf, wandb.proto.wandb_internal_pb2.Record. The framing is LevelDB's log format:
+# a 7-byte file header (":W&B", magic 0xBEE1, version 0), then 32 KiB blocks of chunks, each with a
+# 7-byte header (crc32c, length, type); a record too large for a block is split into FIRST/MIDDLE/LAST.
+# The CRC (crc32c) is not checked: the stdlib has no crc32c, and a torn tail just ends the read.
+
+_BLOCK = 32 * 1024
+_FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+
+
+def _records(path: Path):
+    from wandb.proto import wandb_internal_pb2
+
+    data = path.read_bytes()
+    if data[:4] != b":W&B":
+        raise ValueError(f"{path} is not a W&B transaction log")
+    pos, pending = 7, b""
+    while True:
+        if _BLOCK - pos % _BLOCK < 7:  # block tails too short for a header are zero padding
+            pos += _BLOCK - pos % _BLOCK
+        if pos + 7 > len(data):
+            return
+        _crc, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        chunk = data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if len(chunk) < length or kind not in (_FULL, _FIRST, _MIDDLE, _LAST):
+            return  # truncated file (crashed run) or unwritten space
+        if kind == _FULL:
+            payload = chunk
+        elif kind == _LAST:
+            payload, pending = pending + chunk, b""
+        else:  # _FIRST starts a record, _MIDDLE continues it
+            pending = chunk if kind == _FIRST else pending + chunk
+            continue
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(payload)
+        yield record
+
+
+def _set(target: dict, item: Any) -> None:
+    """Apply one config/history/summary item; nested_key (a path) is what wandb-core writes, key the SDK."""
+    path = list(item.nested_key) or [item.key]
+    for part in path[:-1]:
+        target = target.setdefault(part, {})
+    target[path[-1]] = json.loads(item.value_json)
+
+
+def _drop(target: dict, item: Any) -> None:
+    path = list(item.nested_key) or [item.key]
+    for part in path[:-1]:
+        target = target.get(part, {})
+    target.pop(path[-1], None)
+
+
+def read_offline_run(run_dir: str | Path) -> dict:
+    """Read the offline W&B run under run_dir/wandb into {"config", "history", "summary"}.
+
+    A resumed run leaves one offline-run-* directory per session; they are merged in time order.
+    Keys starting with "_" (wandb's bookkeeping such as _runtime) are dropped, except "_step" in history rows.
+    """
+    files = sorted(Path(run_dir).glob("wandb/offline-run-*/run-*.wandb"))
+    if not files:
+        raise FileNotFoundError(f"no offline W&B run under {Path(run_dir) / 'wandb'}")
+    config: dict = {}
+    history: list[dict] = []
+    summary: dict = {}
+    for path in files:
+        for record in _records(path):
+            kind = record.WhichOneof("record_type")
+            if kind == "run":
+                for item in record.run.config.update:
+                    _set(config, item)
+            elif kind == "config":
+                for item in record.config.update:
+                    _set(config, item)
+                for item in record.config.remove:
+                    _drop(config, item)
+            elif kind == "history":
+                row: dict = {}
+                for item in record.history.item:
+                    _set(row, item)
+                history.append(row)
+            elif kind == "summary":
+                for item in record.summary.update:
+                    _set(summary, item)
+                for item in record.summary.remove:
+                    _drop(summary, item)
+
+    def public(d: dict, keep: tuple[str, ...] = ()) -> dict:
+        return {k: v for k, v in d.items() if not k.startswith("_") or k in keep}
+
+    return {
+        "config": public(config),
+        "history": [public(row, keep=("_step",)) for row in history],
+        "summary": public(summary),
+    }

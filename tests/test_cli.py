@@ -1,0 +1,31 @@
+"""The two entry points a user meets first: `run.py task=profile` and the notebook API."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from modernize import build_model
+from modernize.flops import count_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_profile_prints_a_summary_and_ends_with_one_json_line(tmp_path):
+    proc = subprocess.run([sys.executable, "run.py", "task=profile", "+step=inverted_bottleneck",
+                           f"out_root={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    result = json.loads(lines[-1])
+    assert result["step"] == "inverted_bottleneck" and result["paper_gflops"] == 4.6
+    assert result["params"] == 25_851_496 and abs(result["gflops"] - 4.6) <= 0.1
+    assert any("stage 3: 9 blocks" in line for line in lines)
+
+
+def test_build_model_api_applies_overrides_through_hydra():
+    model = build_model("gelu", overrides=["model.block.kernel_size=9"])
+    assert isinstance(model, torch.nn.Module)
+    assert {b.branch.spatial.kernel_size for b in model.modules() if hasattr(b, "branch")} == {(9, 9)}
+    assert count_params(build_model("resnet50")) == 25_557_032

@@ -1,0 +1,523 @@
+"""Tests for modernize.data: every loader reads real on-disk formats written to tmp_path."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+from PIL import Image
+
+from modernize import data
+from modernize.data import BatchAugment, DataError, TensorDataset, load_data, make_loader
+
+# --------------------------------------------------------------------------------------------------
+# Helpers writing the real formats
+# --------------------------------------------------------------------------------------------------
+
+
+def write_idx_images(path: Path, images: np.ndarray) -> None:
+    payload = struct.pack(">IIII", 2051, *images.shape) + images.astype(np.uint8).tobytes()
+    _write_maybe_gz(path, payload)
+
+
+def write_idx_labels(path: Path, labels: np.ndarray) -> None:
+    payload = struct.pack(">II", 2049, len(labels)) + labels.astype(np.uint8).tobytes()
+    _write_maybe_gz(path, payload)
+
+
+def _write_maybe_gz(path: Path, payload: bytes) -> None:
+    if path.suffix == ".gz":
+        with gzip.open(path, "wb") as f:
+            f.write(payload)
+    else:
+        path.write_bytes(payload)
+
+
+def write_fashion_mnist(folder: Path, n_train: int, n_val: int, *, gz: bool) -> dict[str, np.ndarray]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    arrays = {
+        "train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train_labels": rng.integers(0, 10, n_train, dtype=np.uint8),
+        "val_images": rng.integers(0, 256, (n_val, 28, 28), dtype=np.uint8),
+        "val_labels": rng.integers(0, 10, n_val, dtype=np.uint8),
+    }
+    ext = ".gz" if gz else ""
+    write_idx_images(folder / f"train-images-idx3-ubyte{ext}", arrays["train_images"])
+    write_idx_labels(folder / f"train-labels-idx1-ubyte{ext}", arrays["train_labels"])
+    write_idx_images(folder / f"t10k-images-idx3-ubyte{ext}", arrays["val_images"])
+    write_idx_labels(folder / f"t10k-labels-idx1-ubyte{ext}", arrays["val_labels"])
+    return arrays
+
+
+def write_cifar10(root: Path, per_batch: int) -> dict[str, np.ndarray]:
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    all_data, all_labels = [], []
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch_data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
+        batch_labels = rng.integers(0, 10, per_batch).tolist()
+        with open(folder / name, "wb") as f:
+            pickle.dump(
+                {
+                    b"batch_label": name.encode(),
+                    b"data": batch_data,
+                    b"labels": batch_labels,
+                    b"filenames": [b"x.png"] * per_batch,
+                },
+                f,
+                protocol=2,
+            )
+        all_data.append(batch_data)
+        all_labels.append(batch_labels)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [f"c{i}".encode() for i in range(10)], b"num_vis": 3072}, f, protocol=2)
+    return {
+        "train_data": np.concatenate(all_data[:5]),
+        "train_labels": np.concatenate(all_labels[:5]),
+        "test_data": all_data[5],
+        "test_labels": np.array(all_labels[5]),
+    }
+
+
+def write_cifar100(root: Path, n_train: int, n_test: int) -> dict[str, np.ndarray]:
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    out = {}
+    for name, n in (("train", n_train), ("test", n_test)):
+        d = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        fine = rng.integers(0, 100, n).tolist()
+        with open(folder / name, "wb") as f:
+            pickle.dump(
+                {
+                    b"filenames": [b"x.png"] * n,
+                    b"batch_label": name.encode(),
+                    b"fine_labels": fine,
+                    b"coarse_labels": [x // 5 for x in fine],
+                    b"data": d,
+                },
+                f,
+                protocol=2,
+            )
+        out[name] = (d, np.array(fine))
+    with open(folder / "meta", "wb") as f:
+        pickle.dump(
+            {
+                b"fine_label_names": [f"f{i}".encode() for i in range(100)],
+                b"coarse_label_names": [f"c{i}".encode() for i in range(20)],
+            },
+            f,
+            protocol=2,
+        )
+    return out
+
+
+def write_imagefolder(
+    root: Path, classes=("cat", "dog", "fox"), per_class=4, splits=("train", "val")
+) -> None:
+    rng = np.random.default_rng(3)
+    for split in splits:
+        for cls in classes:
+            d = root / split / cls
+            d.mkdir(parents=True)
+            for i in range(per_class):
+                h, w = int(rng.integers(20, 48)), int(rng.integers(20, 48))
+                Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(d / f"{i}.png")
+
+
+# --------------------------------------------------------------------------------------------------
+# Fashion-MNIST
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_fashion_mnist_reads_idx_files(tmp_path, gz):
+    arrays = write_fashion_mnist(tmp_path, 20, 8, gz=gz)
+    bundle = load_data("fashion_mnist", tmp_path, resolution=32, download=False)
+    assert bundle.num_classes == 10 and bundle.name == "fashion_mnist"
+    assert bundle.mean == (0.2860,) * 3 and bundle.std == (0.3530,) * 3
+    assert bundle.train.images.shape == (20, 3, 28, 28) and bundle.train.images.dtype == torch.uint8
+    assert bundle.val.images.shape == (8, 3, 28, 28)
+    for c in range(3):  # grayscale replicated, native size kept
+        assert np.array_equal(bundle.train.images[:, c].numpy(), arrays["train_images"])
+    assert bundle.train.labels.dtype == torch.int64
+    assert np.array_equal(bundle.train.labels.numpy(), arrays["train_labels"])
+    assert np.array_equal(bundle.val.labels.numpy(), arrays["val_labels"])
+
+
+def test_fashion_mnist_torchvision_layout(tmp_path):
+    # What torchvision's FashionMNIST(download=True) leaves behind: root/FashionMNIST/raw/<plain idx>.
+    write_fashion_mnist(tmp_path / "FashionMNIST" / "raw", 6, 4, gz=False)
+    bundle = load_data("fashion_mnist", tmp_path, resolution=28, download=False)
+    assert len(bundle.train) == 6 and len(bundle.val) == 4
+
+
+def test_fashion_mnist_bad_magic_is_data_error(tmp_path):
+    write_fashion_mnist(tmp_path, 4, 4, gz=False)
+    write_idx_labels(tmp_path / "train-images-idx3-ubyte", np.zeros(4))  # labels where images belong
+    with pytest.raises(DataError, match="train-images-idx3-ubyte"):
+        load_data("fashion_mnist", tmp_path, resolution=28, download=False)
+
+
+@pytest.mark.skipif(not data.FASHION_MNIST_SYSTEM_DIR.is_dir(), reason="dataset-fashion-mnist not installed")
+def test_fashion_mnist_system_package_used_when_root_empty(tmp_path):
+    bundle = load_data("fashion_mnist", tmp_path, resolution=28, download=False)
+    assert bundle.train.images.shape == (60000, 3, 28, 28)
+    assert bundle.val.images.shape == (10000, 3, 28, 28)
+    assert torch.equal(torch.bincount(bundle.val.labels), torch.full((10,), 1000))
+
+
+def test_fashion_mnist_missing_raises_helpful_error(tmp_path, monkeypatch):
+    missing = tmp_path / "no-system-copy"
+    monkeypatch.setattr(data, "FASHION_MNIST_SYSTEM_DIR", missing)
+    with pytest.raises(DataError) as info:
+        load_data("fashion_mnist", tmp_path, resolution=28, download=False)
+    message = str(info.value)
+    assert "apt-get install dataset-fashion-mnist" in message
+    assert str(missing) in message and str(tmp_path) in message and "data.root" in message
+
+
+# --------------------------------------------------------------------------------------------------
+# CIFAR
+# --------------------------------------------------------------------------------------------------
+
+
+def test_cifar10_reads_python_pickles(tmp_path):
+    ref = write_cifar10(tmp_path, per_batch=6)
+    bundle = load_data("cifar10", tmp_path, resolution=32)
+    assert bundle.num_classes == 10 and bundle.mean == (0.4914, 0.4822, 0.4465)
+    assert bundle.train.images.shape == (30, 3, 32, 32) and bundle.val.images.shape == (6, 3, 32, 32)
+    # Each 3072-byte row is the R plane, then G, then B of a 32x32 image.
+    assert np.array_equal(bundle.train.images[7, 1].numpy().ravel(), ref["train_data"][7, 1024:2048])
+    assert np.array_equal(bundle.train.labels.numpy(), ref["train_labels"])
+    assert np.array_equal(bundle.val.labels.numpy(), ref["test_labels"])
+
+
+def test_cifar100_reads_fine_labels(tmp_path):
+    ref = write_cifar100(tmp_path, n_train=12, n_test=5)
+    # root may also point at the extracted folder itself.
+    bundle = load_data("cifar100", tmp_path / "cifar-100-python", resolution=32)
+    assert bundle.num_classes == 100 and bundle.std == (0.2673, 0.2564, 0.2762)
+    assert bundle.train.images.shape == (12, 3, 32, 32) and bundle.val.images.shape == (5, 3, 32, 32)
+    assert np.array_equal(bundle.train.images.reshape(12, -1).numpy(), ref["train"][0])
+    assert np.array_equal(bundle.val.labels.numpy(), ref["test"][1])
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_cifar_missing_raises_helpful_error(tmp_path, name):
+    with pytest.raises(DataError) as info:
+        load_data(name, tmp_path, resolution=32)
+    message = str(info.value)
+    assert str(tmp_path) in message and "download=True" in message and "tar xzf" in message
+
+
+# --------------------------------------------------------------------------------------------------
+# Image folders
+# --------------------------------------------------------------------------------------------------
+
+
+def test_imagefolder_loader_yields_uint8_at_resolution(tmp_path):
+    write_imagefolder(tmp_path)
+    bundle = load_data("imagefolder", tmp_path, resolution=16)
+    assert bundle.num_classes == 3 and bundle.mean == (0.485, 0.456, 0.406)
+    assert len(bundle.train) == 12 and len(bundle.val) == 12
+    for split in (bundle.train, bundle.val):
+        loader = make_loader(split, 5, shuffle=True, workers=0, distributed=False, seed=0, drop_last=False)
+        images, labels = next(iter(loader))
+        assert images.dtype == torch.uint8 and images.shape == (5, 3, 16, 16)
+        assert labels.dtype == torch.int64 and set(labels.tolist()) <= {0, 1, 2}
+        assert sum(len(b[1]) for b in loader) == 12
+
+
+def test_imagefolder_loader_with_worker(tmp_path):
+    # Transforms must pickle into worker processes; persistent workers must survive a second epoch.
+    write_imagefolder(tmp_path, per_class=2)
+    bundle = load_data("imagefolder", tmp_path, resolution=8)
+    loader = make_loader(bundle.train, 4, shuffle=False, workers=1, distributed=False, seed=0, drop_last=True)
+    assert loader.persistent_workers
+    for _ in range(2):
+        batches = list(loader)
+        assert len(batches) == 1 and batches[0][0].shape == (4, 3, 8, 8)
+
+
+def test_imagefolder_distributed_sampler(tmp_path):
+    write_imagefolder(tmp_path, per_class=2)
+    bundle = load_data("imagefolder", tmp_path, resolution=8)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        loader = make_loader(
+            bundle.train, 2, shuffle=True, workers=0, distributed=True, seed=3, drop_last=False
+        )
+        assert isinstance(loader.sampler, torch.utils.data.DistributedSampler)
+        assert sorted(loader.sampler) == list(range(6))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_imagefolder_subset_is_seeded_subset(tmp_path):
+    write_imagefolder(tmp_path, per_class=4)
+    a = load_data("imagefolder", tmp_path, resolution=8, train_subset=6, seed=1)
+    b = load_data("imagefolder", tmp_path, resolution=8, train_subset=6, seed=1)
+    assert isinstance(a.train, torch.utils.data.Subset) and len(a.train) == 6
+    assert a.train.indices == b.train.indices
+    labels = [a.train.dataset.targets[i] for i in a.train.indices]
+    assert sorted(labels) == [0, 0, 1, 1, 2, 2]  # stratified
+
+
+def test_imagefolder_missing_val_raises(tmp_path):
+    write_imagefolder(tmp_path, splits=("train",))
+    with pytest.raises(DataError, match="val"):
+        load_data("imagefolder", tmp_path, resolution=8)
+
+
+def test_imagefolder_mismatched_classes_raise(tmp_path):
+    write_imagefolder(tmp_path, per_class=1)
+    (tmp_path / "val" / "dog").rename(tmp_path / "val" / "wolf")
+    with pytest.raises(DataError, match="different class folders"):
+        load_data("imagefolder", tmp_path, resolution=8)
+
+
+# --------------------------------------------------------------------------------------------------
+# Synthetic data and subsets
+# --------------------------------------------------------------------------------------------------
+
+
+def test_synthetic_is_deterministic_and_shaped():
+    a = load_data("synthetic", None, resolution=16, seed=4, synthetic_size=40, synthetic_classes=5)
+    b = load_data("synthetic", None, resolution=16, seed=4, synthetic_size=40, synthetic_classes=5)
+    c = load_data("synthetic", None, resolution=16, seed=5, synthetic_size=40, synthetic_classes=5)
+    assert a.train.images.shape == (40, 3, 16, 16) and a.val.images.shape == (10, 3, 16, 16)
+    assert a.num_classes == 5 and a.mean == (0.5,) * 3
+    assert torch.equal(a.train.images, b.train.images) and torch.equal(a.val.labels, b.val.labels)
+    assert not torch.equal(a.train.images, c.train.images)
+    assert not torch.equal(a.train.images[:10], a.val.images)  # val is a separate draw
+    assert torch.equal(torch.bincount(a.train.labels), torch.full((5,), 8))
+
+
+def test_synthetic_is_learnable():
+    # Nearest class mean fitted on train must beat chance clearly on val.
+    bundle = load_data("synthetic", None, resolution=8, seed=0, synthetic_size=400, synthetic_classes=10)
+    x_train, y_train = bundle.train.images.flatten(1).float(), bundle.train.labels
+    centroids = torch.stack([x_train[y_train == k].mean(0) for k in range(10)])
+    pred = torch.cdist(bundle.val.images.flatten(1).float(), centroids).argmin(1)
+    assert (pred == bundle.val.labels).float().mean() > 0.5
+
+
+def test_tensor_subsets_are_seeded_and_stratified():
+    kwargs = {
+        "resolution": 8,
+        "synthetic_size": 200,
+        "synthetic_classes": 10,
+        "train_subset": 50,
+        "val_subset": 20,
+    }
+    a = load_data("synthetic", None, seed=0, **kwargs)
+    b = load_data("synthetic", None, seed=0, **kwargs)
+    assert len(a.train) == 50 and len(a.val) == 20
+    assert torch.equal(a.train.images, b.train.images) and torch.equal(a.val.labels, b.val.labels)
+    assert torch.equal(torch.bincount(a.train.labels, minlength=10), torch.full((10,), 5))
+    assert torch.equal(torch.bincount(a.val.labels, minlength=10), torch.full((10,), 2))
+    other = data.stratified_indices(torch.arange(200) % 10, 50, seed=1)
+    assert not torch.equal(other, data.stratified_indices(torch.arange(200) % 10, 50, seed=0))
+
+
+def test_stratified_indices_follow_class_proportions():
+    labels = torch.tensor([0] * 80 + [1] * 20)
+    idx = data.stratified_indices(labels, 10, seed=0)
+    assert len(set(idx.tolist())) == 10
+    assert torch.equal(torch.bincount(labels[idx]), torch.tensor([8, 2]))
+
+
+def test_tensor_dataset_to_and_validation():
+    ds = TensorDataset(torch.zeros(3, 3, 4, 4, dtype=torch.uint8), torch.arange(3))
+    moved = ds.to("cpu")
+    assert len(moved) == 3 and moved.images.dtype == torch.uint8
+    with pytest.raises(ValueError):
+        TensorDataset(torch.zeros(3, 1, 4, 4, dtype=torch.uint8), torch.arange(3))
+
+
+def test_unknown_name_lists_valid_names():
+    with pytest.raises(ValueError) as info:
+        load_data("mnist", None, resolution=32)
+    for name in ("fashion_mnist", "cifar10", "cifar100", "imagefolder", "synthetic"):
+        assert name in str(info.value)
+
+
+# --------------------------------------------------------------------------------------------------
+# BatchAugment
+# --------------------------------------------------------------------------------------------------
+
+MEAN, STD = (0.5, 0.5, 0.5), (0.289, 0.289, 0.289)  # roughly the stats of uniform uint8 noise
+
+
+def random_batch(n=8, size=28, seed=0):
+    return torch.randint(
+        0, 256, (n, 3, size, size), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8
+    )
+
+
+def test_eval_resizes_normalizes_and_is_deterministic():
+    images = random_batch()
+    aug = BatchAugment(resolution=32, mean=MEAN, std=STD, train=False)
+    out = aug(images)
+    assert out.shape == (8, 3, 32, 32) and out.dtype == torch.float32
+    assert torch.equal(out, aug(images))
+    # At native size eval is exactly (x/255 - mean) / std.
+    same = BatchAugment(resolution=28, mean=MEAN, std=STD, train=False)(images)
+    torch.testing.assert_close(same, (images.float() / 255 - 0.5) / 0.289)
+    assert abs(same.mean().item()) < 0.05 and abs(same.std().item() - 1) < 0.05
+
+
+def test_eval_center_crops_non_square():
+    images = torch.zeros(2, 3, 20, 40, dtype=torch.uint8)
+    # The central 20 columns survive the crop; 4 extra columns each side cover the antialias filter.
+    images[..., 6:34] = 255
+    out = BatchAugment(resolution=10, mean=MEAN, std=STD, train=False)(images)
+    assert out.shape == (2, 3, 10, 10)
+    torch.testing.assert_close(out, torch.full_like(out, 0.5 / 0.289))
+
+
+def test_train_crop_of_whole_image_is_identity_or_mirror():
+    # scale=(1, 1) leaves only the whole-image crop; roi_align at native size must then reproduce
+    # the pixels exactly, and each sample is either unflipped or mirrored.
+    images = random_batch(16, 12)
+    train = BatchAugment(resolution=12, mean=MEAN, std=STD, train=True, scale=(1.0, 1.0))
+    ref = BatchAugment(resolution=12, mean=MEAN, std=STD, train=False)(images)
+    torch.manual_seed(0)
+    out = train(images)
+    same = (out - ref).abs().flatten(1).amax(1) < 1e-4
+    mirrored = (out - ref.flip(-1)).abs().flatten(1).amax(1) < 1e-4
+    assert bool((same | mirrored).all()) and same.any() and mirrored.any()
+
+
+def test_crop_boxes_follow_random_resized_crop_rules():
+    aug = BatchAugment(resolution=8, mean=MEAN, std=STD, train=True)
+    torch.manual_seed(0)
+    boxes = aug._sample_crop_boxes(2000, 30, 40)
+    left, top, right, bottom = boxes[:, 1], boxes[:, 2], boxes[:, 3], boxes[:, 4]
+    w, h = right - left, bottom - top
+    assert torch.equal(boxes[:, 0], torch.arange(2000, dtype=torch.float32))
+    assert (left >= 0).all() and (top >= 0).all() and (right <= 40).all() and (bottom <= 30).all()
+    assert (w >= 1).all() and (h >= 1).all()
+    assert torch.equal(boxes, boxes.round())  # integer pixel boxes, like torchvision
+    area = w * h / (30 * 40)
+    assert area.min() < 0.15 and area.max() > 0.9
+
+
+@pytest.mark.parametrize("randaugment, erasing", [(None, 0.0), ((9, 0.5), 0.25)])
+def test_train_is_random_but_reproducible(randaugment, erasing):
+    images = random_batch(20, 28)
+    aug = BatchAugment(
+        resolution=32,
+        mean=MEAN,
+        std=STD,
+        train=True,
+        randaugment=randaugment,
+        random_erasing=erasing,
+        randaugment_group=4,
+    )
+    torch.manual_seed(123)
+    first = aug(images)
+    second = aug(images)
+    torch.manual_seed(123)
+    replay = aug(images)
+    assert first.shape == (20, 3, 32, 32) and first.dtype == torch.float32
+    assert torch.isfinite(first).all()
+    assert not torch.equal(first, second)
+    assert torch.equal(first, replay)
+    if randaugment is None:  # bilinear crops keep the mean; values stay in the normalised range
+        assert abs(first.mean().item()) < 0.1
+        assert first.min() >= -0.5 / 0.289 - 1e-4 and first.max() <= 0.5 / 0.289 + 1e-4
+
+
+def test_random_erasing_erases_some_samples_to_zero():
+    images = torch.full((32, 3, 16, 16), 255, dtype=torch.uint8)
+    aug = BatchAugment(
+        resolution=16,
+        mean=MEAN,
+        std=STD,
+        train=True,
+        random_resized_crop=False,
+        hflip=False,
+        random_erasing=0.5,
+    )
+    torch.manual_seed(0)
+    out = aug(images)
+    erased = (out == 0).flatten(1).any(1)
+    assert 4 < erased.sum() < 28  # roughly half, each with its own box
+    assert torch.allclose(out[~erased], torch.tensor(0.5 / 0.289))
+
+
+@pytest.mark.parametrize("group, expect_distinct", [(16, 1), (4, 4)])
+def test_randaugment_draws_ops_per_group(group, expect_distinct):
+    # 16 copies of one image: samples in one group share their ops, different groups draw their own.
+    images = random_batch(1, 16).expand(16, -1, -1, -1).contiguous()
+    aug = BatchAugment(
+        resolution=16,
+        mean=MEAN,
+        std=STD,
+        train=True,
+        random_resized_crop=False,
+        hflip=False,
+        randaugment=(9, 0.5),
+        randaugment_group=group,
+    )
+    torch.manual_seed(0)
+    out = aug(images)
+    groups = out.split(group)
+    assert all(torch.equal(g[0], g[-1]) for g in groups)
+    assert len({tuple(g[0].flatten().tolist()) for g in groups}) == expect_distinct
+
+
+def test_randaugment_covers_all_ops():
+    # Many small groups exercise every op of the space on a batch tensor with the mean-colour fill.
+    images = random_batch(64, 12)
+    aug = BatchAugment(
+        resolution=12, mean=MEAN, std=STD, train=True, randaugment=(9, 0.5), randaugment_group=1
+    )
+    torch.manual_seed(0)
+    for _ in range(2):  # 256 op draws over 14 ops
+        out = aug(images)
+        assert out.shape == (64, 3, 12, 12) and torch.isfinite(out).all()
+
+
+def test_rejects_non_uint8():
+    with pytest.raises(ValueError, match="uint8"):
+        BatchAugment(resolution=8, mean=MEAN, std=STD, train=False)(torch.zeros(1, 3, 8, 8))
+
+
+def test_module_train_eval_still_work():
+    aug = BatchAugment(resolution=8, mean=MEAN, std=STD, train=True)
+    parent = torch.nn.Sequential(aug)
+    parent.eval()
+    parent.train()
+    assert aug.is_train
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu_randomness():
+    images = random_batch(16, 28)
+    aug = BatchAugment(
+        resolution=32,
+        mean=MEAN,
+        std=STD,
+        train=True,
+        randaugment=(9, 0.5),
+        random_erasing=0.25,
+        randaugment_group=4,
+    )
+    torch.manual_seed(7)
+    cpu = aug(images)
+    torch.manual_seed(7)
+    gpu = aug.cuda()(images.cuda())
+    assert gpu.is_cuda and gpu.shape == cpu.shape
+    # Same draws on both devices; kernels differ slightly and uint8 rounding can flip a level.
+    assert (gpu.cpu() - cpu).abs().mean() < 0.05

@@ -1,0 +1,182 @@
+"""The roadmap of the paper's Figure 2: every step's FLOPs and its structure."""
+
+import pytest
+import torch
+from torch import nn
+
+from modernize import DELTAS, STEPS, compose
+from modernize.config import CONF_DIR, model_spec
+from modernize.flops import count_gflops, count_params
+from modernize.model import Block, LayerNorm2d, build
+from modernize.roadmap import deltas_up_to, leave_one_out, paper_kernel, paper_step
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_every_step_has_the_papers_gflops_within_0_1(step, step_model):
+    gflops = count_gflops(step_model(step), 224)
+    assert abs(gflops - paper_step(step)["gflops"]) <= 0.1, f"{step}: {gflops:.3f} GFLOPs"
+
+
+@pytest.mark.parametrize("kernel", [5, 9, 11])
+def test_kernel_size_sweep_has_the_papers_gflops(kernel, step_model):
+    model = step_model("kernel_size", (f"model.block.kernel_size={kernel}",))
+    assert abs(count_gflops(model, 224) - paper_kernel(kernel)["gflops"]) <= 0.1
+
+
+def test_the_inverted_bottleneck_step_has_4_6_gflops(step_model):
+    # the paper's example; ours is 4.69 (docs/roadmap.md explains the 0.09)
+    assert count_gflops(step_model("inverted_bottleneck"), 224) == pytest.approx(4.6, abs=0.1)
+
+
+def test_resnet50_has_torchvisions_parameter_count(step_model):
+    assert count_params(step_model("resnet50")) == 25_557_032
+
+
+def test_the_recipe_step_does_not_change_the_model(step_model):
+    a, b = step_model("resnet50"), step_model("recipe")
+    assert [(n, p.shape) for n, p in a.named_parameters()] == [(n, p.shape) for n, p in b.named_parameters()]
+    assert b.spec.drop_path_rate == 0.1 and a.spec.drop_path_rate == 0.0  # training-only regularization
+
+
+def test_convnext_t_equals_the_reference_model(step_model):
+    ours = step_model("separate_downsampling")
+    assert count_params(ours) == 28_589_128
+    assert ours.spec == model_spec(compose(["model=convnext_t"]))
+
+
+def test_every_step_file_applies_the_deltas_up_to_it_in_roadmap_order():
+    for step in STEPS:
+        text = (CONF_DIR / "step" / f"{step}.yaml").read_text()
+        deltas = deltas_up_to(step)
+        if deltas:
+            assert f"- /delta: [{', '.join(deltas)}]" in text, step
+        assert f"step_name: {step}" in text
+
+
+def test_every_delta_has_a_config_file():
+    assert sorted(p.stem for p in (CONF_DIR / "delta").glob("*.yaml")) == sorted(DELTAS)
+
+
+# --------------------------------------------------------------------------- structure of each step
+def blocks(model):
+    return [m for m in model.modules() if isinstance(m, Block)]
+
+
+def count(module, kind):
+    return sum(isinstance(m, kind) for m in module.modules())
+
+
+def test_stage_ratio_is_3_3_9_3(step_model):
+    assert [len(s.blocks) for s in step_model("stage_ratio").stages] == [3, 3, 9, 3]
+    assert [len(s.blocks) for s in step_model("recipe").stages] == [3, 4, 6, 3]
+
+
+def test_patchify_stem_is_a_4x4_stride_4_conv(step_model):
+    stem = step_model("patchify").stem
+    assert stem.conv.kernel_size == (4, 4) and stem.conv.stride == (4, 4)
+    assert count(stem, nn.MaxPool2d) == 0 and count(step_model("stage_ratio").stem, nn.MaxPool2d) == 1
+
+
+def test_depthwise_makes_the_spatial_conv_depthwise(step_model):
+    for block in blocks(step_model("depthwise")):
+        conv = block.branch.spatial
+        assert conv.groups == conv.in_channels == conv.out_channels
+
+
+def test_resnextify_widens_to_96(step_model):
+    model = step_model("resnextify")
+    assert model.stem.conv.out_channels == 96
+    assert [s.blocks[0].branch.spatial.in_channels for s in model.stages] == [96, 192, 384, 768]
+
+
+def test_inverted_bottleneck_is_narrow_wide_narrow(step_model):
+    for block in blocks(step_model("inverted_bottleneck")):
+        assert block.branch.pw1.out_channels == 4 * block.out_dim
+        assert block.branch.pw2.in_channels == 4 * block.out_dim
+    for block in blocks(step_model("resnextify")):
+        assert block.branch.pw1.out_channels * 4 == block.out_dim
+
+
+def test_move_up_puts_the_depthwise_conv_first(step_model):
+    for block in blocks(step_model("move_up_dwconv")):
+        assert next(iter(block.branch._modules)) == "spatial"
+    for block in blocks(step_model("inverted_bottleneck")):
+        assert next(iter(block.branch._modules)) == "pw1"
+
+
+def test_kernel_size_step_uses_7x7(step_model):
+    assert {b.branch.spatial.kernel_size for b in blocks(step_model("kernel_size"))} == {(7, 7)}
+
+
+def test_gelu_replaces_every_relu(step_model):
+    assert count(step_model("gelu"), nn.ReLU) == 0 and count(step_model("gelu"), nn.GELU) > 0
+    assert count(step_model("kernel_size"), nn.GELU) == 0
+
+
+def test_fewer_activations_leaves_one_gelu_per_block_between_the_1x1s(step_model):
+    for block in blocks(step_model("fewer_activations")):
+        names = list(block.branch._modules)
+        assert count(block, nn.GELU) == 1
+        assert names.index("pw1_act") == names.index("pw1") + 2 - ("pw1_norm" not in names) and \
+            names.index("pw1_act") < names.index("pw2")
+
+
+def test_fewer_norms_leaves_one_norm_per_block_before_the_1x1s(step_model):
+    for block in blocks(step_model("fewer_norms")):
+        names = list(block.branch._modules)
+        assert count(block.branch, nn.BatchNorm2d) == 1
+        assert names[:2] == ["spatial", "spatial_norm"]
+
+
+def test_layer_norm_replaces_every_batch_norm(step_model):
+    model = step_model("layer_norm")
+    assert count(model, nn.BatchNorm2d) == 0 and count(model, LayerNorm2d) > 0
+
+
+def test_separate_downsampling_has_ln_then_2x2_conv_between_stages_and_identity_shortcuts(step_model):
+    model = step_model("separate_downsampling")
+    for stage in list(model.stages)[1:]:
+        assert isinstance(stage.downsample.norm, LayerNorm2d)
+        assert stage.downsample.conv.kernel_size == (2, 2) and stage.downsample.conv.stride == (2, 2)
+    assert all(isinstance(b.shortcut, nn.Identity) for b in blocks(model))
+    assert isinstance(model.head.norm, nn.LayerNorm) and isinstance(model.stem.norm, LayerNorm2d)
+    assert all(float(b.layer_scale.gamma[0]) == pytest.approx(1e-6) for b in blocks(model))
+
+
+# --------------------------------------------------------------------------- deltas used on their own
+def test_deltas_compose_on_their_own_on_resnet50():
+    spec = model_spec(compose(["+delta=[gelu,layer_norm]"]))
+    assert spec.block.activation == "gelu" and spec.block.norm == "layer"
+    assert spec.depths == (3, 4, 6, 3) and spec.stem.kind == "resnet"
+    out = build(spec).eval()(torch.randn(1, 3, 64, 64))
+    assert out.shape == (1, 1000)
+
+
+def test_leave_one_out_is_the_full_roadmap_minus_one_delta():
+    full = model_spec(compose(["+step=separate_downsampling"]))
+    without_gelu = model_spec(compose(leave_one_out("gelu")))
+    assert without_gelu.block.activation == "relu"
+    assert without_gelu.downsampling == full.downsampling and without_gelu.block.norm == "layer"
+
+
+def test_deltas_are_relative_resnet200_walks_to_convnext_b():
+    spec = model_spec(compose(["model=resnet200", "+step=separate_downsampling"]))
+    assert spec == model_spec(compose(["model=convnext_b"]))
+    assert model_spec(compose(["model=resnet200", "+step=stage_ratio"])).depths == (3, 3, 27, 3)
+    with torch.device("meta"):
+        assert count_params(build(spec)) == 88_591_464
+
+
+@pytest.mark.parametrize("variant,params", [("convnext_t", 28_589_128), ("convnext_s", 50_223_688),
+                                            ("convnext_b", 88_591_464), ("convnext_l", 197_767_336),
+                                            ("convnext_xl", 350_196_968)])
+def test_variants_have_the_published_param_counts(variant, params):
+    with torch.device("meta"):
+        assert count_params(build(model_spec(compose([f"model={variant}"])))) == params
+
+
+@pytest.mark.parametrize("variant,millions", [("convnext_iso_s", 22), ("convnext_iso_b", 87), ("convnext_iso_l", 306)])
+def test_isotropic_variants_have_the_published_param_counts(variant, millions):
+    with torch.device("meta"):
+        params = count_params(build(model_spec(compose([f"model={variant}"]))))
+    assert round(params / 1e6) == millions
