@@ -75,6 +75,7 @@ def config_hash(cfg: DictConfig) -> str:
     data = OmegaConf.to_container(cfg, resolve=True)
     for key in ("out_root", "sweep_name", "logger", "hydra"):
         data.pop(key, None)
-    for key in ("workers", "log_every_steps", "resume", "checkpoint_every_steps", "throughput_batch"):
+    for key in ("workers", "log_every_steps", "resume", "checkpoint_every_steps", "throughput_batch",
+                "threads"):
         data.get("train", {}).pop(key, None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]

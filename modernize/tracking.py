@@ -11,8 +11,9 @@ import json
 import os
 import struct
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import wandb
 
@@ -29,12 +30,12 @@ def _warn(message: str) -> None:
 
 
 def _api_key_configured() -> bool:
-    """Whether wandb would find credentials without prompting: WANDB_API_KEY, a netrc entry or wandb settings."""
+    """Whether wandb finds credentials without prompting: WANDB_API_KEY, a netrc entry or a settings key."""
     if os.environ.get("WANDB_API_KEY"):
         return True
     try:
         # The lookup wandb.init itself does (host from WANDB_BASE_URL / settings file, netrc from NETRC or
-        # ~/.netrc), minus the deprecation warning that wandb.api.api_key prints in wandb >= 0.2x.
+        # ~/.netrc), minus the deprecation warning that wandb.api.api_key prints in wandb 0.31.
         from wandb.sdk import wandb_setup
         from wandb.sdk.lib import wbauth
 
@@ -42,14 +43,18 @@ def _api_key_configured() -> bool:
         return bool(wbauth.read_netrc_auth(host=settings.base_url) or settings.api_key)
     except ImportError:  # older wandb without wbauth: its public helper does the same lookup there
         return bool(wandb.api.api_key)
-    except Exception:  # e.g. a malformed key: online would fail anyway
+    except Exception:  # noqa: BLE001 -- e.g. a malformed key: online would fail anyway
         return False
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"invalid W&B mode {mode!r}; expected one of {', '.join(MODES)}")
 
 
 def resolve_mode(mode: str) -> str:
     """Map a configured mode to the one wandb runs in; "auto" is online only when an API key is configured."""
-    if mode not in MODES:
-        raise ValueError(f"invalid W&B mode {mode!r}; expected one of {', '.join(MODES)}")
+    _check_mode(mode)
     if mode == "auto":
         return "online" if _api_key_configured() else "offline"
     return mode
@@ -61,23 +66,24 @@ class Tracker:
     def __init__(self, *, mode: str, project: str, entity: str | None, group: str, name: str,
                  tags: list[str], config: dict, run_dir: str | Path, run_id: str | None = None,
                  enabled: bool = True) -> None:
-        resolved = resolve_mode(mode)  # validate even when disabled, so a typo fails on every rank
+        _check_mode(mode)  # also where logging is off, so a typo fails on every rank
         self._run: Any = None
-        self._mode = resolved if enabled else "disabled"
+        self._mode = resolve_mode(mode) if enabled else "disabled"
         if self._mode == "disabled":
             return  # never touch wandb: no service process, no files
 
-        run_dir = Path(run_dir).resolve()
-        # wandb infers the git root from dir; it warns if dir does not exist yet.
-        run_dir.mkdir(parents=True, exist_ok=True)
         settings = wandb.Settings(
             console="off",  # no stdout/stderr capture: the trainer's own output stays untouched
             silent=True,
             quiet=True,
             init_timeout=INIT_TIMEOUT_S,
+            login_timeout=INIT_TIMEOUT_S,  # online without a key prompts on a terminal; don't wait forever
             finish_timeout=FINISH_TIMEOUT_S,
         )
         try:
+            run_dir = Path(run_dir).resolve()
+            # wandb infers the git root from dir and warns if dir does not exist yet.
+            run_dir.mkdir(parents=True, exist_ok=True)
             # Global settings too: login messages ("Loaded credentials ...") ignore the per-run ones.
             wandb.setup(settings=settings)
             self._run = wandb.init(
@@ -85,10 +91,17 @@ class Tracker:
                 config=config, dir=str(run_dir), id=run_id, resume="allow" if run_id else None,
                 settings=settings,
             )
-        except Exception as e:  # no network, bad key, unwritable dir, ...: train on without W&B
+        except Exception as e:  # noqa: BLE001 -- no network, bad key, unwritable dir...: train on without W&B
             first_line = (str(e).strip().splitlines() or [""])[0]
             _warn(f"wandb.init failed ({type(e).__name__}: {first_line}); W&B logging disabled for this run")
             self._disable()
+            return
+        # The login prompt can still change the mode: a timeout gives a no-op run, "don't visualize" offline.
+        if self._run.disabled:
+            _warn("wandb.init returned a disabled run (login timed out?); W&B logging disabled for this run")
+            self._disable()
+        elif self._run.offline:
+            self._mode = "offline"
 
     @property
     def run_id(self) -> str | None:
@@ -128,7 +141,7 @@ class Tracker:
             return
         try:
             call(self._run)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 -- whatever broke inside wandb, training goes on
             _warn(f"wandb {what} failed ({type(e).__name__}: {e}); W&B logging disabled from here on")
             self._disable()
 
@@ -142,14 +155,14 @@ class Tracker:
         # unreliable under multiprocessing); the next Tracker starts a fresh one.
         try:
             wandb.teardown()
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 -- best effort; the atexit hook tries again
             _warn(f"wandb.teardown failed ({type(e).__name__}: {e})")
 
 
 # --------------------------------------------------------------------------------------------------
 # Reading offline runs
 # --------------------------------------------------------------------------------------------------
-# wandb >= 0.19 writes run-<id>.wandb from its Go service and no longer ships a Python reader
+# The Go service (wandb-core) writes run-<id>.wandb and wandb 0.31 ships no Python reader for it
 # (wandb.sdk.internal.datastore is gone), so the framing is parsed here and each record is decoded with
 # wandb's own protobuf, wandb.proto.wandb_internal_pb2.Record. The framing is LevelDB's log format:
 # a 7-byte file header (":W&B", magic 0xBEE1, version 0), then 32 KiB blocks of chunks, each with a

@@ -1,0 +1,167 @@
+"""Tests for modernize.tracking with the real wandb library in offline mode (no network, no mocks)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+import wandb
+
+from modernize.tracking import MODES, Tracker, read_offline_run, resolve_mode
+
+CONFIG = {"seed": 0, "model": {"name": "convnext_t", "depths": [3, 3, 9, 3]}, "recipe": {"lr": 0.004}}
+EPOCHS = [{"val/top1": 61.5, "train/loss": 1.25}, {"val/top1": 70.0, "train/loss": 0.75},
+          {"val/top1": 72.25, "train/loss": 0.5}]
+
+
+@pytest.fixture(autouse=True)
+def isolated_wandb(tmp_path, monkeypatch):
+    """Keep every wandb file and credential lookup inside tmp_path; leave no service process behind."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("NETRC", str(home / ".netrc"))  # absent: no credentials
+    for var, sub in [("WANDB_DIR", "wandb_dir"), ("WANDB_CACHE_DIR", "cache"),
+                     ("WANDB_CONFIG_DIR", "config"), ("WANDB_DATA_DIR", "data")]:
+        monkeypatch.setenv(var, str(tmp_path / sub))
+    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL", "WANDB_SERVICE", "WANDB_RUN_ID",
+                "WANDB_RESUME", "WANDB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    wandb.teardown()  # wandb caches env-derived settings in a process-wide singleton
+    yield
+    wandb.teardown()
+    assert _wandb_services() == [], "a wandb-core service process was left running"
+
+
+def _wandb_services() -> list[int]:
+    """Ids of live wandb-core processes started by this process (Linux /proc; empty elsewhere)."""
+    deadline = time.monotonic() + 5  # teardown asks the service to exit; give it a moment
+    while True:
+        pids = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+                status = (proc / "status").read_text()
+            except OSError:
+                continue
+            zombie = "\nState:\tZ" in status
+            if argv and argv[0].endswith(b"wandb-core") and str(os.getpid()).encode() in argv and not zombie:
+                pids.append(int(proc.name))
+        if not pids or time.monotonic() > deadline:
+            return pids
+        time.sleep(0.1)
+
+
+def make_tracker(run_dir: Path, mode: str = "offline", **kwargs) -> Tracker:
+    args = {"mode": mode, "project": "modernize-test", "entity": None, "group": "sweep",
+            "name": "convnext_t-seed0", "tags": ["test"], "config": CONFIG, "run_dir": run_dir}
+    return Tracker(**(args | kwargs))
+
+
+def test_offline_run_round_trips_config_history_summary_and_table(tmp_path):
+    run_dir = tmp_path / "run"
+    config = CONFIG | {"notes": "x" * 100_000}  # a record larger than the log's 32 KiB blocks
+    tracker = make_tracker(run_dir, config=config)
+    assert tracker.mode == "offline"
+    assert tracker.run_id
+    for epoch, metrics in enumerate(EPOCHS):
+        tracker.log(metrics, step=epoch)
+    tracker.summary({"best/top1": 72.25, "params_m": 28.6})
+    tracker.table("per_class", ["class", "top1"], [["cat", 70.0], ["dog", 74.5]])
+    tracker.finish()
+    assert tracker.run_id is None and _wandb_services() == []
+
+    run = read_offline_run(run_dir)
+    assert run["config"] == config
+    assert [{k: row[k] for k in ("_step", *EPOCHS[0])} for row in run["history"]] == [
+        {"_step": epoch, **metrics} for epoch, metrics in enumerate(EPOCHS)]
+    assert run["summary"]["best/top1"] == 72.25 and run["summary"]["params_m"] == 28.6
+    assert run["summary"]["val/top1"] == 72.25  # wandb keeps the last logged value as summary
+
+    # The table joins the last epoch's row as a reference to a json file in the run's files.
+    table_ref = run["history"][-1]["per_class"]
+    assert table_ref["_type"] == "table-file"
+    files_dir = next(run_dir.glob("wandb/offline-run-*/files"))
+    table = json.loads((files_dir / table_ref["path"]).read_text())
+    assert table["columns"] == ["class", "top1"] and table["data"] == [["cat", 70.0], ["dog", 74.5]]
+
+
+def test_resumed_run_continues_the_same_run_id(tmp_path):
+    run_dir = tmp_path / "run"
+    first = make_tracker(run_dir)
+    run_id = first.run_id
+    first.log(EPOCHS[0], step=0)
+    first.finish()
+
+    second = make_tracker(run_dir, run_id=run_id)
+    assert second.run_id == run_id
+    second.log(EPOCHS[1], step=1)
+    second.finish()
+
+    # One directory per session; a second one within the same second gets a "-1" suffix.
+    assert len(list(run_dir.glob(f"wandb/offline-run-*-{run_id}*"))) == 2
+    history = read_offline_run(run_dir)["history"]
+    assert [(row["_step"], row["val/top1"]) for row in history] == [(0, 61.5), (1, 70.0)]
+
+
+@pytest.mark.parametrize("kwargs", [{"mode": "disabled"}, {"mode": "offline", "enabled": False}],
+                         ids=["disabled", "not-rank-0"])
+def test_disabled_tracker_is_a_no_op_and_writes_nothing(tmp_path, kwargs):
+    run_dir = tmp_path / "run"
+    tracker = make_tracker(run_dir, **kwargs)
+    assert tracker.mode == "disabled" and tracker.run_id is None
+    tracker.log(EPOCHS[0], step=0)
+    tracker.summary({"best/top1": 1.0})
+    tracker.table("t", ["a"], [[1]])
+    tracker.finish()
+    assert not run_dir.exists()
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
+    with pytest.raises(FileNotFoundError):
+        read_offline_run(run_dir)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_invalid_mode_raises_listing_allowed_values(tmp_path, enabled):
+    with pytest.raises(ValueError, match="auto, online, offline, disabled"):
+        make_tracker(tmp_path / "run", mode="dryrun", enabled=enabled)
+    assert not (tmp_path / "run").exists()
+    assert MODES == ("auto", "online", "offline", "disabled")
+
+
+def test_auto_mode_without_api_key_runs_offline(tmp_path):
+    tracker = make_tracker(tmp_path / "run", mode="auto")
+    assert tracker.mode == "offline"
+    tracker.log(EPOCHS[0], step=0)
+    tracker.finish()
+    assert read_offline_run(tmp_path / "run")["history"][0]["val/top1"] == 61.5
+
+
+def test_auto_mode_is_online_when_a_key_is_configured(tmp_path, monkeypatch):
+    # Only the resolution is checked: starting an online run would need the network.
+    assert resolve_mode("auto") == "offline"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert resolve_mode("auto") == "online"
+    monkeypatch.delenv("WANDB_API_KEY")
+    # `wandb login` stores the key in netrc under the W&B host; wandb 0.31 maps its default host to it.
+    netrc = Path(os.environ["NETRC"])
+    netrc.write_text(f"machine api.wandb.ai\n  login user\n  password {'y' * 40}\n")
+    netrc.chmod(0o600)
+    wandb.teardown()
+    assert resolve_mode("auto") == "online"
+    for mode in ("online", "offline", "disabled"):
+        assert resolve_mode(mode) == mode
+
+
+def test_failed_init_warns_once_and_disables_logging(tmp_path, capfd):
+    # Online without any API key: wandb.init raises immediately (no terminal to prompt on under pytest).
+    tracker = make_tracker(tmp_path / "run", mode="online")
+    assert tracker.mode == "disabled" and tracker.run_id is None
+    tracker.log(EPOCHS[0], step=0)
+    tracker.summary({"best/top1": 1.0})
+    tracker.finish()
+    err = capfd.readouterr().err
+    warnings = [line for line in err.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "wandb.init failed" in warnings[0], err
