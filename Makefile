@@ -51,7 +51,7 @@ kernels: setup data
 	$(PY) run.py -m +step=kernel_size model.block.kernel_size=3,5,7,9,11 seed=$(SEEDS) profile=$(PROFILE) \
 	  data=$(DATA) sweep_name=kernels-$(PROFILE)-$(DATA) hydra.sweep.subdir='k$${model.block.kernel_size}-seed$${seed}' \
 	  hydra/launcher=$(LAUNCHER) $(ARGS) ; status=$$?; \
-	$(PY) -m modernize.tabulate experiments/runs/kernels-$(PROFILE)-$(DATA) --out experiments/kernels/$(PROFILE)-$(DATA) && exit $$status
+	$(PY) -m modernize.tabulate experiments/runs/kernels-$(PROFILE)-$(DATA) --by-kernel --out experiments/kernels/$(PROFILE)-$(DATA) && exit $$status
 
 tabulate: setup
 	$(PY) -m modernize.tabulate experiments/runs/$(SWEEP) --out experiments/roadmap/$(PROFILE)-$(DATA)

@@ -63,7 +63,7 @@ def run_task(cfg: DictConfig, run_dir: Path, multirun: bool):
         message = str(e) or type(e).__name__
         if multirun:
             atomic_write_json(run_dir / "failed.json", {
-                "step": step_label(cfg), "seed": cfg.seed, "error": f"{type(e).__name__}: {message.splitlines()[0]}",
+                "step": step_label(cfg), "seed": cfg.seed, "kernel_size": cfg.model.block.kernel_size, "error": f"{type(e).__name__}: {message.splitlines()[0]}",
                 "traceback": traceback.format_exc()})
             print(f"error in {step_label(cfg)} seed {cfg.seed}: {message}", file=sys.stderr)
             if isinstance(e, KeyboardInterrupt):

@@ -554,7 +554,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     ref = paper_step(step) or {}
     final = history[-1]
     summary = {
-        "step": step, "seed": cfg.seed, "profile": p.name, "data": cfg.data.name, "recipe": r.name,
+        "step": step, "seed": cfg.seed, "kernel_size": spec.block.kernel_size, "profile": p.name, "data": cfg.data.name, "recipe": r.name,
         "final_top1": final["val_top1"], "final_top5": final["val_top5"],
         "best_top1": max(h["val_top1"] for h in history), "best_top5": max(h["val_top5"] for h in history),
         **paper_model_stats, **run_stats,

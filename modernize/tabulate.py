@@ -1,0 +1,243 @@
+"""Tabulate a finished (or partly finished) sweep next to the paper: roadmap.md, roadmap.csv, roadmap.png.
+
+    python -m modernize.tabulate experiments/runs/<sweep> --out experiments/roadmap/<profile>-<data>
+
+A run directory holds summary.json when it finished, failed.json when it failed, and only last.pt while it is
+unfinished. Rows follow the roadmap's order; seeds of a step are pooled into mean +- std.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+from .io import atomic_write, atomic_write_text, read_json
+from .roadmap import STEPS, paper_kernel, paper_step
+
+SIGNIFICANCE_LEVEL = 0.05
+
+
+def collect(sweep_dir: Path, by_kernel: bool = False) -> dict[str, list[dict]]:
+    """{row label: [summary or failure per seed]} from every run directory under sweep_dir."""
+    rows: dict[str, list[dict]] = {}
+    for run in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
+        if (run / "summary.json").exists():
+            result = read_json(run / "summary.json") | {"status": "ok"}
+        elif (run / "failed.json").exists():
+            result = read_json(run / "failed.json") | {"status": "failed"}
+        elif (run / "last.pt").exists() or (run / "config.yaml").exists():
+            result = {"status": "unfinished", "step": run.name.rsplit("-seed", 1)[0]}
+        else:
+            continue
+        result["run_dir"] = run.name
+        rows.setdefault(label(result, by_kernel), []).append(result)
+    return rows
+
+
+def label(result: dict, by_kernel: bool) -> str:
+    """A row per step, or per (step, kernel size) for the kernel sweep (Figure 2's 3/5/7/9/11)."""
+    step = result.get("step", "?")
+    return f"{step} k={result.get('kernel_size', '?')}" if by_kernel else step
+
+
+def welch_p_value(a: list[float], b: list[float]) -> float | None:
+    """Two-sided Welch t-test (unequal variances); None with fewer than two seeds on either side."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    from scipy import stats
+
+    if statistics.pstdev(a) == 0 and statistics.pstdev(b) == 0:
+        return 0.0 if statistics.mean(a) != statistics.mean(b) else 1.0
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def order_key(name: str) -> tuple:
+    step, _, kernel = name.partition(" k=")
+    return (STEPS.index(step) if step in STEPS else len(STEPS), int(kernel) if kernel.isdigit() else 0, name)
+
+
+def summarize(runs: dict[str, list[dict]]) -> list[dict[str, Any]]:
+    table: list[dict[str, Any]] = []
+    previous: dict[str, Any] | None = None
+    for name in sorted(runs, key=order_key):
+        results = runs[name]
+        ok = [r for r in results if r["status"] == "ok"]
+        failed = [r for r in results if r["status"] == "failed"]
+        unfinished = [r for r in results if r["status"] == "unfinished"]
+        step, _, kernel = name.partition(" k=")
+        ref = (paper_kernel(int(kernel)) if kernel.isdigit() else paper_step(step)) or {}
+        top1 = [r["final_top1"] for r in ok]
+        row: dict[str, Any] = {
+            "step": name, "n": len(ok), "failed": len(failed), "unfinished": len(unfinished),
+            "top1_mean": statistics.mean(top1) if top1 else None,
+            "top1_std": statistics.stdev(top1) if len(top1) > 1 else (0.0 if top1 else None),
+            "top1_seeds": top1,
+            "paper_top1": ref.get("top1"), "paper_gflops": ref.get("gflops"),
+            "error": failed[0]["error"] if failed else "",
+        }
+        for key in ("params", "gflops_224", "params_run", "gflops_run", "train_images_per_s", "infer_images_per_s",
+                    "wall_time_s"):
+            values = [r[key] for r in ok if r.get(key) is not None]
+            row[key] = statistics.mean(values) if values else None
+        if ok:
+            row["scaled"] = ok[0].get("scaled")
+        # change from the previous row, ours and the paper's, and whether they point the same way
+        row.update(delta=None, paper_delta=None, agrees=None, p_value=None, significant=None)
+        if previous is not None and row["top1_mean"] is not None and previous["top1_mean"] is not None:
+            row["delta"] = row["top1_mean"] - previous["top1_mean"]
+            if row["paper_top1"] is not None and previous["paper_top1"] is not None:
+                row["paper_delta"] = round(row["paper_top1"] - previous["paper_top1"], 2)
+                if row["paper_delta"] == 0:
+                    row["agrees"] = "flat in paper"
+                else:
+                    row["agrees"] = "yes" if math.copysign(1, row["delta"]) == math.copysign(1, row["paper_delta"]) \
+                        else "no"
+            row["p_value"] = welch_p_value(top1, previous["top1_seeds"])
+            row["significant"] = None if row["p_value"] is None else row["p_value"] < SIGNIFICANCE_LEVEL
+        table.append(row)
+        if row["top1_mean"] is not None:
+            previous = row
+    return table
+
+
+def _fmt(value: Any, spec: str = ".2f", empty: str = "") -> str:
+    if value is None:
+        return empty
+    return format(value, spec)
+
+
+def to_markdown(table: list[dict]) -> str:
+    lines = [
+        "| step | top-1 (ours) | n | change | paper top-1 | paper change | same direction | significant (p) | "
+        "params | GFLOPs 224 | paper GFLOPs | GFLOPs run | train img/s | infer img/s | wall s |",
+        "|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in table:
+        if r["top1_mean"] is None:
+            status = f"failed: {r['error']}" if r["failed"] else "unfinished"
+            lines.append(f"| {r['step']} | {status} | 0 | | {_fmt(r['paper_top1'], '.1f')} | | | | | | "
+                         f"{_fmt(r['paper_gflops'], '.1f')} | | | | |")
+            continue
+        top1 = f"{r['top1_mean']:.2f} ± {r['top1_std']:.2f}" if r["n"] > 1 else f"{r['top1_mean']:.2f}"
+        if r["failed"]:
+            top1 += f" ({r['failed']} failed)"
+        sig = "" if r["p_value"] is None and r["delta"] is None else (
+            "n/a (1 seed)" if r["p_value"] is None else f"{'yes' if r['significant'] else 'no'} ({r['p_value']:.3f})")
+        lines.append(
+            f"| {r['step']} | {top1} | {r['n']} | {_fmt(r['delta'], '+.2f')} | {_fmt(r['paper_top1'], '.1f')} | "
+            f"{_fmt(r['paper_delta'], '+.1f')} | {r['agrees'] or ''} | {sig} | {_fmt(r['params'], ',.0f')} | "
+            f"{_fmt(r['gflops_224'], '.2f')} | {_fmt(r['paper_gflops'], '.1f')} | "
+            f"{_fmt(r['gflops_run'] * 1e3 if r['gflops_run'] else None, '.1f')}M | "
+            f"{_fmt(r['train_images_per_s'], '.0f')} | {_fmt(r['infer_images_per_s'], '.0f')} | "
+            f"{_fmt(r['wall_time_s'], '.0f')} |")
+    return "\n".join(lines) + "\n"
+
+
+CSV_COLUMNS = ("step", "n", "failed", "unfinished", "top1_mean", "top1_std", "delta", "paper_top1", "paper_delta",
+               "agrees", "p_value", "significant", "params", "gflops_224", "paper_gflops", "params_run", "gflops_run",
+               "train_images_per_s", "infer_images_per_s", "wall_time_s", "error")
+
+
+def to_csv(table: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in table:
+        writer.writerow({k: (round(v, 4) if isinstance(v := r.get(k), float) else v) for k in CSV_COLUMNS})
+    return buf.getvalue()
+
+
+def plot(table: list[dict], path: Path, title: str) -> None:
+    """Figure-2 style: one bar per step, our top-1 beside the paper's, GFLOPs written on the bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["step"] for r in table]
+    ys = list(range(len(names)))[::-1]
+    fig, (ax_ours, ax_paper) = plt.subplots(1, 2, figsize=(12, 0.45 * len(names) + 1.8), sharey=True)
+    ours = [r["top1_mean"] or 0.0 for r in table]
+    err = [r["top1_std"] or 0.0 for r in table]
+    colors = ["tab:gray" if r["top1_mean"] is None else "tab:blue" for r in table]
+    ax_ours.barh(ys, ours, xerr=err, color=colors, capsize=3)
+    done = [v for v in ours if v]
+    if done:
+        ax_ours.set_xlim(max(0.0, min(done) - 5), min(100.0, max(done) + 3))
+    for y, r in zip(ys, table):
+        text = ("failed" if r["failed"] else "unfinished") if r["top1_mean"] is None else \
+            f"{r['top1_mean']:.1f}  ({_fmt(r['gflops_224'], '.1f')} GFLOPs)"
+        ax_ours.text(ax_ours.get_xlim()[0] + 0.2, y, text, va="center", fontsize=8, color="white"
+                     if r["top1_mean"] else "black")
+    ax_ours.set_title("ours (this proxy)")
+    ax_ours.set_xlabel("top-1 (%)")
+    paper_vals = [r["paper_top1"] or 0.0 for r in table]
+    ax_paper.barh(ys, paper_vals, color="tab:orange")
+    ax_paper.set_xlim(74, 83)
+    for y, r in zip(ys, table):
+        if r["paper_top1"] is not None:
+            ax_paper.text(74.1, y, f"{r['paper_top1']:.1f}  ({_fmt(r['paper_gflops'], '.1f')} GFLOPs)", va="center",
+                          fontsize=8, color="white")
+    ax_paper.set_title("paper (ImageNet-1K, Figure 2)")
+    ax_paper.set_xlabel("top-1 (%)")
+    ax_ours.set_yticks(ys, names)
+    fig.suptitle(title)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+
+
+def log_to_wandb(table: list[dict], sweep_dir: Path, mode: str) -> None:
+    from .tracking import Tracker
+
+    tracker = Tracker(mode=mode, project="modernize", entity=None, group=sweep_dir.name, name=f"{sweep_dir.name}-table",
+                      tags=["table"], config={"sweep": sweep_dir.name}, run_dir=sweep_dir)
+    tracker.table("roadmap", list(CSV_COLUMNS), [[r.get(c) if not isinstance(r.get(c), bool) else str(r.get(c))
+                                                  for c in CSV_COLUMNS] for r in table])
+    tracker.finish()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", type=Path)
+    parser.add_argument("--out", type=Path, help="output folder (default: the sweep folder)")
+    parser.add_argument("--by-kernel", action="store_true", help="one row per depthwise kernel size (make kernels)")
+    parser.add_argument("--wandb", default="disabled", help="W&B mode for the table run: auto|online|offline|disabled")
+    args = parser.parse_args(argv)
+    if not args.sweep_dir.is_dir():
+        print(f"error: {args.sweep_dir} is not a sweep folder (expected experiments/runs/<sweep>)", file=sys.stderr)
+        return 2
+    runs = collect(args.sweep_dir, args.by_kernel)
+    if not runs:
+        print(f"error: no runs under {args.sweep_dir}", file=sys.stderr)
+        return 2
+    table = summarize(runs)
+    out = args.out or args.sweep_dir
+    scaled = next((r["scaled"] for r in table if r.get("scaled")), None)
+    header = (f"# {args.sweep_dir.name}\n\nOur top-1 is the final-epoch validation accuracy (mean ± std over seeds); "
+              f"'change' is the difference to the previous row; 'significant' is a two-sided Welch t-test against "
+              f"the previous row at p < {SIGNIFICANCE_LEVEL} (needs 2+ seeds). Params and GFLOPs 224 are the "
+              f"paper-scale model's; GFLOPs run is the trained model at the profile's resolution.\n\n")
+    if scaled:
+        header += f"Scaled by the profile: {scaled}.\n\n"
+    markdown = header + to_markdown(table)
+    atomic_write_text(out / "roadmap.md", markdown)
+    atomic_write_text(out / "roadmap.csv", to_csv(table))
+    plot(table, out / "roadmap.png", args.sweep_dir.name)
+    if args.wandb != "disabled":
+        log_to_wandb(table, args.sweep_dir, args.wandb)
+    print(markdown)
+    bad = [r for r in table if r["failed"] or r["unfinished"]]
+    for r in bad:
+        print(f"{r['step']}: {r['failed']} failed, {r['unfinished']} unfinished {r['error']}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

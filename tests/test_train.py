@@ -1,0 +1,159 @@
+"""Training runs end to end: what a run writes, exact resume after SIGKILL, W&B offline, bad input, faults."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+import torch
+
+from helpers import SMOKE, popen_cli, run_cli
+from modernize.tracking import read_offline_run
+
+
+def test_a_run_writes_config_metrics_summary_and_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    run_cli("+step=separate_downsampling", *SMOKE, f"hydra.run.dir={run_dir}", check=True)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for key in ("step", "seed", "profile", "data", "final_top1", "final_top5", "best_top1", "params", "gflops_224",
+                "gflops_run", "train_images_per_s", "infer_images_per_s", "wall_time_s", "git_commit",
+                "config_hash", "scaled"):
+        assert key in summary, key
+    assert summary["step"] == "separate_downsampling" and summary["params"] == 28_589_128
+    assert summary["scaled"]["width_multiplier"] == 0.125 and summary["scaled"]["resolution"] == 32
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    assert {"train_loss", "lr", "val_top1", "val_top5", "train_images_per_s"} <= set(json.loads(lines[0]))
+    assert (run_dir / "config.yaml").exists()
+    state = torch.load(run_dir / "last.pt", weights_only=True)  # no arbitrary pickle needed to read it
+    assert state["epoch"] == 2 and state["config_hash"] == summary["config_hash"]
+
+
+def test_the_synthetic_data_is_learned_above_chance(tmp_path):
+    run_dir = tmp_path / "run"
+    run_cli("+step=separate_downsampling", *SMOKE, "profile.epochs=3", f"hydra.run.dir={run_dir}", check=True)
+    assert json.loads((run_dir / "summary.json").read_text())["best_top1"] > 20  # 10 classes: chance is 10
+
+
+def test_a_finished_run_is_skipped_when_started_again(tmp_path):
+    run_dir = tmp_path / "run"
+    run_cli("+step=resnet50", *SMOKE, "profile.epochs=1", f"hydra.run.dir={run_dir}", check=True)
+    before = (run_dir / "summary.json").read_text()
+    proc = run_cli("+step=resnet50", *SMOKE, "profile.epochs=1", f"hydra.run.dir={run_dir}", check=True)
+    assert "already finished" in proc.stdout and (run_dir / "summary.json").read_text() == before
+
+
+def _wait_for_mid_epoch_checkpoint(run_dir, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, "the run ended before it could be killed"
+        ckpt = run_dir / "last.pt"
+        if ckpt.exists():
+            try:
+                state = torch.load(ckpt, weights_only=True)
+            except Exception:  # noqa: BLE001 -- being replaced right now; atomic rename, so retry
+                state = None
+            if state and state["epoch"] >= 1 and state["step_in_epoch"] > 0:
+                return state
+        time.sleep(0.05)
+    raise AssertionError("no mid-epoch checkpoint appeared")
+
+
+def test_a_run_killed_mid_epoch_resumes_to_the_same_result(tmp_path):
+    args = ["+step=separate_downsampling", *SMOKE, "profile.epochs=3", "data.size=512",
+            "train.checkpoint_every_steps=1"]
+    reference = tmp_path / "uninterrupted"
+    run_cli(*args, f"hydra.run.dir={reference}", check=True)
+
+    resumed = tmp_path / "killed"
+    proc = popen_cli(*args, f"hydra.run.dir={resumed}")
+    state = _wait_for_mid_epoch_checkpoint(resumed, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (resumed / "summary.json").exists()
+    again = run_cli(*args, f"hydra.run.dir={resumed}", check=True)
+    assert "resuming" in again.stdout, f"killed at epoch {state['epoch']} step {state['step_in_epoch']}"
+
+    a = json.loads((reference / "summary.json").read_text())
+    b = json.loads((resumed / "summary.json").read_text())
+    for key in ("final_top1", "final_top5", "best_top1", "best_top5", "config_hash"):
+        assert a[key] == b[key], key
+    metrics = lambda d: [{k: v for k, v in json.loads(line).items() if "per_s" not in k and "time" not in k}  # noqa: E731
+                         for line in (d / "metrics.jsonl").read_text().splitlines()]
+    assert metrics(reference) == metrics(resumed)  # train loss and lr too, epoch by epoch
+    ref_state = torch.load(reference / "last.pt", weights_only=True)["model"]
+    res_state = torch.load(resumed / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(ref_state[k], res_state[k]) for k in ref_state)
+
+
+def test_wandb_offline_run_holds_the_logged_metrics(tmp_path, monkeypatch):
+    run_dir = tmp_path / "run"
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    for var in ("WANDB_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR"):
+        monkeypatch.setenv(var, str(tmp_path / var.lower()))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    run_cli("+step=gelu", *SMOKE, "logger.wandb.mode=offline", "sweep_name=wandb-test",
+            f"hydra.run.dir={run_dir}", check=True)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    logged = read_offline_run(run_dir)
+    tops = [row["val/top1"] for row in logged["history"] if "val/top1" in row]
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert tops == pytest.approx([m["val_top1"] for m in metrics])
+    assert logged["summary"]["final_top1"] == pytest.approx(summary["final_top1"])
+    assert logged["config"]["model"]["block"]["activation"] == "gelu"
+    assert logged["config"]["gflops_224"] == pytest.approx(summary["gflops_224"])
+
+
+@pytest.mark.parametrize("override,message", [
+    ("recipe.lr=-0.1", "recipe.lr must be a positive number"),
+    ("profile.epochs=0", "profile.epochs must be a positive integer"),
+    ("profile.batch_size=0", "profile.batch_size must be a positive integer"),
+    ("recipe=sgdr", "Could not find 'recipe/sgdr'"),
+    ("data=mnist", "Could not find 'data/mnist'"),
+    ("profile=tpu", "Could not find 'profile/tpu'"),
+    ("data.root=/nonexistent/fashion", "data.root=/nonexistent/fashion does not exist"),
+    ("train.precision=fp8", "train.precision must be one of fp32, bf16, fp16"),
+])
+def test_bad_config_fails_before_training_and_writes_nothing(tmp_path, override, message):
+    run_dir = tmp_path / "run"
+    proc = run_cli("+step=resnet50", *SMOKE, override, f"hydra.run.dir={run_dir}")
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    for name in ("summary.json", "metrics.jsonl", "last.pt"):
+        assert not (run_dir / name).exists()
+
+
+def test_imagefolder_without_root_says_what_to_pass(tmp_path):
+    proc = run_cli("+step=resnet50", *SMOKE, "data=imagefolder", f"hydra.run.dir={tmp_path}")
+    assert proc.returncode != 0 and "needs data.root=" in proc.stderr
+
+
+def test_a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    # step schedule: the lr is multiplied by 1e12 after the first of three epochs
+    proc = run_cli("+step=resnet50", *SMOKE, "profile.epochs=3", "recipe.milestones=[30]", "recipe.gamma=1e12",
+                   f"hydra.run.dir={run_dir}")
+    assert proc.returncode != 0
+    assert "the loss became" in proc.stderr and "last good checkpoint" in proc.stderr
+    state = torch.load(run_dir / "last.pt", weights_only=True)
+    assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert not (run_dir / "summary.json").exists()
+
+
+def test_a_corrupt_checkpoint_is_an_error_not_a_silent_restart(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "last.pt").write_bytes(b"not a checkpoint")
+    proc = run_cli("+step=resnet50", *SMOKE, f"hydra.run.dir={run_dir}")
+    assert proc.returncode != 0 and "is corrupt" in proc.stderr
+    assert (run_dir / "last.pt").read_bytes() == b"not a checkpoint"
+
+
+def test_a_checkpoint_of_another_config_is_an_error(tmp_path):
+    run_dir = tmp_path / "run"
+    run_cli("+step=resnet50", *SMOKE, "profile.epochs=1", f"hydra.run.dir={run_dir}", check=True)
+    (run_dir / "summary.json").unlink()
+    proc = run_cli("+step=gelu", *SMOKE, "profile.epochs=1", f"hydra.run.dir={run_dir}")
+    assert proc.returncode != 0 and "belongs to another config" in proc.stderr
