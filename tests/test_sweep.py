@@ -1,0 +1,123 @@
+"""The sweep runner with real Hydra multirun on the smoke profile: tabulate, skip, resume, failure isolation."""
+
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from helpers import ROOT, SMOKE, env, popen_cli, run_cli
+from modernize.tabulate import summarize, welch_p_value
+
+STEPS = "resnet50,patchify,separate_downsampling"
+
+
+def multirun(out_root, sweep="sweep", *extra):
+    return ["-m", f"+step={STEPS}", *SMOKE, "profile.epochs=2", "train.checkpoint_every_steps=1",
+            f"out_root={out_root}", f"sweep_name={sweep}", *extra]
+
+
+def tabulate(sweep_dir, out_dir):
+    return subprocess.run([sys.executable, "-m", "modernize.tabulate", str(sweep_dir), "--out", str(out_dir)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, env=env())
+
+
+def read_rows(path):
+    with open(path) as f:
+        return {row["step"]: row for row in csv.DictReader(f)}
+
+
+RESULT_COLUMNS = ("n", "failed", "top1_mean", "top1_std", "delta", "paper_top1", "params", "gflops_224", "gflops_run")
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    run_cli(*multirun(root), check=True, timeout=600)
+    proc = tabulate(root / "sweep", root / "table")
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+def test_sweep_writes_table_csv_and_figure_in_roadmap_order(finished_sweep):
+    rows = read_rows(finished_sweep / "table" / "roadmap.csv")
+    assert list(rows) == STEPS.split(",")
+    assert rows["resnet50"]["paper_top1"] == "76.1" and rows["separate_downsampling"]["paper_top1"] == "82.0"
+    assert all(row["n"] == "1" and float(row["top1_mean"]) > 0 for row in rows.values())
+    assert rows["patchify"]["delta"] != "" and rows["resnet50"]["delta"] == ""
+    markdown = (finished_sweep / "table" / "roadmap.md").read_text()
+    assert "| separate_downsampling |" in markdown and "same direction" in markdown
+    png = (finished_sweep / "table" / "roadmap.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_running_the_sweep_again_skips_finished_runs(finished_sweep):
+    summaries = {p: p.read_text() for p in (finished_sweep / "sweep").glob("*/summary.json")}
+    proc = run_cli(*multirun(finished_sweep), check=True, timeout=600)
+    assert proc.stdout.count("already finished") == 3
+    assert {p: p.read_text() for p in summaries} == summaries
+
+
+def test_killing_the_sweep_and_running_it_again_gives_the_same_table(finished_sweep, tmp_path):
+    proc = popen_cli(*multirun(tmp_path))
+    deadline = time.time() + 300
+    # kill while the second run is in the middle of its training (the first one is finished)
+    while not list((tmp_path / "sweep").glob("patchify-seed0/last.pt")):
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished_before = {p.parent.name for p in (tmp_path / "sweep").glob("*/summary.json")}
+    assert "patchify-seed0" not in finished_before
+    again = run_cli(*multirun(tmp_path), check=True, timeout=600)
+    assert "resuming patchify" in again.stdout
+    assert tabulate(tmp_path / "sweep", tmp_path / "table").returncode == 0
+    ours, reference = read_rows(tmp_path / "table" / "roadmap.csv"), read_rows(finished_sweep / "table" / "roadmap.csv")
+    for step in reference:
+        assert {c: ours[step][c] for c in RESULT_COLUMNS} == {c: reference[step][c] for c in RESULT_COLUMNS}
+
+
+def test_one_failing_step_does_not_stop_the_others_and_is_rerun(tmp_path):
+    broken = tmp_path / "sweep" / "patchify-seed0"
+    broken.mkdir(parents=True)
+    (broken / "last.pt").write_bytes(b"garbage")
+    run_cli(*multirun(tmp_path), check=True, timeout=600)
+    assert (tmp_path / "sweep" / "resnet50-seed0" / "summary.json").exists()
+    assert (tmp_path / "sweep" / "separate_downsampling-seed0" / "summary.json").exists()
+    proc = tabulate(tmp_path / "sweep", tmp_path / "table")
+    assert proc.returncode == 1
+    row = read_rows(tmp_path / "table" / "roadmap.csv")["patchify"]
+    assert row["failed"] == "1" and "is corrupt" in row["error"]
+    assert "failed: RunError: checkpoint" in (tmp_path / "table" / "roadmap.md").read_text()
+
+    (broken / "last.pt").unlink()
+    again = run_cli(*multirun(tmp_path), check=True, timeout=600)
+    assert again.stdout.count("already finished") == 2
+    assert not (broken / "failed.json").exists() and (broken / "summary.json").exists()
+    assert tabulate(tmp_path / "sweep", tmp_path / "table").returncode == 0
+
+
+def _summary(step, top1, seed):
+    return {"status": "ok", "step": step, "seed": seed, "final_top1": top1, "params": 1, "gflops_224": 1.0}
+
+
+def test_a_change_is_significant_only_when_it_exceeds_the_seed_noise():
+    clear = {"resnet50": [_summary("resnet50", v, i) for i, v in enumerate([70.0, 70.2, 69.9])],
+             "recipe": [_summary("recipe", v, i) for i, v in enumerate([75.0, 75.3, 74.8])]}
+    row = summarize(clear)[1]
+    assert row["significant"] is True and row["delta"] == pytest.approx(5.0, abs=0.01)
+    assert row["agrees"] == "yes"  # the paper's recipe step also goes up (76.1 -> 78.8)
+    noisy = {"resnet50": [_summary("resnet50", v, i) for i, v in enumerate([70.0, 72.0, 68.0])],
+             "recipe": [_summary("recipe", v, i) for i, v in enumerate([70.5, 68.5, 72.5])]}
+    assert summarize(noisy)[1]["significant"] is False
+    assert welch_p_value([1.0], [2.0]) is None  # one seed: no test
+
+
+def test_tabulate_rejects_a_folder_that_is_not_a_sweep(tmp_path):
+    proc = tabulate(tmp_path / "missing", tmp_path / "out")
+    assert proc.returncode == 2 and "is not a sweep folder" in proc.stderr
+    shutil.rmtree(tmp_path, ignore_errors=True)
