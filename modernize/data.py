@@ -474,7 +474,8 @@ def _subset(dataset: TensorDataset | Dataset, n: int | None, seed: int) -> Tenso
     if n < 1:
         raise ValueError(f"subset size must be >= 1, got {n}")
     if n >= total:
-        warnings.warn(f"subset of {n} requested from {total} samples: using all of them", stacklevel=3)
+        if n > total:
+            warnings.warn(f"subset of {n} requested from {total} samples: using all of them", stacklevel=3)
         return dataset
     labels = dataset.labels if isinstance(dataset, TensorDataset) else torch.as_tensor(dataset.targets)
     indices = stratified_indices(labels.cpu(), n, seed)

@@ -326,7 +326,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     if summary_path.exists():
         done = read_json(summary_path)
         if done.get("config_hash") == chash:
-            print(f"{step} seed {cfg.seed}: already finished in {run_dir} (top-1 {done['final_top1']:.2f}); skipping")
+            if int(os.environ.get("RANK", "0")) == 0:
+                print(f"{step} seed {cfg.seed}: already finished in {run_dir} (top-1 {done['final_top1']:.2f}); "
+                      f"skipping")
             return done
         raise RunError(f"{run_dir} already holds a finished run of another config (hash {done.get('config_hash')}, "
                        f"this run {chash}); use another run directory")
@@ -383,7 +385,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
 
     augment_train = data_lib.BatchAugment(
         resolution=p.resolution, mean=data.mean, std=data.std, train=True,
-        random_resized_crop=in_memory, scale=tuple(r.random_resized_crop_scale), hflip=r.hflip and in_memory,
+        # folder data sets are cropped and flipped by their DataLoader workers; in-memory ones here, batched
+        random_resized_crop=r.random_resized_crop and in_memory, scale=tuple(r.random_resized_crop_scale),
+        hflip=r.hflip and in_memory,
         randaugment=tuple(r.randaugment) if r.randaugment else None, random_erasing=r.random_erasing).to(device)
     augment_eval = data_lib.BatchAugment(resolution=p.resolution, mean=data.mean, std=data.std, train=False).to(device)
     mixing = make_mixing(r, data.num_classes)

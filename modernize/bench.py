@@ -1,0 +1,364 @@
+"""Training throughput (forward + loss + backward + AdamW step, images/s) of our models, written as markdown.
+
+    python -m modernize.bench                                   # CPU: a few minutes, experiments/bench/cpu.md
+    python -m modernize.bench --precision bf16 --channels-last  # GPU: experiments/bench/<gpu name>.md
+
+Three sections:
+1. our ResNet-50 and ConvNeXt-T against torchvision's and timm's, in one process and interleaved;
+2. every roadmap step (ours only);
+3. the real per-step pipeline of `modernize.train` on in-memory uint8 data against the bare model step.
+
+Timings on a shared machine drift (other processes, turbo, thermal state). Comparisons are therefore
+interleaved (A B A B ...) so that drift hits both sides alike, every number is the median of several
+repeats, and the spread of the per-repeat ratios is printed next to each ratio as the noise estimate.
+No unit test asserts on these numbers: speed targets live here, in the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import platform
+import re
+import shlex
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from . import data as data_lib
+from .config import build_model, compose, model_spec, run_spec
+from .io import atomic_write_text
+from .model import build
+from .roadmap import STEPS, check_names
+
+# ------------------------------------------------------------------------------------------------ options
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m modernize.bench", description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--channels-last", action="store_true", help="models and inputs in NHWC memory format")
+    p.add_argument("--compile", action="store_true", help="torch.compile ours and the reference alike")
+    p.add_argument("--resolution", type=int, help="sections 1-2 (default: 224 on GPU, 128 on CPU)")
+    p.add_argument("--batch", type=int, help="sections 1-2 (default: 64 on GPU, 16 on CPU)")
+    p.add_argument("--repeats", type=int, help="timed repeats per model, median reported (default: 5)")
+    p.add_argument("--warmup", type=int, help="untimed steps per model first (default: 3 on GPU, 1 on CPU)")
+    p.add_argument("--steps-per-repeat", type=int, help="steps in one timed repeat (default: 10 on GPU, 2 on CPU)")
+    p.add_argument("--steps", help="comma-separated roadmap steps for section 2 (default: all)")
+    p.add_argument("--threads", type=int, help="torch.set_num_threads (default: PyTorch's, one per core)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes and counts, for the tests")
+    p.add_argument("--out", default="experiments/bench", help="folder of the <device>.md report")
+    args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    return args
+
+
+def resolve(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill the device-dependent defaults (explicit flags win over --quick)."""
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda but CUDA is not available")
+    args.device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                               "cpu" if args.device == "auto" else args.device)
+    gpu = args.device.type == "cuda"
+    # CPU defaults keep the whole CPU run to a few minutes on 2 cores; GPU ones are ImageNet-sized.
+    defaults = {"resolution": 224 if gpu else 128, "batch": 64 if gpu else 16, "repeats": 5,
+                "warmup": 3 if gpu else 1, "steps_per_repeat": 10 if gpu else 2}
+    if args.quick:
+        defaults = {"resolution": 32, "batch": 2, "repeats": 2, "warmup": 1, "steps_per_repeat": 1}
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.steps = [s.strip() for s in args.steps.split(",") if s.strip()] if args.steps else list(STEPS)
+    try:
+        check_names("step", args.steps, STEPS)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+    for name in ("resolution", "batch", "repeats", "warmup", "steps_per_repeat", "threads"):
+        if getattr(args, name) is None:
+            continue
+        if getattr(args, name) < (0 if name == "warmup" else 1):
+            raise SystemExit(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    return args
+
+
+def device_slug(device: torch.device) -> str:
+    if device.type != "cuda":
+        return device.type
+    return re.sub(r"[^a-z0-9]+", "-", torch.cuda.get_device_name(device).lower()).strip("-")
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+# ------------------------------------------------------------------------------------------------- timing
+
+
+def sync(device: torch.device) -> None:
+    # CUDA kernels run asynchronously: without this the clock would stop before the GPU has finished.
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], None], steps: int, device: torch.device) -> float:
+    """Seconds for `steps` calls of fn, with the device idle at both ends."""
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+@dataclass
+class Result:
+    images_per_s: list[float] = field(default_factory=list)  # one per timed repeat
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.images_per_s)
+
+
+def measure(fns: list[Callable[[], None]], images_per_step: list[int], args) -> list[Result]:
+    """Interleaved timing of several step functions: warm-up each, then repeats of A B A B ...
+
+    Warm-up runs before any timing so one-off costs (allocator growth, cuDNN autotuning, compilation)
+    are not charged to whichever model happens to go first.
+    """
+    for fn in fns:
+        timed(fn, args.warmup, args.device)
+    results = [Result() for _ in fns]
+    for _ in range(args.repeats):
+        for fn, n, result in zip(fns, images_per_step, results):
+            result.images_per_s.append(n * args.steps_per_repeat / timed(fn, args.steps_per_repeat, args.device))
+    return results
+
+
+def ratio_stats(a: Result, b: Result) -> tuple[float, float, float]:
+    """Median, min and max of the per-repeat ratios a/b (pairs timed back to back share the drift)."""
+    ratios = [x / y for x, y in zip(a.images_per_s, b.images_per_s)]
+    return statistics.median(ratios), min(ratios), max(ratios)
+
+
+# ------------------------------------------------------------------------------------------ training step
+
+
+class Trainer:
+    """One training step exactly as `modernize.train` does it: autocast forward, loss, backward, AdamW."""
+
+    def __init__(self, model: nn.Module, args, criterion: nn.Module | None = None):
+        self.device = args.device
+        self.memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+        self.model = model.to(self.device, memory_format=self.memory_format).train()
+        # Same optimizer for ours and the reference: fused AdamW is the fastest on CUDA, foreach elsewhere.
+        fused = self.device.type == "cuda"
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4, weight_decay=0.05,
+                                           fused=fused, foreach=None if fused else True)
+        self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.precision]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=args.precision == "fp16")
+        self.forward = torch.compile(self.model) if args.compile else self.model
+        self.criterion = criterion or nn.CrossEntropyLoss()
+
+    def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+        ctx = (torch.autocast(self.device.type, dtype=self.dtype) if self.dtype is not None
+               else contextlib.nullcontext())
+        with ctx:
+            loss = self.criterion(self.forward(inputs), targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+    def batch(self, batch: int, resolution: int, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.randn(batch, 3, resolution, resolution, device=self.device)
+        y = torch.randint(num_classes, (batch,), device=self.device)
+        return x.contiguous(memory_format=self.memory_format), y
+
+
+def bare_step(trainer: Trainer, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
+    return lambda: trainer.step(x, y)
+
+
+# ------------------------------------------------------------------------------------------------ sections
+
+
+def fmt(x: float) -> str:
+    return f"{x:.3g}" if x < 100 else f"{x:.0f}"
+
+
+def table(title: str, intro: str, columns: list[str]) -> list[str]:
+    return [f"## {title}", "", intro, "", "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+
+
+def reference_section(args) -> list[str]:
+    lines = table("1. Ours vs reference implementations",
+                  f"{args.resolution} px, batch {args.batch}, 1000 classes; ours and the reference alternate "
+                  f"(A B A B ...). img/s: median of {args.repeats} repeats. ratio: median of the per-repeat "
+                  "ratios ours/reference; spread: their min..max.",
+                  ["model", "ours img/s", "reference", "reference img/s", "ours/reference", "spread (min..max)"])
+
+    def timm_convnext(ours: nn.Module) -> nn.Module | None:
+        try:
+            import timm
+        except ImportError:
+            return None
+        # Same stochastic depth as our ConvNeXt-T (0.1, Table 5); timm's default is 0.
+        return timm.create_model("convnext_tiny", drop_path_rate=ours.spec.drop_path_rate)
+
+    pairs = [("ResNet-50", "resnet50", "torchvision resnet50", lambda ours: torchvision.models.resnet50()),
+             ("ConvNeXt-T", "separate_downsampling", "timm convnext_tiny", timm_convnext)]
+    for label, step, ref_label, make_ref in pairs:
+        ours = build_model(step)
+        ref = make_ref(ours)
+        if ref is None:
+            lines.append(f"| {label} (`{step}`) | - | {ref_label} | - | timm not installed: skipped | - |")
+            continue
+        a, b = Trainer(ours, args), Trainer(ref, args)
+        x, y = a.batch(args.batch, args.resolution, 1000)  # one input for both
+        ra, rb = measure([bare_step(a, x, y), bare_step(b, x, y)], [args.batch] * 2, args)
+        ratio, lo, hi = ratio_stats(ra, rb)
+        lines.append(f"| {label} (`{step}`) | {fmt(ra.median)} | {ref_label} | {fmt(rb.median)} | "
+                     f"{ratio:.3f} | {lo:.3f}..{hi:.3f} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def roadmap_section(args) -> list[str]:
+    lines = table("2. Roadmap steps (ours)",
+                  f"{args.resolution} px, batch {args.batch}, 1000 classes, full width. img/s: median of "
+                  f"{args.repeats} repeats; spread: min..max.",
+                  ["#", "step", "params (M)", "img/s", "spread (min..max)"])
+    for step in args.steps:
+        trainer = Trainer(build_model(step), args)
+        params = sum(p.numel() for p in trainer.model.parameters()) / 1e6
+        x, y = trainer.batch(args.batch, args.resolution, 1000)
+        (r,) = measure([bare_step(trainer, x, y)], [args.batch], args)
+        lines.append(f"| {STEPS.index(step)} | `{step}` | {params:.1f} | {fmt(r.median)} | "
+                     f"{fmt(min(r.images_per_s))}..{fmt(max(r.images_per_s))} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def pipeline_section(args) -> list[str]:
+    """The per-step work of `modernize.train` on an in-memory data set vs the model step alone."""
+    from .train import make_mixing
+
+    cfg = compose(["+step=separate_downsampling"])  # ConvNeXt-T, the modern recipe, the cpu profile
+    r, p = cfg.recipe, cfg.profile
+    num_classes, resolution, batch = 10, int(p.resolution), 8 if args.quick else int(p.batch_size)
+    lines = table("3. End-to-end vs bare model step (in-memory data)",
+                  f"ConvNeXt-T at the `{p.name}` profile's {resolution} px and batch {batch}, {num_classes} "
+                  "classes. end-to-end: index a uint8 TensorDataset on the device -> BatchAugment (random "
+                  f"resized crop, flip, RandAugment {tuple(r.randaugment)}, normalize, random erasing "
+                  f"{r.random_erasing}) -> MixUp {r.mixup} / CutMix {r.cutmix} -> model step with label "
+                  f"smoothing {r.label_smoothing}. bare: the model step on one pre-made normalized batch with "
+                  "mixed targets. Alternated; ratio: median of the per-repeat ratios end-to-end/bare, spread: "
+                  "their min..max. Target >= 0.95.",
+                  ["model", "width x", "params (M)", "bare img/s", "end-to-end img/s", "end-to-end/bare",
+                   "spread (min..max)"])
+    # Random uint8 images like data=synthetic, at the profile's size: a few batches' worth on the device.
+    gen = torch.Generator().manual_seed(0)
+    n = batch * 4
+    dataset = data_lib.TensorDataset(
+        torch.randint(0, 256, (n, 3, resolution, resolution), dtype=torch.uint8, generator=gen),
+        torch.randint(0, num_classes, (n,), generator=gen)).to(args.device)
+    mean, std = data_lib.MEAN_STD["synthetic"]
+    # Built from the recipe exactly as modernize.train builds its in-memory training pipeline.
+    augment = data_lib.BatchAugment(
+        resolution=resolution, mean=mean, std=std, train=True,
+        random_resized_crop=r.random_resized_crop, scale=tuple(r.random_resized_crop_scale), hflip=r.hflip,
+        randaugment=tuple(r.randaugment) if r.randaugment else None, random_erasing=r.random_erasing,
+    ).to(args.device)
+    mixing = make_mixing(r, num_classes)
+    criterion = nn.CrossEntropyLoss(label_smoothing=r.label_smoothing)
+
+    def next_batch(memory_format: torch.memory_format) -> tuple[torch.Tensor, torch.Tensor]:
+        index = torch.randperm(n, device=args.device)[:batch]
+        x = augment(dataset.images[index]).contiguous(memory_format=memory_format)
+        return mixing(x, dataset.labels[index]) if mixing is not None else (x, dataset.labels[index])
+
+    for spec in (run_spec(cfg, num_classes), model_spec(cfg, num_classes=num_classes)):  # profile, full width
+        trainer = Trainer(build(spec), args, criterion)
+        x, y = next_batch(trainer.memory_format)  # the bare step's batch: made once, outside the timing
+        bare, e2e = measure([bare_step(trainer, x, y),
+                             functools.partial(end_to_end_step, trainer, next_batch)], [batch] * 2, args)
+        ratio, lo, hi = ratio_stats(e2e, bare)
+        params = sum(q.numel() for q in trainer.model.parameters()) / 1e6
+        lines.append(f"| ConvNeXt-T | {spec.width_multiplier:g} | {params:.2f} | {fmt(bare.median)} | "
+                     f"{fmt(e2e.median)} | {ratio:.3f} | {lo:.3f}..{hi:.3f} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def end_to_end_step(trainer: Trainer, next_batch: Callable) -> None:
+    trainer.step(*next_batch(trainer.memory_format))
+
+
+def header(args) -> list[str]:
+    try:
+        import timm
+        timm_version = timm.__version__
+    except ImportError:
+        timm_version = "not installed"
+    cmd = shlex.join(["python", "-m", "modernize.bench", *args.argv])
+    memory_format = "channels_last" if args.channels_last else "NCHW"
+    return [f"# Training throughput on {device_name(args.device)}", "",
+            f"- command: `{cmd}`",
+            (f"- torch {torch.__version__}, torchvision {torchvision.__version__}, timm {timm_version}, "
+             f"python {platform.python_version()}"),
+            f"- device: {args.device.type} ({device_name(args.device)}), torch threads: {torch.get_num_threads()}",
+            (f"- precision: {args.precision}, memory format: {memory_format}, "
+             f"torch.compile: {'yes' if args.compile else 'no'}"),
+            (f"- per model: {args.warmup} warm-up steps, then {args.repeats} timed repeats of "
+             f"{args.steps_per_repeat} steps"),
+            ("- a step: autocast forward, cross-entropy, backward, AdamW step (foreach on CPU, fused on CUDA), "
+             "models in train mode; img/s = batch x steps / seconds"),
+            f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", ""]
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = resolve(parse_args(argv))
+    threads = torch.get_num_threads()
+    try:
+        if args.threads:
+            # One thread per *free* core: on a busy CPU, more threads than free cores make every parallel
+            # op wait for a descheduled thread, and a step can get many times slower.
+            torch.set_num_threads(args.threads)
+        return run(args)
+    finally:
+        torch.set_num_threads(threads)  # main() may be called in-process (tests): leave the process as found
+
+
+def run(args) -> Path:
+    if args.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as modernize.train: pick the fastest conv kernels
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    lines = header(args)
+    print("\n".join(lines), flush=True)
+    for section in (reference_section, roadmap_section, pipeline_section):
+        lines += section(args) + [""]
+    lines.append(f"Total bench time: {time.perf_counter() - start:.0f} s.")
+    text = "\n".join(lines) + "\n"
+    path = atomic_write_text(Path(args.out) / f"{device_slug(args.device)}.md", text)
+    print(f"\n{text}\nwrote {path}", flush=True)
+    return path
+
+
+if __name__ == "__main__":
+    main()
