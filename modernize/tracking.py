@@ -47,6 +47,10 @@ def _api_key_configured() -> bool:
         return False
 
 
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [""])[0]
+
+
 def _check_mode(mode: str) -> None:
     if mode not in MODES:
         raise ValueError(f"invalid W&B mode {mode!r}; expected one of {', '.join(MODES)}")
@@ -80,20 +84,30 @@ class Tracker:
             login_timeout=INIT_TIMEOUT_S,  # online without a key prompts on a terminal; don't wait forever
             finish_timeout=FINISH_TIMEOUT_S,
         )
-        try:
-            run_dir = Path(run_dir).resolve()
+        def start(mode: str) -> Any:
+            path = Path(run_dir).resolve()
             # wandb infers the git root from dir and warns if dir does not exist yet.
-            run_dir.mkdir(parents=True, exist_ok=True)
+            path.mkdir(parents=True, exist_ok=True)
             # Global settings too: login messages ("Loaded credentials ...") ignore the per-run ones.
             wandb.setup(settings=settings)
-            self._run = wandb.init(
-                mode=self._mode, project=project, entity=entity, group=group, name=name, tags=list(tags),
-                config=config, dir=str(run_dir), id=run_id, resume="allow" if run_id else None,
+            return wandb.init(
+                mode=mode, project=project, entity=entity, group=group, name=name, tags=list(tags),
+                config=config, dir=str(path), id=run_id, resume="allow" if run_id else None,
                 settings=settings,
             )
-        except Exception as e:  # noqa: BLE001 -- no network, bad key, unwritable dir...: train on without W&B
-            first_line = (str(e).strip().splitlines() or [""])[0]
-            _warn(f"wandb.init failed ({type(e).__name__}: {first_line}); W&B logging disabled for this run")
+
+        try:
+            try:
+                self._run = start(self._mode)
+            except Exception as e:  # noqa: BLE001 -- e.g. no network: keep the metrics for a later `wandb sync`
+                if self._mode != "online":
+                    raise
+                _warn(f"online wandb.init failed ({type(e).__name__}: {_first_line(e)}); logging offline instead")
+                self._teardown()
+                self._mode = "offline"
+                self._run = start("offline")
+        except Exception as e:  # noqa: BLE001 -- bad key, unwritable dir...: train on without W&B
+            _warn(f"wandb.init failed ({type(e).__name__}: {_first_line(e)}); W&B logging disabled for this run")
             self._disable()
             return
         # The login prompt can still change the mode: a timeout gives a no-op run, "don't visualize" offline.

@@ -118,7 +118,12 @@ class Dist:
 
 
 def setup_distributed(device_kind: str) -> Dist:
-    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; gloo on CPU, nccl on CUDA."""
+    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; under SLURM (hydra/launcher=slurm) submitit derives them from
+    the job's tasks. gloo on CPU, nccl on CUDA."""
+    if "WORLD_SIZE" not in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        from submitit.helpers import TorchDistributedEnvironment
+
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Dist()

@@ -155,9 +155,22 @@ def test_auto_mode_is_online_when_a_key_is_configured(tmp_path, monkeypatch):
         assert resolve_mode(mode) == mode
 
 
-def test_failed_init_warns_once_and_disables_logging(tmp_path, capfd):
+def test_failed_online_init_falls_back_to_offline_and_keeps_the_metrics(tmp_path, capfd):
     # Online without any API key: wandb.init raises immediately (no terminal to prompt on under pytest).
     tracker = make_tracker(tmp_path / "run", mode="online")
+    assert tracker.mode == "offline" and tracker.run_id is not None
+    tracker.log(EPOCHS[0], step=0)
+    tracker.finish()
+    err = capfd.readouterr().err
+    warnings = [line for line in err.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "logging offline instead" in warnings[0], err
+    assert read_offline_run(tmp_path / "run")["history"][0]["val/top1"] == EPOCHS[0]["val/top1"]
+
+
+def test_failed_init_warns_once_and_disables_logging(tmp_path, capfd):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the run directory should be")
+    tracker = make_tracker(blocker / "run", mode="offline")
     assert tracker.mode == "disabled" and tracker.run_id is None
     tracker.log(EPOCHS[0], step=0)
     tracker.summary({"best/top1": 1.0})
