@@ -5,4 +5,4 @@ from .model import Network, build
 from .roadmap import DELTAS, STEPS
 from .spec import BlockSpec, ModelSpec, StemSpec
 
-__all__ = ["build_model", "compose", "build", "Network", "STEPS", "DELTAS", "BlockSpec", "ModelSpec", "StemSpec"]
+__all__ = ["DELTAS", "STEPS", "BlockSpec", "ModelSpec", "Network", "StemSpec", "build", "build_model", "compose"]

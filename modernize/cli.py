@@ -24,7 +24,9 @@ def profile(cfg: DictConfig) -> dict:
     model = build(spec)
     step = step_label(cfg)
     print(f"step {step}: {cfg.model.name} base")
-    print(f"  stem: {spec.stem.kind}" + (f" {spec.stem.patch_size}x{spec.stem.patch_size}" if spec.stem.kind == "patchify" else " 7x7/2 + max-pool"))
+    p = spec.stem.patch_size
+    stem = f"{p}x{p}/{p} conv" if spec.stem.kind == "patchify" else "7x7/2 conv + max-pool"
+    print(f"  stem: {spec.stem.kind} {stem}")
     b = spec.block
     order = "spatial -> pw1 -> pw2" if b.spatial_position == "top" else "pw1 -> spatial -> pw2"
     print(f"  block: {order}, kernel {b.kernel_size}, groups {b.groups}, expansion {b.expansion} "
@@ -46,8 +48,8 @@ def profile(cfg: DictConfig) -> dict:
 
 def run_task(cfg: DictConfig, run_dir: Path, multirun: bool):
     """Run the task. In a multirun, a failure is recorded in failed.json and the sweep goes on."""
-    from .train import RunError, train
     from .data import DataError
+    from .train import RunError, train
 
     if cfg.task not in TASKS:
         print(f"error: task must be one of {', '.join(TASKS)}, got {cfg.task!r}", file=sys.stderr)
@@ -58,12 +60,13 @@ def run_task(cfg: DictConfig, run_dir: Path, multirun: bool):
         result = train(cfg, run_dir)
         (run_dir / "failed.json").unlink(missing_ok=True)
         return result
-    except (RunError, DataError, ValueError, KeyboardInterrupt, Exception) as e:  # noqa: BLE001
+    except (RunError, DataError, ValueError, KeyboardInterrupt, Exception) as e:
         expected = isinstance(e, (RunError, DataError, ValueError))
         message = str(e) or type(e).__name__
         if multirun:
             atomic_write_json(run_dir / "failed.json", {
-                "step": step_label(cfg), "seed": cfg.seed, "kernel_size": cfg.model.block.kernel_size, "error": f"{type(e).__name__}: {message.splitlines()[0]}",
+                "step": step_label(cfg), "seed": cfg.seed, "kernel_size": cfg.model.block.kernel_size,
+                "error": f"{type(e).__name__}: {message.splitlines()[0]}",
                 "traceback": traceback.format_exc()})
             print(f"error in {step_label(cfg)} seed {cfg.seed}: {message}", file=sys.stderr)
             if isinstance(e, KeyboardInterrupt):

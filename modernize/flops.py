@@ -11,7 +11,6 @@ import csv
 import io
 import logging
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 import torch

@@ -65,9 +65,11 @@ class Block(nn.Module):
         out_dim, hidden = spec.residual_width(width), spec.hidden_width(width)
         bn = spec.norm == "batch"
         if spec.spatial_position == "middle":  # ResNet: 1x1 reduce, k x k, 1x1 restore
-            plan = [("pw1", in_dim, hidden, 1), ("spatial", hidden, hidden, spec.kernel_size), ("pw2", hidden, out_dim, 1)]
+            plan = [("pw1", in_dim, hidden, 1), ("spatial", hidden, hidden, spec.kernel_size),
+                    ("pw2", hidden, out_dim, 1)]
         else:  # section 2.5 "moving up depthwise conv layer": k x k first, as the MSA block precedes the MLP
-            plan = [("spatial", in_dim, in_dim, spec.kernel_size), ("pw1", in_dim, hidden, 1), ("pw2", hidden, out_dim, 1)]
+            plan = [("spatial", in_dim, in_dim, spec.kernel_size), ("pw1", in_dim, hidden, 1),
+                    ("pw2", hidden, out_dim, 1)]
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         for role, c_in, c_out, k in plan:
             spatial = role == "spatial"

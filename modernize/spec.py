@@ -10,8 +10,9 @@ names the field and the allowed values.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 NORMS = ("batch", "layer")
 ACTIVATIONS = ("relu", "gelu", "silu")
@@ -62,7 +63,8 @@ class BlockSpec:
             for layer in layers:
                 _check_choice(name, layer, BLOCK_LAYERS)
         if not isinstance(self.layer_scale_init, (int, float)) or self.layer_scale_init < 0:
-            raise ValueError(f"block.layer_scale_init must be a number >= 0 (0 disables it), got {self.layer_scale_init!r}")
+            raise ValueError(
+                f"block.layer_scale_init must be a number >= 0 (0 disables it), got {self.layer_scale_init!r}")
 
     def residual_width(self, width: int) -> int:
         return width if self.inverted else width * self.expansion
@@ -165,7 +167,8 @@ def _from_mapping(cls, data: Mapping[str, Any], where: str):
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
-        raise ValueError(f"unknown field(s) {', '.join(where + k for k in unknown)}; allowed: {', '.join(sorted(names))}")
+        raise ValueError(
+            f"unknown field(s) {', '.join(where + k for k in unknown)}; allowed: {', '.join(sorted(names))}")
     kwargs = {}
     for key, value in data.items():
         if isinstance(value, list):

@@ -99,7 +99,7 @@ class Tracker:
         try:
             try:
                 self._run = start(self._mode)
-            except Exception as e:  # noqa: BLE001 -- e.g. no network: keep the metrics for a later `wandb sync`
+            except Exception as e:
                 if self._mode != "online":
                     raise
                 _warn(f"online wandb.init failed ({type(e).__name__}: {_first_line(e)}); logging offline instead")

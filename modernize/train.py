@@ -242,7 +242,8 @@ def load_checkpoint(path: Path, expected_hash: str, step: str) -> dict[str, Any]
                        f"{str(e).splitlines()[0] if str(e) else ''}); delete it to start over, or use another "
                        f"run directory") from None
     if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
-        raise RunError(f"checkpoint {path} is not a modernize v{CHECKPOINT_VERSION} checkpoint; delete it to start over")
+        raise RunError(
+            f"checkpoint {path} is not a modernize v{CHECKPOINT_VERSION} checkpoint; delete it to start over")
     if state["config_hash"] != expected_hash:
         raise RunError(f"checkpoint {path} belongs to another config (step {state['step_name']}, config hash "
                        f"{state['config_hash']}; this run: step {step}, hash {expected_hash}). Use another run "
@@ -339,7 +340,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
                        f"this run {chash}); use another run directory")
 
     t = cfg.train
-    device_kind = "cuda" if (t.device == "auto" and torch.cuda.is_available()) or str(t.device).startswith("cuda") else "cpu"
+    wants_cuda = (t.device == "auto" and torch.cuda.is_available()) or str(t.device).startswith("cuda")
+    device_kind = "cuda" if wants_cuda else "cpu"
     world = setup_distributed(device_kind)
     device = pick_device(t.device, world.local_rank)
     if device.type == "cuda":
@@ -563,7 +565,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     ref = paper_step(step) or {}
     final = history[-1]
     summary = {
-        "step": step, "seed": cfg.seed, "kernel_size": spec.block.kernel_size, "profile": p.name, "data": cfg.data.name, "recipe": r.name,
+        "step": step, "seed": cfg.seed, "kernel_size": spec.block.kernel_size, "profile": p.name,
+        "data": cfg.data.name, "recipe": r.name,
         "final_top1": final["val_top1"], "final_top5": final["val_top5"],
         "best_top1": max(h["val_top1"] for h in history), "best_top5": max(h["val_top5"] for h in history),
         **paper_model_stats, **run_stats,

@@ -243,8 +243,8 @@ _CONVNEXT_RULES = {
         _rule(r"features\.(\d*[02468])\.([01])",
               lambda f, k: f"stages.{int(f) // 2}.downsample.{('norm', 'conv')[int(k)]}", _CONV),
         _rule(r"features\.(\d*[13579])\.(\d+)\.block\.([0235])",
-              lambda f, j, l: f"{_block(str(int(f) // 2), j, offset=0)}.branch."
-                              f"{ {'0': 'spatial', '2': 'spatial_norm', '3': 'pw1', '5': 'pw2'}[l] }",
+              lambda f, j, layer: f"{_block(str(int(f) // 2), j, offset=0)}.branch."
+                                  f"{ {'0': 'spatial', '2': 'spatial_norm', '3': 'pw1', '5': 'pw2'}[layer] }",
               _CONV, _as_1x1_conv),
         _rule(r"features\.(\d*[13579])\.(\d+)",
               lambda f, j: f"{_block(str(int(f) // 2), j, offset=0)}.layer_scale", {"layer_scale": "gamma"},

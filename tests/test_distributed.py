@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from helpers import ROOT, SMOKE, env, run_cli
 
 # Everything random per process is switched off, so two ranks see exactly the batches one process sees; the
@@ -52,7 +51,9 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(single_
     assert two["global_batch"] == one["global_batch"] and two["lr"] == one["lr"]
     assert two["config_hash"] == one["config_hash"]
     assert abs(two["final_top1"] - one["final_top1"]) <= 1.0
-    losses = lambda d: [json.loads(x)["train_loss"] for x in (d / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    def losses(run):
+        return [json.loads(x)["train_loss"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+
     assert losses(run_dir) == pytest.approx(losses(single_process), rel=1e-3)
     # only rank 0 reports and writes
     assert proc.stdout.count("final top-1") == 1

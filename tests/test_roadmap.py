@@ -140,7 +140,7 @@ def test_separate_downsampling_has_ln_then_2x2_conv_between_stages_and_identity_
         assert stage.downsample.conv.kernel_size == (2, 2) and stage.downsample.conv.stride == (2, 2)
     assert all(isinstance(b.shortcut, nn.Identity) for b in blocks(model))
     assert isinstance(model.head.norm, nn.LayerNorm) and isinstance(model.stem.norm, LayerNorm2d)
-    assert all(float(b.layer_scale.gamma[0]) == pytest.approx(1e-6) for b in blocks(model))
+    assert all(float(b.layer_scale.gamma[0].detach()) == pytest.approx(1e-6) for b in blocks(model))
 
 
 # --------------------------------------------------------------------------- deltas used on their own

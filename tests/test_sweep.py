@@ -9,8 +9,8 @@ import sys
 import time
 
 import pytest
-
 from helpers import ROOT, SMOKE, env, popen_cli, run_cli
+
 from modernize.tabulate import summarize, welch_p_value
 
 STEPS = "resnet50,patchify,separate_downsampling"
