@@ -10,6 +10,7 @@ DATA    ?= fashion_mnist
 SEEDS   ?= 0
 LAUNCHER ?= basic
 SWEEP   ?= roadmap-$(PROFILE)-$(DATA)
+WANDB   ?= auto     # W&B mode for the sweep's table run: auto | online | offline | disabled
 STEPS   := resnet50,recipe,stage_ratio,patchify,depthwise,resnextify,inverted_bottleneck,move_up_dwconv,kernel_size,gelu,fewer_activations,fewer_norms,layer_norm,separate_downsampling
 
 .PHONY: setup data test flops lint roadmap kernels tabulate bench clean
@@ -44,7 +45,8 @@ lint: setup
 roadmap: setup data
 	$(PY) run.py -m +step=$(STEPS) seed=$(SEEDS) profile=$(PROFILE) data=$(DATA) sweep_name=$(SWEEP) \
 	  hydra/launcher=$(LAUNCHER) $(ARGS) ; status=$$?; \
-	$(PY) -m modernize.tabulate experiments/runs/$(SWEEP) --out experiments/roadmap/$(PROFILE)-$(DATA) && exit $$status
+	$(PY) -m modernize.tabulate experiments/runs/$(SWEEP) --out experiments/roadmap/$(PROFILE)-$(DATA) \
+	  --wandb $(WANDB) && exit $$status
 
 # Figure 2's kernel-size sweep (3/5/7/9/11) on the move_up_dwconv -> kernel_size step.
 kernels: setup data

@@ -160,3 +160,28 @@ def test_a_checkpoint_of_another_config_is_an_error(tmp_path):
     (run_dir / "summary.json").unlink()
     proc = run_cli("+step=gelu", *SMOKE, "profile.epochs=1", f"hydra.run.dir={run_dir}")
     assert proc.returncode != 0 and "belongs to another config" in proc.stderr
+
+
+def test_imagefolder_data_trains_through_dataloader_workers(tmp_path):
+    from PIL import Image
+
+    for split, per_class in (("train", 40), ("val", 8)):
+        for c, color in enumerate([(200, 30, 30), (30, 200, 30), (30, 30, 200)]):
+            folder = tmp_path / "data" / split / f"class{c}"
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                shade = tuple(min(255, v + 3 * i) for v in color)
+                Image.new("RGB", (48, 40), shade).save(folder / f"{i}.png")
+    run_dir = tmp_path / "run"
+    run_cli("+step=separate_downsampling", *SMOKE, "data=imagefolder", f"data.root={tmp_path / 'data'}",
+            "train.workers=2", "profile.batch_size=16", f"hydra.run.dir={run_dir}", check=True)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["data"] == "imagefolder" and 0 <= summary["final_top1"] <= 100
+
+
+def test_bf16_autocast_and_channels_last_train(tmp_path):
+    run_dir = tmp_path / "run"
+    run_cli("+step=separate_downsampling", *SMOKE, "profile.epochs=1", "train.precision=bf16",
+            "train.channels_last=true", f"hydra.run.dir={run_dir}", check=True)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["precision"] == "bf16" and summary["final_top1"] >= 0
