@@ -12,6 +12,7 @@ import pytest
 from helpers import ROOT, SMOKE, env, popen_cli, run_cli
 
 from modernize.tabulate import summarize, welch_p_value
+from modernize.tracking import read_offline_run
 
 STEPS = "resnet50,patchify,separate_downsampling"
 
@@ -21,8 +22,8 @@ def multirun(out_root, sweep="sweep", *extra):
             f"out_root={out_root}", f"sweep_name={sweep}", *extra]
 
 
-def tabulate(sweep_dir, out_dir):
-    return subprocess.run([sys.executable, "-m", "modernize.tabulate", str(sweep_dir), "--out", str(out_dir)],
+def tabulate(sweep_dir, out_dir, *extra):
+    return subprocess.run([sys.executable, "-m", "modernize.tabulate", str(sweep_dir), "--out", str(out_dir), *extra],
                           cwd=ROOT, capture_output=True, text=True, timeout=120, env=env())
 
 
@@ -38,7 +39,7 @@ RESULT_COLUMNS = ("n", "failed", "top1_mean", "top1_std", "delta", "paper_top1",
 def finished_sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("sweep")
     run_cli(*multirun(root), check=True, timeout=600)
-    proc = tabulate(root / "sweep", root / "table")
+    proc = tabulate(root / "sweep", root / "table", "--wandb", "offline")
     assert proc.returncode == 0, proc.stderr
     return root
 
@@ -53,6 +54,12 @@ def test_sweep_writes_table_csv_and_figure_in_roadmap_order(finished_sweep):
     assert "| separate_downsampling |" in markdown and "same direction" in markdown
     png = (finished_sweep / "table" / "roadmap.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_the_table_is_logged_to_wandb_as_a_table(finished_sweep):
+    logged = read_offline_run(finished_sweep / "sweep")
+    assert logged["summary"]["roadmap"]["_type"] == "table-file"
+    assert logged["config"]["sweep"] == "sweep"
 
 
 def test_running_the_sweep_again_skips_finished_runs(finished_sweep):
