@@ -159,7 +159,7 @@ def ratio_stats(a: Result, b: Result) -> tuple[float, float, float]:
 
 
 class Trainer:
-    """One training step exactly as `modernize.train` does it: autocast forward, loss, backward, AdamW."""
+    """One training step as `modernize.train` does it: autocast forward, loss, backward, (scaled) AdamW step."""
 
     def __init__(self, model: nn.Module, args, criterion: nn.Module | None = None):
         self.device = args.device
