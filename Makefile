@@ -29,7 +29,8 @@ data:
 	@if [ -d /usr/share/datasets/fashion-mnist ]; then echo "Fashion-MNIST: /usr/share/datasets/fashion-mnist"; \
 	elif command -v apt-get >/dev/null; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; } || \
+	    echo "could not install dataset-fashion-mnist: pass data.root=<folder with the idx files>"; \
 	else echo "no apt-get: pass data.root=<folder with the Fashion-MNIST idx files>"; fi
 
 test: setup data

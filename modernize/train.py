@@ -386,8 +386,9 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     model = build(spec).to(device)
     memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
-    paper_model_stats = {"params": count_params(build(model_spec(cfg))),
-                         "gflops_224": count_gflops(build(model_spec(cfg)), 224)}
+    paper_model = build(model_spec(cfg))  # the step at paper scale, for the numbers comparable to the paper's
+    paper_model_stats = {"params": count_params(paper_model), "gflops_224": count_gflops(paper_model, 224)}
+    del paper_model
     run_stats = {"params_run": count_params(model), "gflops_run": count_gflops(model, p.resolution)}
 
     augment_train = data_lib.BatchAugment(
