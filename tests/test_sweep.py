@@ -128,3 +128,18 @@ def test_tabulate_rejects_a_folder_that_is_not_a_sweep(tmp_path):
     proc = tabulate(tmp_path / "missing", tmp_path / "out")
     assert proc.returncode == 2 and "is not a sweep folder" in proc.stderr
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_the_kernel_sweep_gets_one_row_per_kernel_size_with_the_papers_numbers(tmp_path):
+    import json
+
+    from modernize.tabulate import collect
+
+    for kernel, top1 in ((3, 60.0), (7, 62.0), (11, 61.0)):
+        run = tmp_path / f"k{kernel}-seed0"
+        run.mkdir()
+        (run / "summary.json").write_text(json.dumps(_summary("kernel_size", top1, 0) | {"kernel_size": kernel}))
+    table = summarize(collect(tmp_path, by_kernel=True))
+    assert [r["step"] for r in table] == ["kernel_size k=3", "kernel_size k=7", "kernel_size k=11"]
+    assert [r["paper_top1"] for r in table] == [79.9, 80.6, 80.6]
+    assert table[1]["delta"] == pytest.approx(2.0) and table[1]["agrees"] == "yes"
