@@ -185,3 +185,12 @@ def test_bf16_autocast_and_channels_last_train(tmp_path):
             "train.channels_last=true", f"hydra.run.dir={run_dir}", check=True)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["precision"] == "bf16" and summary["final_top1"] >= 0
+
+
+def test_ema_of_the_weights_is_evaluated_and_reported(tmp_path):
+    run_dir = tmp_path / "run"
+    run_cli("+step=separate_downsampling", *SMOKE, "recipe.ema_decay=0.9", f"hydra.run.dir={run_dir}", check=True)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert 0 <= summary["ema_final_top1"] <= 100
+    state = torch.load(run_dir / "last.pt", weights_only=True)
+    assert state["ema"] is not None and "n_averaged" in state["ema"]
