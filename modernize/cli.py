@@ -60,7 +60,7 @@ def run_task(cfg: DictConfig, run_dir: Path, multirun: bool):
         result = train(cfg, run_dir)
         (run_dir / "failed.json").unlink(missing_ok=True)
         return result
-    except (RunError, DataError, ValueError, KeyboardInterrupt, Exception) as e:
+    except (Exception, KeyboardInterrupt) as e:
         expected = isinstance(e, (RunError, DataError, ValueError))
         message = str(e) or type(e).__name__
         if multirun:

@@ -106,9 +106,9 @@ def summarize(runs: dict[str, list[dict]]) -> list[dict[str, Any]]:
     return table
 
 
-def _fmt(value: Any, spec: str = ".2f", empty: str = "") -> str:
+def _fmt(value: Any, spec: str = ".2f") -> str:
     if value is None:
-        return empty
+        return ""
     return format(value, spec)
 
 

@@ -477,13 +477,12 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         if world.world > 1:
             dist.barrier()
 
-    def val_batches(dataset_or_loader):
+    def val_batches():
         if not in_memory:
-            return dataset_or_loader
-        n = len(dataset_or_loader)
+            return val_loader
+        n = len(val_set)
         shard = range(world.rank * local_batch, n, local_batch * world.world)
-        return ((dataset_or_loader.images[i:i + local_batch], dataset_or_loader.labels[i:i + local_batch])
-                for i in shard)
+        return ((val_set.images[i:i + local_batch], val_set.labels[i:i + local_batch]) for i in shard)
 
     sampler = DistributedSampler(range(len(train_set)), num_replicas=world.world, rank=world.rank, shuffle=True,
                                  seed=cfg.seed, drop_last=True) if in_memory else None
@@ -544,12 +543,12 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             dist.all_reduce(loss_sum)
         images_per_s = (seen - seen_at_start) * world.world / epoch_time
         train_images_per_s.append(images_per_s)
-        val = evaluate(model, val_batches(val_set if in_memory else val_loader), augment_eval, device, world, autocast)
+        val = evaluate(model, val_batches(), augment_eval, device, world, autocast)
         row = {"epoch": epoch + 1, "train_loss": loss_sum.item() / max(seen * world.world, 1),
                "lr": scheduler.get_last_lr()[0], "val_loss": val["loss"], "val_top1": val["top1"],
                "val_top5": val["top5"], "train_images_per_s": images_per_s, "epoch_time_s": epoch_time}
         if ema is not None and t.ema_eval:
-            ema_val = evaluate(ema.module, val_batches(val_set if in_memory else val_loader), augment_eval, device,
+            ema_val = evaluate(ema.module, val_batches(), augment_eval, device,
                                world, autocast)
             row.update(ema_val_top1=ema_val["top1"], ema_val_top5=ema_val["top5"])
         history.append(row)
