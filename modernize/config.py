@@ -52,8 +52,11 @@ def model_spec(cfg: DictConfig, **changes: Any) -> ModelSpec:
 
 
 def run_spec(cfg: DictConfig, num_classes: int) -> ModelSpec:
-    """The architecture as trained under the profile: same design, widths scaled, the data's class count."""
-    return model_spec(cfg, width_multiplier=float(cfg.profile.width_multiplier), num_classes=num_classes)
+    """The architecture as trained under the profile (modernize.proxy.scale_model): same design, widths scaled,
+    the data's class count, and the profile's stem-stride, layer-scale and drop-path rules."""
+    from .proxy import scale_model
+
+    return scale_model(model_spec(cfg), cfg, num_classes)
 
 
 def build_model(step: str = "resnet50", overrides: Sequence[str] = ()):

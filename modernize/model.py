@@ -110,17 +110,20 @@ class Stage(nn.Module):
 def build_stem(spec: ModelSpec, out_dim: int) -> nn.Sequential:
     norm_kind = spec.block.norm
     layers: OrderedDict[str, nn.Module] = OrderedDict()
+    divisor = spec.stem.stride_divisor
     if spec.stem.kind == "resnet":
-        layers["conv"] = conv(spec.in_chans, out_dim, 7, stride=2, padding=3,
+        # 7x7/2 conv + 3x3/2 max-pool (stride 4); a stride divisor drops the pool first, then the conv's stride
+        layers["conv"] = conv(spec.in_chans, out_dim, 7, stride=2 if divisor < 4 else 1, padding=3,
                               followed_by_batch_norm=spec.stem.norm and norm_kind == "batch")
         if spec.stem.norm:
             layers["norm"] = make_norm(norm_kind, out_dim)
         layers["act"] = make_activation(spec.block.activation)
-        layers["pool"] = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        if divisor == 1:
+            layers["pool"] = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
     else:
         # Section 2.3: a non-overlapping p x p, stride p conv, like the patch embedding of ViT/Swin, which
         # has a norm and no activation.
-        p = spec.stem.patch_size
+        p = spec.stem.patch_size // divisor
         layers["conv"] = conv(spec.in_chans, out_dim, p, stride=p, padding=0,
                               followed_by_batch_norm=spec.stem.norm and norm_kind == "batch")
         if spec.stem.norm:

@@ -19,6 +19,7 @@ ACTIVATIONS = ("relu", "gelu", "silu")
 BLOCK_LAYERS = ("pw1", "spatial", "pw2")  # the three convs of a bottleneck, by role not by position
 SPATIAL_POSITIONS = ("middle", "top")
 STEMS = ("resnet", "patchify")
+STEM_STRIDE_DIVISORS = (1, 2, 4)
 DOWNSAMPLING = ("in_block", "separate")
 INITS = ("kaiming", "trunc_normal")
 
@@ -81,10 +82,25 @@ class StemSpec:
     kind: str = "resnet"  # "resnet": 7x7/2 conv + norm + act + 3x3/2 max-pool; "patchify": p x p / p conv
     patch_size: int = 4
     norm: bool = True
+    # A profile's reduction of the stem's total stride (4 in the paper) for small images, the same for both
+    # stems: 2 drops the ResNet stem's max-pool and halves the patch; 4 also makes the 7x7 conv stride 1. At 32 px
+    # the paper's stride 4 leaves the last stage at 1x1; the paper's model always has 1 (see docs/proxy.md).
+    stride_divisor: int = 1
 
     def validate(self) -> None:
         _check_choice("stem.kind", self.kind, STEMS)
         _check_int("stem.patch_size", self.patch_size, minimum=1)
+        if self.stride_divisor not in STEM_STRIDE_DIVISORS:
+            raise ValueError(f"stem.stride_divisor must be one of {', '.join(map(str, STEM_STRIDE_DIVISORS))}; "
+                             f"got {self.stride_divisor!r}")
+        if self.kind == "patchify" and self.patch_size % self.stride_divisor:
+            raise ValueError(f"stem.stride_divisor={self.stride_divisor} does not divide stem.patch_size="
+                             f"{self.patch_size}; allowed: a divisor of the patch size")
+
+    @property
+    def stride(self) -> int:
+        """The stem's total stride: 4 for both of the paper's stems."""
+        return (self.patch_size if self.kind == "patchify" else 4) // self.stride_divisor
 
 
 @dataclass(frozen=True)

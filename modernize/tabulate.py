@@ -14,9 +14,11 @@ import io
 import math
 import statistics
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
+from . import fidelity
 from .io import atomic_write, atomic_write_text, read_json
 from .roadmap import STEPS, paper_kernel, paper_step
 
@@ -73,11 +75,12 @@ def summarize(runs: dict[str, list[dict]]) -> list[dict[str, Any]]:
         step, _, kernel = name.partition(" k=")
         ref = (paper_kernel(int(kernel)) if kernel.isdigit() else paper_step(step)) or {}
         top1 = [r["final_top1"] for r in ok]
+        top1_by_seed = {r.get("seed", i): r["final_top1"] for i, r in enumerate(ok)}
         row: dict[str, Any] = {
             "step": name, "n": len(ok), "failed": len(failed), "unfinished": len(unfinished),
             "top1_mean": statistics.mean(top1) if top1 else None,
             "top1_std": statistics.stdev(top1) if len(top1) > 1 else (0.0 if top1 else None),
-            "top1_seeds": top1,
+            "top1_seeds": top1, "top1_by_seed": top1_by_seed,
             "paper_top1": ref.get("top1"), "paper_gflops": ref.get("gflops"),
             "error": failed[0]["error"] if failed else "",
         }
@@ -98,7 +101,11 @@ def summarize(runs: dict[str, list[dict]]) -> list[dict[str, Any]]:
                 else:
                     row["agrees"] = "yes" if math.copysign(1, row["delta"]) == math.copysign(1, row["paper_delta"]) \
                         else "no"
-            row["p_value"] = welch_p_value(top1, previous["top1_seeds"])
+            # paired by seed where both rows share 2+ seeds (a step and its predecessor start from the same
+            # seed, so pairing removes the seed's share of the noise); Welch's test otherwise
+            row["p_value"] = fidelity.paired_p_value(top1_by_seed, previous["top1_by_seed"])
+            if row["p_value"] is None:
+                row["p_value"] = welch_p_value(top1, previous["top1_seeds"])
             row["significant"] = None if row["p_value"] is None else row["p_value"] < SIGNIFICANCE_LEVEL
         table.append(row)
         if row["top1_mean"] is not None:
@@ -153,7 +160,7 @@ def to_csv(table: list[dict]) -> str:
     return buf.getvalue()
 
 
-def plot(table: list[dict], path: Path, title: str) -> None:
+def plot(table: list[dict], path: Path, title: str, subtitle: str = "") -> None:
     """Figure-2 style: one bar per step, our top-1 beside the paper's, GFLOPs written on the bars."""
     import matplotlib
 
@@ -187,19 +194,48 @@ def plot(table: list[dict], path: Path, title: str) -> None:
     ax_paper.set_title("paper (ImageNet-1K, Figure 2)")
     ax_paper.set_xlabel("top-1 (%)")
     ax_ours.set_yticks(ys, names)
-    fig.suptitle(title)
+    fig.suptitle(f"{title}\n{textwrap.fill(subtitle, 150)}" if subtitle else title, fontsize=10 if subtitle else None)
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
 
 
-def log_to_wandb(table: list[dict], sweep_dir: Path, mode: str) -> None:
+FIDELITY_COLUMNS = ("seeds", "decisive", "decisive_agree", "decisive_significant", "ties", "ties_within_noise",
+                    "ties_tested", "pearson_r", "pearson_low", "pearson_high", "convnext_minus_resnet50",
+                    "convnext_minus_resnet50_low", "convnext_minus_resnet50_high", "convnext_minus_recipe",
+                    "convnext_minus_recipe_low", "convnext_minus_recipe_high", "line")
+
+
+def fidelity_record(score: dict) -> dict:
+    """The fidelity score flattened to one CSV row / W&B summary."""
+    record = {k: score[k] for k in ("seeds", "decisive_agree", "decisive_significant", "ties_within_noise",
+                                    "ties_tested", "pearson_r", "pearson_low", "pearson_high")}
+    record.update(decisive=len(score["decisive"]), ties=len(score["ties"]), line=fidelity.line(score))
+    for e in score["end_to_end"]:
+        key = f"convnext_minus_{e['base']}"
+        record.update({key: e["mean"], f"{key}_low": e["low"], f"{key}_high": e["high"]})
+    return record
+
+
+def fidelity_csv(score: dict) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=FIDELITY_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in fidelity_record(score).items()})
+    return buf.getvalue()
+
+
+def log_to_wandb(table: list[dict], sweep_dir: Path, mode: str, score: dict | None = None) -> None:
     from .tracking import Tracker
 
     tracker = Tracker(mode=mode, project="modernize", entity=None, group=sweep_dir.name, name=f"{sweep_dir.name}-table",
                       tags=["table"], config={"sweep": sweep_dir.name}, run_dir=sweep_dir)
     tracker.table("roadmap", list(CSV_COLUMNS), [[r.get(c) if not isinstance(r.get(c), bool) else str(r.get(c))
                                                   for c in CSV_COLUMNS] for r in table])
+    if score is not None:
+        record = fidelity_record(score)
+        tracker.table("fidelity", list(FIDELITY_COLUMNS), [[record.get(c) for c in FIDELITY_COLUMNS]])
+        tracker.summary({f"fidelity/{k}": v for k, v in record.items() if v is not None})
     tracker.finish()
 
 
@@ -221,17 +257,22 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or args.sweep_dir
     scaled = next((r["scaled"] for r in table if r.get("scaled")), None)
     header = (f"# {args.sweep_dir.name}\n\nOur top-1 is the final-epoch validation accuracy (mean ± std over seeds); "
-              f"'change' is the difference to the previous row; 'significant' is a two-sided Welch t-test against "
-              f"the previous row at p < {SIGNIFICANCE_LEVEL} (needs 2+ seeds). Params and GFLOPs 224 are the "
+              f"'change' is the difference to the previous row; 'significant' is a two-sided t-test against "
+              f"the previous row at p < {SIGNIFICANCE_LEVEL}, paired by seed (needs 2+ seeds). Params and GFLOPs 224 are the "
               f"paper-scale model's; GFLOPs run is the trained model at the profile's resolution.\n\n")
     if scaled:
         header += f"Scaled by the profile: {scaled}.\n\n"
+    score = None if args.by_kernel else fidelity.score(table)
+    if score is not None:
+        # the fidelity line goes first: it is what a reader of the table wants to know
+        header = header.replace("\n\n", f"\n\n**{fidelity.line(score)}** (modernize.fidelity)\n\n", 1)
+        atomic_write_text(out / "fidelity.csv", fidelity_csv(score))
     markdown = header + to_markdown(table)
     atomic_write_text(out / "roadmap.md", markdown)
     atomic_write_text(out / "roadmap.csv", to_csv(table))
-    plot(table, out / "roadmap.png", args.sweep_dir.name)
+    plot(table, out / "roadmap.png", args.sweep_dir.name, fidelity.line(score) if score else "")
     if args.wandb != "disabled":
-        log_to_wandb(table, args.sweep_dir, args.wandb)
+        log_to_wandb(table, args.sweep_dir, args.wandb, score)
     print(markdown)
     bad = [r for r in table if r["failed"] or r["unfinished"]]
     for r in bad:

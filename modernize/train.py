@@ -33,6 +33,7 @@ from .config import config_hash, model_spec, run_spec, step_label
 from .flops import count_gflops, count_params
 from .io import atomic_write, atomic_write_json, atomic_write_text, read_json
 from .model import build
+from .proxy import check_rules, describe, effective_recipe
 from .roadmap import paper_step
 
 RECIPES = ("original", "modern")
@@ -100,6 +101,7 @@ def validate(cfg: DictConfig) -> None:
     if root is not None and not Path(str(root)).expanduser().is_dir():
         raise RunError(f"data.root={root} does not exist or is not a folder")
     try:
+        check_rules(p)
         model_spec(cfg)
     except ValueError as e:
         raise RunError(str(e)) from None
@@ -354,8 +356,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
 
-    r, p = cfg.recipe, cfg.profile
-    epochs = int(p.epochs or r.epochs)
+    p = cfg.profile
+    # the recipe as this profile trains it: epochs, regularization and crops scaled by modernize.proxy's rules
+    epochs, r = effective_recipe(cfg)
+    r = OmegaConf.create(r)
     global_batch = int(p.batch_size or r.batch_size)
     if global_batch % world.world:
         raise RunError(f"the global batch {global_batch} must divide evenly over {world.world} processes")
@@ -575,9 +579,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         "infer_images_per_s": infer, "wall_time_s": elapsed_before + time.perf_counter() - run_start,
         "epochs": epochs, "global_batch": global_batch, "lr": lr, "world_size": world.world,
         "device": str(device), "precision": t.precision,
-        "scaled": {"width_multiplier": p.width_multiplier, "resolution": p.resolution,
-                   "train_subset": p.train_subset, "val_subset": p.val_subset, "epochs": epochs,
-                   "lr_scaling": p.lr_scaling},
+        "scaled": describe(cfg, spec),
         "paper_top1": ref.get("top1"), "paper_gflops": ref.get("gflops"),
         "git_commit": git_commit(), "config_hash": chash,
     }

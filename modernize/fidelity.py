@@ -1,0 +1,160 @@
+"""How well a proxy's roadmap tells the paper's story: one score, computed on the per-step *changes*.
+
+Accuracy levels along the roadmap correlate with the step index almost perfectly whatever the models do, so
+levels say nothing; what the paper claims is each step's change. The score has four parts:
+
+- decisive steps (the paper moves top-1 by >= 0.5 points): how many of our changes have the paper's sign, and
+  how many of those are significant (paired t-test over seeds against the previous step, p < 0.05);
+- tie steps (the paper moves by <= 0.1): how many of ours stay within noise (paired p >= 0.05);
+- Pearson r between our mean changes and the paper's, with a bootstrap interval that resamples seeds (the same
+  seeds for every step, so the pairing survives);
+- end to end: ConvNeXt-T minus ResNet-50 with the original recipe and with the modern one, each with a 95%
+  t-interval of the per-seed differences.
+
+Input rows are `{"step": name, "top1_by_seed": {seed: top1}, "paper_top1": float}` in roadmap order.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from typing import Any
+
+DECISIVE = 0.5  # paper change (points) at or above which a step is decisive
+TIE = 0.1       # paper change at or below which a step is a tie
+ALPHA = 0.05
+BOOTSTRAP_SAMPLES = 2000
+END_TO_END = (("separate_downsampling", "resnet50"), ("separate_downsampling", "recipe"))
+END_TO_END_LABELS = {"resnet50": "ResNet-50", "recipe": "ResNet-50 (modern recipe)",
+                     "separate_downsampling": "ConvNeXt-T"}
+
+
+def paired(a: dict, b: dict) -> list[float]:
+    """Per-seed differences a - b over the seeds both have, in seed order."""
+    return [a[s] - b[s] for s in sorted(set(a) & set(b), key=str)]
+
+
+def paired_p_value(a: dict, b: dict) -> float | None:
+    """Two-sided paired t-test of a against b over their common seeds; None with fewer than two."""
+    diffs = paired(a, b)
+    if len(diffs) < 2:
+        return None
+    if statistics.pstdev(diffs) == 0:
+        return 0.0 if diffs[0] != 0 else 1.0
+    from scipy import stats
+
+    return float(stats.ttest_1samp(diffs, 0.0).pvalue)
+
+
+def interval(diffs: list[float]) -> tuple[float, float, float] | None:
+    """(mean, low, high): the 95% t-interval of the mean difference; the interval is None-wide with one seed."""
+    if not diffs:
+        return None
+    mean = statistics.mean(diffs)
+    if len(diffs) < 2:
+        return mean, math.nan, math.nan
+    from scipy import stats
+
+    half = stats.t.ppf(1 - ALPHA / 2, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+    return mean, mean - half, mean + half
+
+
+def pearson(x: list[float], y: list[float]) -> float | None:
+    if len(x) < 3 or statistics.pstdev(x) == 0 or statistics.pstdev(y) == 0:
+        return None
+    return statistics.correlation(x, y)
+
+
+def step_changes(rows: list[dict], seeds: list | None = None) -> list[tuple[str, float, float]]:
+    """(step, our mean change, paper change) for each step whose previous step has results on `seeds`."""
+    out = []
+    for prev, row in zip(rows, rows[1:]):
+        a, b = row["top1_by_seed"], prev["top1_by_seed"]
+        use = seeds if seeds is not None else sorted(set(a) & set(b), key=str)
+        if not use or any(s not in a or s not in b for s in use) or None in (row["paper_top1"], prev["paper_top1"]):
+            continue
+        ours = statistics.mean(a[s] - b[s] for s in use)
+        out.append((row["step"], ours, row["paper_top1"] - prev["paper_top1"]))
+    return out
+
+
+def score(rows: list[dict[str, Any]], *, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> dict[str, Any]:
+    """The fidelity score of a roadmap table (see the module docstring)."""
+    rows = [r for r in rows if r["top1_by_seed"] and r.get("paper_top1") is not None]
+    decisive, ties = [], []
+    for prev, row in zip(rows, rows[1:]):
+        paper_change = round(row["paper_top1"] - prev["paper_top1"], 2)
+        diffs = paired(row["top1_by_seed"], prev["top1_by_seed"])
+        if not diffs:
+            continue
+        ours = statistics.mean(diffs)
+        p = paired_p_value(row["top1_by_seed"], prev["top1_by_seed"])
+        entry = {"step": row["step"], "ours": ours, "paper": paper_change, "p": p}
+        if abs(paper_change) >= DECISIVE:
+            entry["agrees"] = ours != 0 and math.copysign(1, ours) == math.copysign(1, paper_change)
+            entry["significant"] = entry["agrees"] and p is not None and p < ALPHA
+            decisive.append(entry)
+        elif abs(paper_change) <= TIE:
+            entry["within_noise"] = None if p is None else p >= ALPHA
+            ties.append(entry)
+
+    changes = step_changes(rows)
+    r = pearson([c[1] for c in changes], [c[2] for c in changes])
+    common = sorted(set.intersection(*(set(row["top1_by_seed"]) for row in rows)), key=str) if rows else []
+    r_low = r_high = None
+    if r is not None and len(common) >= 2:
+        rng = random.Random(seed)
+        boot = []
+        for _ in range(samples):
+            pick = [rng.choice(common) for _ in common]
+            resampled = [{**row, "top1_by_seed": {i: row["top1_by_seed"][s] for i, s in enumerate(pick)}}
+                         for row in rows]
+            c = step_changes(resampled)
+            value = pearson([x[1] for x in c], [x[2] for x in c])
+            if value is not None:
+                boot.append(value)
+        if boot:
+            boot.sort()
+            r_low = boot[int(ALPHA / 2 * (len(boot) - 1))]
+            r_high = boot[int((1 - ALPHA / 2) * (len(boot) - 1))]
+
+    by_step = {row["step"]: row for row in rows}
+    end_to_end = []
+    for top, base in END_TO_END:
+        if top in by_step and base in by_step:
+            result = interval(paired(by_step[top]["top1_by_seed"], by_step[base]["top1_by_seed"]))
+            if result is not None:
+                end_to_end.append({"top": top, "base": base, "mean": result[0], "low": result[1],
+                                   "high": result[2], "paper": by_step[top]["paper_top1"] - by_step[base]["paper_top1"]})
+    return {
+        "decisive": decisive, "decisive_agree": sum(d["agrees"] for d in decisive),
+        "decisive_significant": sum(d["significant"] for d in decisive),
+        "ties": ties, "ties_within_noise": sum(bool(t["within_noise"]) for t in ties),
+        "ties_tested": sum(t["within_noise"] is not None for t in ties),
+        "pearson_r": r, "pearson_low": r_low, "pearson_high": r_high, "end_to_end": end_to_end,
+        "seeds": len(common),
+    }
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
+
+
+def line(result: dict[str, Any]) -> str:
+    """The one-line summary printed at the top of roadmap.md."""
+    parts = [f"decisive steps {result['decisive_agree']}/{len(result['decisive'])} agree in sign "
+             f"({result['decisive_significant']} significant)"]
+    if result["ties"]:
+        tested = f" of {result['ties_tested']} tested" if result["ties_tested"] < len(result["ties"]) else ""
+        parts.append(f"ties {result['ties_within_noise']}/{len(result['ties'])} within noise{tested}")
+    r = result["pearson_r"]
+    if r is not None:
+        ci = f" [{_num(result['pearson_low'], '.2f')}, {_num(result['pearson_high'], '.2f')}]" \
+            if result["pearson_low"] is not None else ""
+        parts.append(f"Pearson r of step changes {r:.2f}{ci}")
+    for e in result["end_to_end"]:
+        ci = f" [{_num(e['low'], '+.2f')}, {_num(e['high'], '+.2f')}]" if not math.isnan(e["low"]) else ""
+        parts.append(f"{END_TO_END_LABELS[e['top']]} − {END_TO_END_LABELS[e['base']]} {e['mean']:+.2f}{ci} "
+                     f"(paper {e['paper']:+.1f})")
+    return f"Fidelity ({result['seeds']} seed{'s' if result['seeds'] != 1 else ''}): " + "; ".join(parts) + "."

@@ -1,0 +1,165 @@
+"""How a profile scales the paper's run to its budget: the proxy's rules, each in one place.
+
+A profile (conf/profile/*.yaml) shrinks width, resolution, data and epochs. Shrinking the run without
+scaling what was tuned for the paper's budget makes a proxy that measures the wrong thing (a 300-epoch
+regularization recipe on a 20-epoch run; a 1e-6 layer scale that cannot grow in 7k steps; ImageNet crops on
+28-px garments). Each rule below is chosen per profile by a name, applied to every roadmap step the same way
+(never per step), and written into summary.json and the table's header. docs/proxy.md records how the rules
+were chosen, on the endpoints and the recipe step only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from .spec import ModelSpec
+
+# The paper's longest schedule (Table 5: the modern recipe, 300 epochs) and its input size.
+PAPER_EPOCHS = 300
+PAPER_RESOLUTION = 224
+
+EPOCH_RULES = ("fixed", "recipe_ratio")
+REGULARIZATION_RULES = ("paper", "budget")
+LAYER_SCALE_RULES = ("paper", "cait")
+CROP_RULES = ("paper", "pixels")
+
+
+def rule(profile: DictConfig, name: str, default: str = "paper") -> str:
+    return str(OmegaConf.select(profile, name, default=default))
+
+
+def run_epochs(profile: DictConfig, recipe: DictConfig) -> int:
+    """Epochs this recipe trains under the profile.
+
+    "fixed": every recipe trains `profile.epochs`. "recipe_ratio": `profile.epochs` is what the paper's
+    300-epoch recipe gets, and every recipe keeps its epochs relative to it, as in the paper (section 2.1:
+    the modern recipe's 300 epochs against ResNet-50's 90), so the "recipe" step keeps its longer schedule.
+    """
+    if profile.epochs is None:
+        return int(recipe.epochs)
+    if rule(profile, "epoch_rule", "fixed") == "recipe_ratio":
+        return max(1, round(profile.epochs * recipe.epochs / PAPER_EPOCHS))
+    return int(profile.epochs)
+
+
+def budget_fraction(epochs: int, recipe: DictConfig) -> float:
+    """How much of the recipe's own schedule the run trains (1.0 at the paper's budget)."""
+    return min(1.0, epochs / recipe.epochs)
+
+
+def scale_regularization(recipe: dict[str, Any], fraction: float) -> dict[str, Any]:
+    """The "budget" rule: every regularizer that the paper tuned for 300 epochs shrinks in proportion to the
+    budget: Mixup and CutMix alpha, RandAugment magnitude (and its std), random-erasing probability, drop path.
+
+    Anchor: "ResNet strikes back" (Wightman et al. 2021) trains one ResNet-50 at three budgets and regularizes
+    less the shorter the run: A3 (100 epochs, a third of 300) uses Mixup 0.1, RandAugment m6, no drop path and
+    no erasing, against ConvNeXt's 0.8 / m9 / 0.1 / 0.25 at 300 epochs; proportional scaling gives the same
+    order at a third of the budget (0.27 / m3 / 0.03 / 0.08). Augmentations mix or distort images, so at a few
+    epochs they cost more fit than they buy generalization. RandAugment is dropped where its scaled magnitude
+    rounds to 0: at magnitude 0 only its magnitude-free ops (equalize, autocontrast) would remain, which are not
+    weaker at shorter budgets. Label smoothing and weight decay stay: they cost no samples.
+    """
+    scaled = dict(recipe)
+    scaled["mixup"] = recipe["mixup"] * fraction
+    scaled["cutmix"] = recipe["cutmix"] * fraction
+    scaled["random_erasing"] = recipe["random_erasing"] * fraction
+    if recipe["randaugment"]:
+        magnitude, std = recipe["randaugment"]
+        scaled["randaugment"] = [magnitude * fraction, std * fraction] if magnitude * fraction >= 0.5 else None
+    return scaled
+
+
+def crop_scale(scale: tuple[float, float], resolution: int) -> tuple[float, float] | None:
+    """The "pixels" rule: the smallest random-resized crop keeps the paper's pixel count.
+
+    At 224 px the paper's smallest crop (8% of the area) still holds ~4,000 pixels (63x63), an object's worth;
+    8% of a 32-px image is a 9x9 patch of a garment. Keeping the pixel count gives a lower scale of
+    0.08 * (224 / resolution)^2: 0.98 at 64 px, over 1 at 32 px, where the crop is switched off (None).
+    """
+    low = scale[0] * (PAPER_RESOLUTION / resolution) ** 2
+    if low >= 1.0:
+        return None
+    return (low, scale[1])
+
+
+def cait_layer_scale(blocks: int) -> float:
+    """CaiT's rule (Touvron et al. 2021, section 3): the initial layer-scale value set by depth: 0.1 up to 18
+    blocks, 1e-5 up to 24, 1e-6 deeper.
+
+    The paper's 1e-6 is for 300 ImageNet epochs (~94k AdamW steps): Adam moves a parameter by about the learning
+    rate per step, so the sum of the learning rate over the run bounds how far the scale can grow. A proxy's few
+    thousand steps at a sqrt-scaled lr sum to a few units, so a 1e-6 branch stays switched off for much of the
+    run; CaiT's depth rule is the published alternative that does not depend on the schedule.
+    """
+    if blocks <= 18:
+        return 0.1
+    return 1e-5 if blocks <= 24 else 1e-6
+
+
+def effective_recipe(cfg: DictConfig) -> tuple[int, dict[str, Any]]:
+    """(epochs, recipe as trained): the recipe after the profile's epoch, regularization and crop rules."""
+    profile, recipe = cfg.profile, cfg.recipe
+    epochs = run_epochs(profile, recipe)
+    scaled = OmegaConf.to_container(recipe, resolve=True)
+    if rule(profile, "regularization_rule") == "budget":
+        scaled = scale_regularization(scaled, budget_fraction(epochs, recipe))
+    if rule(profile, "crop_rule") == "pixels" and scaled["random_resized_crop"]:
+        scale = crop_scale(tuple(scaled["random_resized_crop_scale"]), int(profile.resolution))
+        scaled["random_resized_crop"] = scale is not None
+        if scale is not None:
+            scaled["random_resized_crop_scale"] = list(scale)
+    return epochs, scaled
+
+
+def scale_model(spec: ModelSpec, cfg: DictConfig, num_classes: int) -> ModelSpec:
+    """The architecture as trained under the profile: the same design at the profile's width, for the data's
+    classes, with the profile's stem stride, layer-scale and drop-path rules. The paper's model (params and
+    GFLOPs at 224) is never touched by any of these."""
+    profile = cfg.profile
+    epochs = run_epochs(profile, cfg.recipe)
+    divisor = int(OmegaConf.select(profile, "stem_stride_divisor", default=1) or 1)
+    block = spec.block
+    if rule(profile, "layer_scale_rule") == "cait" and block.layer_scale_init > 0:
+        block = replace(block, layer_scale_init=cait_layer_scale(sum(spec.depths)))
+    drop_path = spec.drop_path_rate
+    if rule(profile, "regularization_rule") == "budget":
+        drop_path = spec.drop_path_rate * budget_fraction(epochs, cfg.recipe)
+    scaled = replace(spec, width_multiplier=float(profile.width_multiplier), num_classes=num_classes, block=block,
+                     stem=replace(spec.stem, stride_divisor=divisor), drop_path_rate=drop_path)
+    scaled.validate()
+    return scaled
+
+
+def check_rules(profile: DictConfig) -> None:
+    """Unknown rule names, raised before any work starts."""
+    for name, allowed, default in (("epoch_rule", EPOCH_RULES, "fixed"),
+                                   ("regularization_rule", REGULARIZATION_RULES, "paper"),
+                                   ("layer_scale_rule", LAYER_SCALE_RULES, "paper"),
+                                   ("crop_rule", CROP_RULES, "paper")):
+        value = rule(profile, name, default)
+        if value not in allowed:
+            raise ValueError(f"profile.{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def describe(cfg: DictConfig, spec: ModelSpec) -> dict[str, Any]:
+    """What the profile changed, for summary.json and the table's header."""
+    profile = cfg.profile
+    epochs, recipe = effective_recipe(cfg)
+    return {
+        "width_multiplier": profile.width_multiplier, "resolution": profile.resolution,
+        "train_subset": profile.train_subset, "val_subset": profile.val_subset, "epochs": epochs,
+        "lr_scaling": profile.lr_scaling, "stem_stride": spec.stem.stride,
+        "epoch_rule": rule(profile, "epoch_rule", "fixed"),
+        "regularization_rule": rule(profile, "regularization_rule"),
+        "layer_scale_rule": rule(profile, "layer_scale_rule"), "crop_rule": rule(profile, "crop_rule"),
+        "layer_scale_init": spec.block.layer_scale_init, "drop_path_rate": round(spec.drop_path_rate, 6),
+        "mixup": round(recipe["mixup"], 6), "cutmix": round(recipe["cutmix"], 6),
+        "randaugment": [round(v, 4) for v in recipe["randaugment"]] if recipe["randaugment"] else None,
+        "random_erasing": round(recipe["random_erasing"], 6),
+        "random_resized_crop": recipe["random_resized_crop"] and [round(v, 4) for v in
+                                                                  recipe["random_resized_crop_scale"]],
+    }
+
