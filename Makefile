@@ -42,9 +42,10 @@ flops: setup
 lint: setup
 	$(PY) -m ruff check modernize tests run.py
 
-# The whole roadmap as one Hydra multirun, then the table and figure (experiments/roadmap/<profile>-<data>/).
+# The whole roadmap as one Hydra multirun, seed-major (a sweep cut short leaves whole seeds), then the table and
+# figure (experiments/roadmap/<profile>-<data>/).
 roadmap: setup data
-	$(PY) run.py -m +step=$(STEPS) seed=$(SEEDS) profile=$(PROFILE) data=$(DATA) sweep_name=$(SWEEP) \
+	$(PY) run.py -m seed=$(SEEDS) +step=$(STEPS) profile=$(PROFILE) data=$(DATA) sweep_name=$(SWEEP) \
 	  hydra/launcher=$(LAUNCHER) $(ARGS) ; status=$$?; \
 	$(PY) -m modernize.tabulate experiments/runs/$(SWEEP) --out experiments/roadmap/$(PROFILE)-$(DATA) \
 	  --wandb $(WANDB) && exit $$status

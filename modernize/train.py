@@ -103,6 +103,7 @@ def validate(cfg: DictConfig) -> None:
     try:
         check_rules(p)
         model_spec(cfg)
+        run_spec(cfg, num_classes=1)  # the profile's changes are valid too (class count comes with the data)
     except ValueError as e:
         raise RunError(str(e)) from None
 
