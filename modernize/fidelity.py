@@ -125,8 +125,9 @@ def score(rows: list[dict[str, Any]], *, samples: int = BOOTSTRAP_SAMPLES, seed:
         if top in by_step and base in by_step:
             result = interval(paired(by_step[top]["top1_by_seed"], by_step[base]["top1_by_seed"]))
             if result is not None:
+                paper = by_step[top]["paper_top1"] - by_step[base]["paper_top1"]
                 end_to_end.append({"top": top, "base": base, "mean": result[0], "low": result[1],
-                                   "high": result[2], "paper": by_step[top]["paper_top1"] - by_step[base]["paper_top1"]})
+                                   "high": result[2], "paper": paper})
     return {
         "decisive": decisive, "decisive_agree": sum(d["agrees"] for d in decisive),
         "decisive_significant": sum(d["significant"] for d in decisive),

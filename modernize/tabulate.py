@@ -258,10 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     scaled = next((r["scaled"] for r in table if r.get("scaled")), None)
     header = (f"# {args.sweep_dir.name}\n\nOur top-1 is the final-epoch validation accuracy (mean ± std over seeds); "
               f"'change' is the difference to the previous row; 'significant' is a two-sided t-test against "
-              f"the previous row at p < {SIGNIFICANCE_LEVEL}, paired by seed (needs 2+ seeds). Params and GFLOPs 224 are the "
-              f"paper-scale model's; GFLOPs run is the trained model at the profile's resolution.\n\n")
+              f"the previous row at p < {SIGNIFICANCE_LEVEL}, paired by seed (needs 2+ seeds). Params and GFLOPs 224 "
+              f"are the paper-scale model's; GFLOPs run is the trained model at the profile's resolution.\n\n")
     if scaled:
-        header += f"Scaled by the profile: {scaled}.\n\n"
+        # the profile's scaling and proxy rules (modernize.proxy.describe), as the first finished run wrote them
+        header += "Scaled by the profile: " + ", ".join(f"{k}={v}" for k, v in scaled.items()) + ".\n\n"
     score = None if args.by_kernel else fidelity.score(table)
     if score is not None:
         # the fidelity line goes first: it is what a reader of the table wants to know
