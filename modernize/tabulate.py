@@ -90,6 +90,7 @@ def summarize(runs: dict[str, list[dict]]) -> list[dict[str, Any]]:
             row[key] = statistics.mean(values) if values else None
         if ok:
             row["scaled"] = ok[0].get("scaled")
+            row["recipe"] = ok[0].get("recipe")
         # change from the previous row, ours and the paper's, and whether they point the same way
         row.update(delta=None, paper_delta=None, agrees=None, p_value=None, significant=None)
         if previous is not None and row["top1_mean"] is not None and previous["top1_mean"] is not None:
@@ -239,6 +240,30 @@ def log_to_wandb(table: list[dict], sweep_dir: Path, mode: str, score: dict | No
     tracker.finish()
 
 
+# What the profile sets for every run, and what its rules make of each recipe (modernize.proxy.describe).
+PROFILE_KEYS = ("width_multiplier", "resolution", "train_subset", "val_subset", "lr_scaling", "stem_stride",
+                "epoch_rule", "regularization_rule", "layer_scale_rule", "crop_rule")
+RECIPE_KEYS = ("epochs", "mixup", "cutmix", "randaugment", "random_erasing", "random_resized_crop",
+               "drop_path_rate")
+
+
+def profile_line(table: list[dict]) -> str:
+    """The header line that says what the profile changed: its settings, then each recipe as trained."""
+    runs = [r for r in table if r.get("scaled")]
+    if not runs:
+        return ""
+    first = runs[0]["scaled"]
+    parts = [", ".join(f"{k}={first[k]}" for k in PROFILE_KEYS if k in first)]
+    for recipe in dict.fromkeys(r.get("recipe") for r in runs):
+        scaled = next(r["scaled"] for r in runs if r.get("recipe") == recipe)
+        values = ", ".join(f"{k}={scaled[k]}" for k in RECIPE_KEYS if k in scaled)
+        layer_scale = max((r["scaled"].get("layer_scale_init") or 0.0) for r in runs if r.get("recipe") == recipe)
+        if layer_scale:
+            values += f", layer_scale_init={layer_scale} (steps with layer scale)"
+        parts.append(f"recipe {recipe} as trained: {values}")
+    return "Scaled by the profile: " + "; ".join(parts) + "."
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", type=Path)
@@ -255,14 +280,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     table = summarize(runs)
     out = args.out or args.sweep_dir
-    scaled = next((r["scaled"] for r in table if r.get("scaled")), None)
+    scaled_line = profile_line(table)
     header = (f"# {args.sweep_dir.name}\n\nOur top-1 is the final-epoch validation accuracy (mean ± std over seeds); "
               f"'change' is the difference to the previous row; 'significant' is a two-sided t-test against "
               f"the previous row at p < {SIGNIFICANCE_LEVEL}, paired by seed (needs 2+ seeds). Params and GFLOPs 224 "
               f"are the paper-scale model's; GFLOPs run is the trained model at the profile's resolution.\n\n")
-    if scaled:
-        # the profile's scaling and proxy rules (modernize.proxy.describe), as the first finished run wrote them
-        header += "Scaled by the profile: " + ", ".join(f"{k}={v}" for k, v in scaled.items()) + ".\n\n"
+    if scaled_line:
+        header += scaled_line + "\n\n"
     score = None if args.by_kernel else fidelity.score(table)
     if score is not None:
         # the fidelity line goes first: it is what a reader of the table wants to know
