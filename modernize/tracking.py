@@ -65,7 +65,11 @@ def resolve_mode(mode: str) -> str:
 
 
 class Tracker:
-    """Weights & Biases logging for one run (rank 0 only; other ranks get a no-op)."""
+    """Weights & Biases logging for one run (rank 0 only; other ranks get a no-op).
+
+    Used as a context manager it always finishes its run, as failed (exit code 1) when an exception escapes:
+    an unfinished run would stay open in this process until the next one starts.
+    """
 
     def __init__(self, *, mode: str, project: str, entity: str | None, group: str, name: str,
                  tags: list[str], config: dict, run_dir: str | Path, run_id: str | None = None,
@@ -93,6 +97,9 @@ class Tracker:
             return wandb.init(
                 mode=mode, project=project, entity=entity, group=group, name=name, tags=list(tags),
                 config=config, dir=str(path), id=run_id, resume="allow" if run_id else None,
+                # wandb's default outside notebooks hands back a run still open in this process (one a
+                # failed multirun job never finished), so this run's metrics would land in that one.
+                reinit="finish_previous",
                 settings=settings,
             )
 
@@ -137,7 +144,15 @@ class Tracker:
         """Log a table; without a step it joins the latest logged step's history row."""
         self._guard("table", lambda run: run.log({key: wandb.Table(columns=list(columns), data=rows)}))
 
+    def __enter__(self) -> Tracker:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: Any) -> None:
+        # Does nothing after an explicit finish(); never swallows the exception (returns None).
+        self.finish(exit_code=0 if exc_type is None else 1)
+
     def finish(self, exit_code: int = 0) -> None:
+        """End the run; a nonzero exit_code marks it failed in W&B. Later calls do nothing."""
         if self._run is None:
             return
         offline_dir = Path(self._run.dir).parent if self._mode == "offline" else None
@@ -232,21 +247,26 @@ def _drop(target: dict, item: Any) -> None:
 
 
 def read_offline_run(run_dir: str | Path) -> dict:
-    """Read the offline W&B run under run_dir/wandb into {"config", "history", "summary"}.
+    """Read the offline W&B run under run_dir/wandb into {"id", "name", "config", "history", "summary",
+    "exit_code"}.
 
     A resumed run leaves one offline-run-* directory per session; they are merged in time order.
+    exit_code is the last session's (nonzero: failed), None if that session never finished.
     Keys starting with "_" (wandb's bookkeeping such as _runtime) are dropped, except "_step" in history rows.
     """
     files = sorted(Path(run_dir).glob("wandb/offline-run-*/run-*.wandb"))
     if not files:
         raise FileNotFoundError(f"no offline W&B run under {Path(run_dir) / 'wandb'}")
+    run_id = name = exit_code = None
     config: dict = {}
     history: list[dict] = []
     summary: dict = {}
     for path in files:
+        exit_code = None  # a session that ended without an exit record never finished
         for record in _records(path):
             kind = record.WhichOneof("record_type")
             if kind == "run":
+                run_id, name = record.run.run_id, record.run.display_name
                 for item in record.run.config.update:
                     _set(config, item)
             elif kind == "config":
@@ -264,12 +284,17 @@ def read_offline_run(run_dir: str | Path) -> dict:
                     _set(summary, item)
                 for item in record.summary.remove:
                     _drop(summary, item)
+            elif kind == "exit":
+                exit_code = record.exit.exit_code
 
     def public(d: dict, keep: tuple[str, ...] = ()) -> dict:
         return {k: v for k, v in d.items() if not k.startswith("_") or k in keep}
 
     return {
+        "id": run_id,
+        "name": name,
         "config": public(config),
         "history": [public(row, keep=("_step",)) for row in history],
         "summary": public(summary),
+        "exit_code": exit_code,
     }

@@ -327,6 +327,14 @@ class Progress:
 # ------------------------------------------------------------------------------------------------ the run
 def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     """Train one model in `run_dir`; resume if it holds a checkpoint of the same config; return the summary."""
+    # However the run ends, its W&B run is finished here (as failed if an exception escapes) before the error
+    # reaches the caller: a multirun goes on in this process, and its next run must not find this one open.
+    with contextlib.ExitStack() as cleanup:
+        return _train(cfg, run_dir, cleanup)
+
+
+def _train(cfg: DictConfig, run_dir: str | Path, cleanup: contextlib.ExitStack) -> dict[str, Any]:
+    """train(), with `cleanup` closing what the run opens (the W&B tracker) when it ends."""
     validate(cfg)
     run_dir = Path(run_dir)
     step = step_label(cfg)
@@ -452,12 +460,13 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         from .tracking import Tracker
-        tracker = Tracker(mode=cfg.logger.wandb.mode, project=cfg.logger.wandb.project,
-                          entity=cfg.logger.wandb.entity, group=cfg.sweep_name, name=f"{step}-seed{cfg.seed}",
-                          tags=[step, p.name, cfg.data.name, r.name, *cfg.logger.wandb.tags],
-                          config={**OmegaConf.to_container(cfg, resolve=True), **paper_model_stats, **run_stats,
-                                  "config_hash": chash},
-                          run_dir=run_dir, run_id=wandb_id)
+        tracker = cleanup.enter_context(Tracker(
+            mode=cfg.logger.wandb.mode, project=cfg.logger.wandb.project, entity=cfg.logger.wandb.entity,
+            group=cfg.sweep_name, name=f"{step}-seed{cfg.seed}",
+            tags=[step, p.name, cfg.data.name, r.name, *cfg.logger.wandb.tags],
+            config={**OmegaConf.to_container(cfg, resolve=True), **paper_model_stats, **run_stats,
+                    "config_hash": chash},
+            run_dir=run_dir, run_id=wandb_id))
         print(f"{step}: {paper_model_stats['params']:,} params, {paper_model_stats['gflops_224']:.2f} GFLOPs at 224 "
               f"(paper model); trained at width x{p.width_multiplier}, {p.resolution}px: "
               f"{run_stats['params_run']:,} params, {run_stats['gflops_run'] * 1e3:.1f} MFLOPs; {epochs} epochs x "

@@ -8,7 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import wandb
+from helpers import SMOKE, run_cli
 
 from modernize.tracking import MODES, Tracker, read_offline_run, resolve_mode
 
@@ -75,6 +77,7 @@ def test_offline_run_round_trips_config_history_summary_and_table(tmp_path):
     assert tracker.run_id is None and _wandb_services() == []
 
     run = read_offline_run(run_dir)
+    assert run["id"] and run["name"] == "convnext_t-seed0" and run["exit_code"] == 0
     assert run["config"] == config
     assert [{k: row[k] for k in ("_step", *EPOCHS[0])} for row in run["history"]] == [
         {"_step": epoch, **metrics} for epoch, metrics in enumerate(EPOCHS)]
@@ -105,6 +108,61 @@ def test_resumed_run_continues_the_same_run_id(tmp_path):
     assert len(list(run_dir.glob(f"wandb/offline-run-*-{run_id}*"))) == 2
     history = read_offline_run(run_dir)["history"]
     assert [(row["_step"], row["val/top1"]) for row in history] == [(0, 61.5), (1, 70.0)]
+
+
+def test_a_new_tracker_never_reuses_an_unfinished_run(tmp_path):
+    # A multirun job that died without finishing its run leaves it open in the process; wandb's default
+    # reinit would hand that run to the next job's wandb.init.
+    first = make_tracker(tmp_path / "first", name="resnet50-seed0")
+    first.log(EPOCHS[0], step=0)
+    second = make_tracker(tmp_path / "second", name="patchify-seed0")
+    assert second.run_id != first.run_id
+    second.log(EPOCHS[1], step=0)
+    second.finish()
+
+    first_run, second_run = read_offline_run(tmp_path / "first"), read_offline_run(tmp_path / "second")
+    assert first_run["id"] != second_run["id"]
+    assert (first_run["name"], second_run["name"]) == ("resnet50-seed0", "patchify-seed0")
+    assert [row["val/top1"] for row in first_run["history"]] == [EPOCHS[0]["val/top1"]]
+    assert [row["val/top1"] for row in second_run["history"]] == [EPOCHS[1]["val/top1"]]
+
+
+def test_an_exception_inside_the_tracker_finishes_its_run_as_failed_and_propagates(tmp_path):
+    with pytest.raises(RuntimeError, match="the loss became nan"):
+        with make_tracker(tmp_path / "failed") as tracker:
+            tracker.log(EPOCHS[0], step=0)
+            raise RuntimeError("the loss became nan")
+    assert tracker.run_id is None  # finished, and the service torn down (checked by the fixture)
+    failed = read_offline_run(tmp_path / "failed")
+    assert failed["exit_code"] == 1 and failed["history"][0]["val/top1"] == EPOCHS[0]["val/top1"]
+
+    with make_tracker(tmp_path / "ok") as tracker:
+        tracker.log(EPOCHS[0], step=0)
+    assert read_offline_run(tmp_path / "ok")["exit_code"] == 0
+
+
+def test_a_multirun_with_a_failed_job_gives_every_job_its_own_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")  # helpers.env() would default it to disabled
+    sweep = tmp_path / "sweep"
+    # resnet50 fails after its first epoch, so after its tracker started: a directory stands where its
+    # metrics.jsonl goes. patchify then runs in the same process (Hydra's default basic launcher).
+    (sweep / "resnet50-seed0" / "metrics.jsonl").mkdir(parents=True)
+    run_cli("-m", "+step=resnet50,patchify", *SMOKE, f"out_root={tmp_path}", "sweep_name=sweep",
+            "logger.wandb.mode=offline", check=True)
+    assert "IsADirectoryError" in (sweep / "resnet50-seed0" / "failed.json").read_text()
+
+    for job in ("resnet50-seed0", "patchify-seed0"):
+        assert len(list((sweep / job).glob("wandb/offline-run-*"))) == 1, job
+    failed, ok = read_offline_run(sweep / "resnet50-seed0"), read_offline_run(sweep / "patchify-seed0")
+    assert (failed["name"], ok["name"]) == ("resnet50-seed0", "patchify-seed0")
+    assert failed["id"] != ok["id"]
+    assert (failed["exit_code"], ok["exit_code"]) == (1, 0)
+    # patchify's metrics are in its own run only, and its checkpoint points at that run
+    assert failed["history"] == [] and "final_top1" not in failed["summary"]
+    assert [row["epoch"] for row in ok["history"]] == [1, 2]
+    summary = json.loads((sweep / "patchify-seed0" / "summary.json").read_text())
+    assert ok["summary"]["final_top1"] == pytest.approx(summary["final_top1"])
+    assert torch.load(sweep / "patchify-seed0" / "last.pt", weights_only=True)["wandb_id"] == ok["id"]
 
 
 @pytest.mark.parametrize("kwargs", [{"mode": "disabled"}, {"mode": "offline", "enabled": False}],
