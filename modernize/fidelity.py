@@ -146,7 +146,9 @@ def line(result: dict[str, Any]) -> str:
     """The one-line summary printed at the top of roadmap.md."""
     parts = [f"decisive steps {result['decisive_agree']}/{len(result['decisive'])} agree in sign "
              f"({result['decisive_significant']} significant)"]
-    if result["ties"]:
+    if result["ties"] and not result["ties_tested"]:
+        parts.append("ties need 2+ seeds")
+    elif result["ties"]:
         tested = f" of {result['ties_tested']} tested" if result["ties_tested"] < len(result["ties"]) else ""
         parts.append(f"ties {result['ties_within_noise']}/{len(result['ties'])} within noise{tested}")
     r = result["pearson_r"]

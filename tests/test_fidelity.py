@@ -71,7 +71,7 @@ def test_one_seed_gives_signs_and_r_but_no_intervals():
     assert score["decisive_agree"] == 8 and score["decisive_significant"] == 0
     assert score["pearson_low"] is None
     assert math.isnan(score["end_to_end"][0]["low"])
-    assert "1 seed" in fidelity.line(score)
+    assert "1 seed" in fidelity.line(score) and "ties need 2+ seeds" in fidelity.line(score)
 
 
 def test_the_line_states_every_part():
