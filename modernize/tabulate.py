@@ -94,7 +94,9 @@ def summarize(runs: dict[str, list[dict]]) -> list[dict[str, Any]]:
         # change from the previous row, ours and the paper's, and whether they point the same way
         row.update(delta=None, paper_delta=None, agrees=None, p_value=None, significant=None)
         if previous is not None and row["top1_mean"] is not None and previous["top1_mean"] is not None:
-            row["delta"] = row["top1_mean"] - previous["top1_mean"]
+            # on the seeds both rows have (the same pairing as the p-value), else the difference of the means
+            common = fidelity.paired(top1_by_seed, previous["top1_by_seed"])
+            row["delta"] = statistics.mean(common) if common else row["top1_mean"] - previous["top1_mean"]
             if row["paper_top1"] is not None and previous["paper_top1"] is not None:
                 row["paper_delta"] = round(row["paper_top1"] - previous["paper_top1"], 2)
                 if row["paper_delta"] == 0:
@@ -282,9 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or args.sweep_dir
     scaled_line = profile_line(table)
     header = (f"# {args.sweep_dir.name}\n\nOur top-1 is the final-epoch validation accuracy (mean ± std over seeds); "
-              f"'change' is the difference to the previous row; 'significant' is a two-sided t-test against "
-              f"the previous row at p < {SIGNIFICANCE_LEVEL}, paired by seed (needs 2+ seeds). Params and GFLOPs 224 "
-              f"are the paper-scale model's; GFLOPs run is the trained model at the profile's resolution.\n\n")
+              f"'change' is the difference to the previous row on the seeds both have; 'significant' is a two-sided "
+              f"t-test against the previous row at p < {SIGNIFICANCE_LEVEL}, paired by seed (needs 2+ seeds). "
+              f"Params and GFLOPs 224 are the paper-scale model's; GFLOPs run is the trained model at the profile's resolution.\n\n")
     if scaled_line:
         header += scaled_line + "\n\n"
     score = None if args.by_kernel else fidelity.score(table)
