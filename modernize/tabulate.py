@@ -286,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     header = (f"# {args.sweep_dir.name}\n\nOur top-1 is the final-epoch validation accuracy (mean ± std over seeds); "
               f"'change' is the difference to the previous row on the seeds both have; 'significant' is a two-sided "
               f"t-test against the previous row at p < {SIGNIFICANCE_LEVEL}, paired by seed (needs 2+ seeds). "
-              f"Params and GFLOPs 224 are the paper-scale model's; GFLOPs run is the trained model at the profile's resolution.\n\n")
+              f"Params and GFLOPs 224 are the paper-scale model's; GFLOPs run is the trained model at the profile's "
+              f"resolution.\n\n")
     if scaled_line:
         header += scaled_line + "\n\n"
     score = None if args.by_kernel else fidelity.score(table)
