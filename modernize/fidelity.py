@@ -99,9 +99,10 @@ def score(rows: list[dict[str, Any]], *, samples: int = BOOTSTRAP_SAMPLES, seed:
             entry["within_noise"] = None if p is None else p >= ALPHA
             ties.append(entry)
 
-    changes = step_changes(rows)
-    r = pearson([c[1] for c in changes], [c[2] for c in changes])
+    # r on the seeds every row has, the same seeds its bootstrap resamples (per-step seeds where none is common)
     common = sorted(set.intersection(*(set(row["top1_by_seed"]) for row in rows)), key=str) if rows else []
+    changes = step_changes(rows, common or None)
+    r = pearson([c[1] for c in changes], [c[2] for c in changes])
     r_low = r_high = None
     if r is not None and len(common) >= 2:
         rng = random.Random(seed)
