@@ -21,14 +21,17 @@ from .spec import ModelSpec
 PAPER_EPOCHS = 300
 PAPER_RESOLUTION = 224
 
-EPOCH_RULES = ("fixed", "recipe_ratio")
-REGULARIZATION_RULES = ("paper", "budget")
-LAYER_SCALE_RULES = ("paper", "cait")
-CROP_RULES = ("paper", "pixels")
+# Each rule: its allowed values, the first being what a profile that does not name it gets.
+RULES = {
+    "epoch_rule": ("fixed", "recipe_ratio"),
+    "regularization_rule": ("paper", "budget"),
+    "layer_scale_rule": ("paper", "cait"),
+    "crop_rule": ("paper", "pixels"),
+}
 
 
-def rule(profile: DictConfig, name: str, default: str = "paper") -> str:
-    return str(OmegaConf.select(profile, name, default=default))
+def rule(profile: DictConfig, name: str) -> str:
+    return str(OmegaConf.select(profile, name, default=RULES[name][0]))
 
 
 def run_epochs(profile: DictConfig, recipe: DictConfig) -> int:
@@ -40,7 +43,7 @@ def run_epochs(profile: DictConfig, recipe: DictConfig) -> int:
     """
     if profile.epochs is None:
         return int(recipe.epochs)
-    if rule(profile, "epoch_rule", "fixed") == "recipe_ratio":
+    if rule(profile, "epoch_rule") == "recipe_ratio":
         return max(1, round(profile.epochs * recipe.epochs / PAPER_EPOCHS))
     return int(profile.epochs)
 
@@ -135,11 +138,8 @@ def scale_model(spec: ModelSpec, cfg: DictConfig, num_classes: int) -> ModelSpec
 
 def check_rules(profile: DictConfig) -> None:
     """Unknown rule names, raised before any work starts."""
-    for name, allowed, default in (("epoch_rule", EPOCH_RULES, "fixed"),
-                                   ("regularization_rule", REGULARIZATION_RULES, "paper"),
-                                   ("layer_scale_rule", LAYER_SCALE_RULES, "paper"),
-                                   ("crop_rule", CROP_RULES, "paper")):
-        value = rule(profile, name, default)
+    for name, allowed in RULES.items():
+        value = rule(profile, name)
         if value not in allowed:
             raise ValueError(f"profile.{name} must be one of {', '.join(allowed)}; got {value!r}")
 
@@ -152,7 +152,7 @@ def describe(cfg: DictConfig, spec: ModelSpec) -> dict[str, Any]:
         "width_multiplier": profile.width_multiplier, "resolution": profile.resolution,
         "train_subset": profile.train_subset, "val_subset": profile.val_subset, "epochs": epochs,
         "lr_scaling": profile.lr_scaling, "stem_stride": spec.stem.stride,
-        "epoch_rule": rule(profile, "epoch_rule", "fixed"),
+        "epoch_rule": rule(profile, "epoch_rule"),
         "regularization_rule": rule(profile, "regularization_rule"),
         "layer_scale_rule": rule(profile, "layer_scale_rule"), "crop_rule": rule(profile, "crop_rule"),
         "layer_scale_init": spec.block.layer_scale_init, "drop_path_rate": round(spec.drop_path_rate, 6),
