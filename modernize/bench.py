@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import itertools
 import platform
 import re
 import shlex
@@ -34,10 +35,14 @@ import torchvision
 from torch import nn
 
 from . import data as data_lib
+from .batches import InMemoryBatches
 from .config import build_model, compose, model_spec, run_spec
+from .engine import TrainStep, make_scaler, prepare_batch, timed
 from .io import atomic_write_text
 from .model import build
+from .recipe import make_mixing, make_optimizer
 from .roadmap import STEPS, check_names
+from .runtime import Processes
 
 # ------------------------------------------------------------------------------------------------ options
 
@@ -109,22 +114,6 @@ def device_name(device: torch.device) -> str:
 # ------------------------------------------------------------------------------------------------- timing
 
 
-def sync(device: torch.device) -> None:
-    # CUDA kernels run asynchronously: without this the clock would stop before the GPU has finished.
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn: Callable[[], None], steps: int, device: torch.device) -> float:
-    """Seconds for `steps` calls of fn, with the device idle at both ends."""
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    sync(device)
-    return time.perf_counter() - start
-
-
 @dataclass
 class Result:
     images_per_s: list[float] = field(default_factory=list)  # one per timed repeat
@@ -158,31 +147,23 @@ def ratio_stats(a: Result, b: Result) -> tuple[float, float, float]:
 # ------------------------------------------------------------------------------------------ training step
 
 
+@functools.cache
+def modern_recipe():
+    return compose(["recipe=modern"]).recipe
+
+
 class Trainer:
-    """One training step as `modernize.train` does it: autocast forward, loss, backward, (scaled) AdamW step."""
+    """A model ready to be stepped the way `modernize.train` steps it: the same `TrainStep` (autocast forward,
+    loss, backward, scaled optimizer step) with the modern recipe's AdamW built by the same function."""
 
     def __init__(self, model: nn.Module, args, criterion: nn.Module | None = None):
         self.device = args.device
         self.memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self.memory_format).train()
-        # Same optimizer for ours and the reference: fused AdamW is the fastest on CUDA, foreach elsewhere.
-        fused = self.device.type == "cuda"
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4, weight_decay=0.05,
-                                           fused=fused, foreach=None if fused else True)
-        self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.precision]
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=args.precision == "fp16")
-        self.forward = torch.compile(self.model) if args.compile else self.model
-        self.criterion = criterion or nn.CrossEntropyLoss()
-
-    def step(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
-        ctx = (torch.autocast(self.device.type, dtype=self.dtype) if self.dtype is not None
-               else contextlib.nullcontext())
-        with ctx:
-            loss = self.criterion(self.forward(inputs), targets)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        self.step = TrainStep(forward=torch.compile(self.model) if args.compile else self.model, model=self.model,
+                              criterion=criterion or nn.CrossEntropyLoss(),
+                              optimizer=make_optimizer(self.model, modern_recipe(), 1e-4, self.device),
+                              scaler=make_scaler(self.device.type, args.precision), precision=args.precision)
 
     def batch(self, batch: int, resolution: int, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.randn(batch, 3, resolution, resolution, device=self.device)
@@ -256,8 +237,6 @@ def roadmap_section(args) -> list[str]:
 
 def pipeline_section(args) -> list[str]:
     """The per-step work of `modernize.train` on an in-memory data set vs the model step alone."""
-    from .train import make_mixing
-
     cfg = compose(["+step=separate_downsampling"])  # ConvNeXt-T, the modern recipe, the cpu profile
     r, p = cfg.recipe, cfg.profile
     num_classes, resolution, batch = 10, int(p.resolution), 8 if args.quick else int(p.batch_size)
@@ -286,27 +265,24 @@ def pipeline_section(args) -> list[str]:
     ).to(args.device)
     mixing = make_mixing(r, num_classes)
     criterion = nn.CrossEntropyLoss(label_smoothing=r.label_smoothing)
-
-    def next_batch(memory_format: torch.memory_format) -> tuple[torch.Tensor, torch.Tensor]:
-        index = torch.randperm(n, device=args.device)[:batch]
-        x = augment(dataset.images[index]).contiguous(memory_format=memory_format)
-        return mixing(x, dataset.labels[index]) if mixing is not None else (x, dataset.labels[index])
+    # The batch source, batch preparation and step of modernize.train itself, one epoch after another.
+    source = InMemoryBatches(dataset, dataset, args.device, batch, Processes(), seed=0)
+    batches = (b for epoch in itertools.count() for b in source.train_batches(epoch))
 
     for spec in (run_spec(cfg, num_classes), model_spec(cfg, num_classes=num_classes)):  # profile, full width
         trainer = Trainer(build(spec), args, criterion)
-        x, y = next_batch(trainer.memory_format)  # the bare step's batch: made once, outside the timing
-        bare, e2e = measure([bare_step(trainer, x, y),
-                             functools.partial(end_to_end_step, trainer, next_batch)], [batch] * 2, args)
+
+        def end_to_end_step(trainer: Trainer = trainer) -> None:
+            trainer.step(*prepare_batch(*next(batches), augment, mixing, trainer.memory_format))
+
+        x, y = prepare_batch(*next(batches), augment, mixing, trainer.memory_format)  # the bare step's batch
+        bare, e2e = measure([bare_step(trainer, x, y), end_to_end_step], [batch] * 2, args)
         ratio, lo, hi = ratio_stats(e2e, bare)
         params = sum(q.numel() for q in trainer.model.parameters()) / 1e6
         lines.append(f"| ConvNeXt-T | {spec.width_multiplier:g} | {params:.2f} | {fmt(bare.median)} | "
                      f"{fmt(e2e.median)} | {ratio:.3f} | {lo:.3f}..{hi:.3f} |")
         print(lines[-1], flush=True)
     return lines
-
-
-def end_to_end_step(trainer: Trainer, next_batch: Callable) -> None:
-    trainer.step(*next_batch(trainer.memory_format))
 
 
 def header(args) -> list[str]:

@@ -7,9 +7,15 @@ the convention of the paper's Figure 2 and tables (ResNet-50 = 4.1 GFLOPs).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import dataclasses
+import functools
+import hashlib
 import io
+import json
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -17,7 +23,7 @@ import torch
 from torch import nn
 
 from .config import compose, model_spec
-from .io import atomic_write_text
+from .io import atomic_write_json, atomic_write_text
 from .model import build
 from .roadmap import KERNEL_SIZES, STEPS, paper, paper_kernel, paper_step
 from .spec import ModelSpec
@@ -48,6 +54,35 @@ def count_gflops(model: nn.Module, resolution: int = 224, in_chans: int = 3) -> 
 def measure(spec: ModelSpec, resolution: int = 224) -> dict:
     model = build(spec)
     return {"params": count_params(model), "gflops": count_gflops(model, resolution, spec.in_chans)}
+
+
+def cache_dir() -> Path:
+    """Where computed numbers are kept between runs: $MODERNIZE_CACHE_DIR, else ~/.cache/modernize."""
+    return Path(os.environ.get("MODERNIZE_CACHE_DIR") or "~/.cache/modernize").expanduser()
+
+
+@functools.cache
+def paper_scale_stats(spec: ModelSpec) -> dict:
+    """Params and GFLOPs at 224 px of a spec (the paper's numbers for a step), computed once per spec.
+
+    Every training run reports them beside its proxy numbers, but tracing a full-size model with fvcore takes
+    seconds to a minute; so they are cached in memory and on disk (keyed by the spec's contents), and a run
+    builds the paper-scale model only the first time its spec is seen. The build runs on a forked RNG, so a
+    cache hit and a miss leave the training's random stream the same.
+    """
+    contents = json.loads(json.dumps(dataclasses.asdict(spec)))  # as JSON gives it back: tuples are lists
+    key = hashlib.sha256(json.dumps(contents, sort_keys=True).encode()).hexdigest()[:16]
+    path = cache_dir() / "paper_scale" / f"{key}.json"
+    with contextlib.suppress(OSError, ValueError, KeyError, AttributeError):
+        cached = json.loads(path.read_text())
+        if cached.get("spec") == contents:
+            return {"params": cached["params"], "gflops_224": cached["gflops_224"]}
+    with torch.random.fork_rng(devices=[]):
+        stats = measure(spec, 224)
+    result = {"params": stats["params"], "gflops_224": stats["gflops"]}
+    with contextlib.suppress(OSError):  # a read-only home only costs the next run the same trace
+        atomic_write_json(path, {**result, "spec": contents})
+    return result
 
 
 def roadmap_rows() -> list[dict]:

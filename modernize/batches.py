@@ -1,0 +1,94 @@
+"""Batch sources: the one interface the training loop reads data through, whatever kind of data set it is.
+
+Two kinds exist (see modernize.data): small data sets held whole on the device as uint8 tensors, sliced into
+batches there, and folder data sets read by DataLoader workers that also crop and flip. Both give this
+process's shard of each epoch as `(uint8 images, labels)` on the device, start mid-epoch for a resumed run, and
+say whether the random-resized crop and flip were already done (`loader_crops`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import DistributedSampler
+
+from . import data as data_lib
+from .runtime import Processes, RunError
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class InMemoryBatches:
+    """A data set held whole on the device: each epoch is DistributedSampler's seeded permutation (every
+    process its own shard), sliced into batches by indexing; no workers, no host-to-device copies."""
+
+    loader_crops = False  # the batched augmentation on the device crops and flips these
+
+    def __init__(self, train: data_lib.TensorDataset, val: data_lib.TensorDataset, device: torch.device,
+                 local_batch: int, processes: Processes, seed: int):
+        self.train_set, self.val_set = train.to(device), val.to(device)
+        self.local_batch, self.processes = local_batch, processes
+        self.steps_per_epoch = len(self.train_set) // (local_batch * processes.count)
+        self.sampler = DistributedSampler(range(len(self.train_set)), num_replicas=processes.count,
+                                          rank=processes.rank, shuffle=True, seed=seed, drop_last=True)
+
+    def train_batches(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
+        self.sampler.set_epoch(epoch)  # a new seeded order each epoch
+        order = torch.tensor(list(self.sampler), device=self.train_set.images.device)
+        b = self.local_batch
+        for i in range(start_step, self.steps_per_epoch):
+            index = order[i * b:(i + 1) * b]
+            yield self.train_set.images[index], self.train_set.labels[index]
+
+    def val_batches(self) -> Iterator[Batch]:
+        b, p = self.local_batch, self.processes
+        for i in range(p.rank * b, len(self.val_set), b * p.count):
+            yield self.val_set.images[i:i + b], self.val_set.labels[i:i + b]
+
+
+class LoaderBatches:
+    """A folder data set read by DataLoader workers, which decode, random-resize-crop and flip to uint8
+    (modernize.data.make_loader); batches are moved to the device here."""
+
+    loader_crops = True
+
+    def __init__(self, data: data_lib.DataBundle, device: torch.device, local_batch: int, processes: Processes,
+                 seed: int, workers: int):
+        self.device = device
+        self.train_loader = data_lib.make_loader(data.train, local_batch, shuffle=True, workers=workers,
+                                                 distributed=processes.distributed, seed=seed, drop_last=True)
+        self.val_loader = data_lib.make_loader(data.val, local_batch, shuffle=False, workers=workers,
+                                               distributed=processes.distributed, seed=seed, drop_last=False)
+        self.steps_per_epoch = len(self.train_loader)
+
+    def _on_device(self, batches) -> Iterator[Batch]:
+        for images, labels in batches:
+            yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+
+    def train_batches(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
+        if isinstance(self.train_loader.sampler, DistributedSampler):
+            self.train_loader.sampler.set_epoch(epoch)  # else every epoch repeats one order
+        batches = iter(self.train_loader)
+        for _ in range(start_step):  # a mid-epoch resume skips what the checkpoint already saw
+            next(batches)
+        return self._on_device(batches)
+
+    def val_batches(self) -> Iterator[Batch]:
+        return self._on_device(self.val_loader)
+
+
+def make_batches(data: data_lib.DataBundle, device: torch.device, global_batch: int, processes: Processes,
+                 seed: int, workers: int) -> InMemoryBatches | LoaderBatches:
+    """The batch source for a data set: in memory when it was loaded as tensors, else a DataLoader."""
+    if global_batch % processes.count:
+        raise RunError(f"the global batch {global_batch} must divide evenly over {processes.count} processes")
+    local_batch = global_batch // processes.count
+    if isinstance(data.train, data_lib.TensorDataset):
+        source = InMemoryBatches(data.train, data.val, device, local_batch, processes, seed)
+    else:
+        source = LoaderBatches(data, device, local_batch, processes, seed, workers)
+    if source.steps_per_epoch == 0:
+        raise RunError(f"the training set ({len(data.train)} images) is smaller than one global batch "
+                       f"({global_batch})")
+    return source

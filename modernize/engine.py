@@ -1,0 +1,130 @@
+"""One training step, evaluation and timing: the single copy that `modernize.train` runs and `modernize.bench`
+times, so the benchmark measures the pipeline the runs use."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class NonFiniteLoss(FloatingPointError):
+    """The loss of a step was inf or NaN; raised before the optimizer touches the weights."""
+
+    def __init__(self, value: float):
+        super().__init__(f"the loss became {value}")
+        self.value = value
+
+
+def autocast(device_type: str, precision: str) -> contextlib.AbstractContextManager:
+    """Autocast to the precision's dtype; fp32 runs without it."""
+    dtype = PRECISIONS[precision]
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device_type, dtype=dtype)
+
+
+def make_scaler(device_type: str, precision: str) -> torch.amp.GradScaler:
+    """fp16 needs loss scaling (its range underflows small gradients); bf16 and fp32 do not."""
+    return torch.amp.GradScaler(device_type, enabled=precision == "fp16")
+
+
+@dataclass
+class TrainStep:
+    """One optimizer step: autocast forward and loss, backward (scaled for fp16), optional gradient clipping,
+    the optimizer, then the lr schedule and the EMA when the run has them."""
+
+    forward: nn.Module  # what is called: the model, maybe compiled and/or wrapped in DistributedDataParallel
+    model: nn.Module  # the bare model: its parameters are clipped and followed by the EMA
+    criterion: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    precision: str = "fp32"
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    ema: torch.optim.swa_utils.AveragedModel | None = None
+    grad_clip: float | None = None
+
+    def __call__(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        with autocast(inputs.device.type, self.precision):
+            loss = self.criterion(self.forward(inputs), targets)
+        if not torch.isfinite(loss):
+            raise NonFiniteLoss(loss.item())
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        return loss.detach()
+
+
+def prepare_batch(images: torch.Tensor, labels: torch.Tensor, augment: nn.Module, mixing: nn.Module | None,
+                  memory_format: torch.memory_format) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of uint8 images on the device -> the model's input (augmented, normalized, in the model's memory
+    format) and its targets (Mixup/CutMix soft labels when the recipe mixes)."""
+    inputs = augment(images).contiguous(memory_format=memory_format)
+    return mixing(inputs, labels) if mixing is not None else (inputs, labels)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Iterable, augment: nn.Module, precision: str,
+             distributed: bool = False) -> dict[str, float]:
+    """Loss, top-1 and top-5 (%) over `batches` (this process's shard; summed over processes when distributed)."""
+    model.eval()
+    device = next(model.parameters()).device
+    stats = torch.zeros(4, device=device, dtype=torch.float64)  # loss sum, top-1 hits, top-5 hits, count
+    for images, labels in batches:
+        with autocast(device.type, precision):
+            logits = model(augment(images)).float()
+        hits = logits.topk(min(5, logits.shape[1]), dim=1).indices.eq(labels[:, None])
+        stats += torch.stack([nn.functional.cross_entropy(logits, labels, reduction="sum").double(),
+                              hits[:, 0].sum().double(), hits.any(dim=1).sum().double(),
+                              torch.tensor(float(len(labels)), device=device, dtype=torch.float64)])
+    if distributed:
+        dist.all_reduce(stats)
+    loss, top1, top5, n = stats.tolist()
+    return {"loss": loss / n, "top1": 100 * top1 / n, "top5": 100 * top5 / n}
+
+
+def sync(device: torch.device) -> None:
+    # CUDA kernels run asynchronously: without this the clock would stop before the GPU has finished.
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], object], steps: int, device: torch.device) -> float:
+    """Seconds for `steps` calls of fn, with the device idle at both ends."""
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    sync(device)
+    return time.perf_counter() - start
+
+
+@torch.no_grad()
+def inference_throughput(model: nn.Module, resolution: int, batch: int, precision: str,
+                         memory_format: torch.memory_format, repeats: int = 5) -> float:
+    """Images/s of the forward pass in eval mode (the paper's Table 1 measure): median of `repeats` after two
+    untimed warm-up passes."""
+    model.eval()
+    device = next(model.parameters()).device
+    x = torch.randn(batch, 3, resolution, resolution, device=device).contiguous(memory_format=memory_format)
+
+    def forward() -> None:
+        with autocast(device.type, precision):
+            model(x)
+
+    timed(forward, 2, device)
+    times = sorted(timed(forward, 1, device) for _ in range(repeats))
+    return batch / times[len(times) // 2]

@@ -1,0 +1,119 @@
+"""Where a run executes: processes (torchrun / SLURM), device, threads, RNG streams, the code's commit."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+class RunError(RuntimeError):
+    """A run cannot start or go on; the message says what was wrong and what to do."""
+
+
+@dataclass(frozen=True)
+class Processes:
+    """This process's place among the run's processes (one, or torchrun's / SLURM's several)."""
+
+    rank: int = 0
+    count: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.count > 1
+
+
+def setup_processes(device_kind: str) -> Processes:
+    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; under SLURM (hydra/launcher=slurm) submitit derives them from
+    the job's tasks. gloo on CPU, nccl on CUDA."""
+    if "WORLD_SIZE" not in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        from submitit.helpers import TorchDistributedEnvironment
+
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    count = int(os.environ.get("WORLD_SIZE", "1"))
+    if count == 1:
+        return Processes()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+    return Processes(rank=dist.get_rank(), count=dist.get_world_size(),
+                     local_rank=int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def wants_cuda(device: str) -> bool:
+    return (device == "auto" and torch.cuda.is_available()) or str(device).startswith("cuda")
+
+
+def pick_device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RunError(f"train.device={name} but CUDA is not available; use train.device=cpu or auto")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
+    return device
+
+
+def setup_runtime(train_cfg) -> tuple[Processes, torch.device]:
+    """Processes, device, threads and determinism, from the config's `train` section."""
+    processes = setup_processes("cuda" if wants_cuda(train_cfg.device) else "cpu")
+    device = pick_device(train_cfg.device, processes.local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if train_cfg.threads:
+        torch.set_num_threads(int(train_cfg.threads))
+    if train_cfg.deterministic:
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # pick the fastest conv kernels for the run's fixed shapes
+    return processes, device
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1])}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((3, tuple(state["python"]), None))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def gather_rng_states(processes: Processes) -> list[dict[str, Any]]:
+    """Every process's RNG state (a collective: all processes must call it), so each resumes its own stream."""
+    mine = rng_state()
+    if not processes.distributed:
+        return [mine]
+    gathered: list[Any] = [None] * processes.count
+    dist.all_gather_object(gathered, mine)
+    return gathered
+
+
+def barrier(processes: Processes) -> None:
+    if processes.distributed:
+        dist.barrier()
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
