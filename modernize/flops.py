@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import dataclasses
 import functools
 import hashlib
-import io
 import json
 import logging
 import os
@@ -22,6 +20,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import columns
+from .columns import Column, csv_names
 from .config import compose, model_spec
 from .io import atomic_write_json, atomic_write_text
 from .model import build
@@ -115,29 +115,30 @@ def roadmap_rows() -> list[dict]:
     return rows
 
 
-COLUMNS = ("group", "name", "params", "gflops", "paper_params", "paper_gflops", "paper_top1")
+def _diff_cell(r: dict) -> str:
+    return "" if r.get("paper_gflops") is None else f"{r['gflops'] - r['paper_gflops']:+.2f}"
+
+
+# roadmap.csv has every column with a name, roadmap.md every column with a header, in this order
+TABLE = (
+    Column("group", "group", align="left"),
+    Column("name", "model", align="left"),
+    Column("params", "params", ","),
+    Column("gflops", "GFLOPs (ours)", ".2f"),
+    Column("paper_params", "paper params", ","),
+    Column("paper_gflops", "GFLOPs (paper)", ".1f"),
+    Column(None, "diff", _diff_cell),
+    Column("paper_top1", "paper top-1", ".1f"),
+)
+COLUMNS = tuple(csv_names(TABLE))
 
 
 def to_markdown(rows: list[dict]) -> str:
-    lines = ["| group | model | params | GFLOPs (ours) | GFLOPs (paper) | diff | paper params | paper top-1 |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        diff = f"{r['gflops'] - r['paper_gflops']:+.2f}" if r.get("paper_gflops") is not None else ""
-        ref_gf = f"{r['paper_gflops']:.1f}" if r.get("paper_gflops") is not None else ""
-        ref_params = f"{r['paper_params']:,}" if r.get("paper_params") else ""
-        top1 = f"{r['paper_top1']:.1f}" if r.get("paper_top1") is not None else ""
-        lines.append(f"| {r['group']} | {r['name']} | {r['params']:,} | {r['gflops']:.2f} | {ref_gf} | {diff} | "
-                     f"{ref_params} | {top1} |")
-    return "\n".join(lines) + "\n"
+    return columns.to_markdown(TABLE, rows)
 
 
 def to_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({k: (round(r[k], 4) if isinstance(r.get(k), float) else r.get(k)) for k in COLUMNS})
-    return buf.getvalue()
+    return columns.to_csv(TABLE, rows, lineterminator="\r\n")  # the csv module's default, as committed
 
 
 def main(argv: list[str] | None = None) -> None:

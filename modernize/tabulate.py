@@ -9,8 +9,6 @@ unfinished. Rows follow the roadmap's order; seeds of a step are pooled into mea
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import math
 import statistics
 import sys
@@ -18,7 +16,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from . import fidelity
+from . import columns, fidelity
+from .columns import Column, csv_names
 from .io import atomic_write, atomic_write_text, read_json
 from .roadmap import STEPS, paper_kernel, paper_step
 
@@ -122,45 +121,53 @@ def _fmt(value: Any, spec: str = ".2f") -> str:
     return format(value, spec)
 
 
+def _top1_cell(r: dict) -> str:
+    if r["top1_mean"] is None:
+        return f"failed: {r['error']}" if r["failed"] else "unfinished"
+    top1 = f"{r['top1_mean']:.2f} ± {r['top1_std']:.2f}" if r["n"] > 1 else f"{r['top1_mean']:.2f}"
+    return top1 + (f" ({r['failed']} failed)" if r["failed"] else "")
+
+
+def _significant_cell(r: dict) -> str:
+    if r["p_value"] is None:
+        return "" if r["delta"] is None else "n/a (1 seed)"
+    return f"{'yes' if r['significant'] else 'no'} ({r['p_value']:.3f})"
+
+
+# The roadmap table (and the kernel table, whose rows are (step, kernel size)): roadmap.csv has every column with a
+# name, roadmap.md every column with a header, in this order.
+COLUMNS = (
+    Column("step", "step", align="left"),
+    Column("n", "n"),
+    Column("failed"),
+    Column("unfinished"),
+    Column("top1_mean", "top-1 (ours)", _top1_cell),
+    Column("top1_std"),
+    Column("delta", "change", "+.2f"),
+    Column("paper_top1", "paper top-1", ".1f"),
+    Column("paper_delta", "paper change", "+.1f"),
+    Column("agrees", "same direction", align="left"),
+    Column("p_value"),
+    Column("significant", "significant (p)", _significant_cell, align="left"),
+    Column("params", "params", ",.0f"),
+    Column("gflops_224", "GFLOPs 224", ".2f"),
+    Column("paper_gflops", "paper GFLOPs", ".1f"),
+    Column("params_run"),
+    Column("gflops_run", "GFLOPs run", lambda r: "" if r["gflops_run"] is None else f"{r['gflops_run'] * 1e3:.1f}M"),
+    Column("train_images_per_s", "train img/s", ".0f"),
+    Column("infer_images_per_s", "infer img/s", ".0f"),
+    Column("wall_time_s", "wall s", ".0f"),
+    Column("error"),
+)
+CSV_COLUMNS = tuple(csv_names(COLUMNS))
+
+
 def to_markdown(table: list[dict]) -> str:
-    lines = [
-        "| step | top-1 (ours) | n | change | paper top-1 | paper change | same direction | significant (p) | "
-        "params | GFLOPs 224 | paper GFLOPs | GFLOPs run | train img/s | infer img/s | wall s |",
-        "|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in table:
-        if r["top1_mean"] is None:
-            status = f"failed: {r['error']}" if r["failed"] else "unfinished"
-            lines.append(f"| {r['step']} | {status} | 0 | | {_fmt(r['paper_top1'], '.1f')} | | | | | | "
-                         f"{_fmt(r['paper_gflops'], '.1f')} | | | | |")
-            continue
-        top1 = f"{r['top1_mean']:.2f} ± {r['top1_std']:.2f}" if r["n"] > 1 else f"{r['top1_mean']:.2f}"
-        if r["failed"]:
-            top1 += f" ({r['failed']} failed)"
-        sig = "" if r["p_value"] is None and r["delta"] is None else (
-            "n/a (1 seed)" if r["p_value"] is None else f"{'yes' if r['significant'] else 'no'} ({r['p_value']:.3f})")
-        lines.append(
-            f"| {r['step']} | {top1} | {r['n']} | {_fmt(r['delta'], '+.2f')} | {_fmt(r['paper_top1'], '.1f')} | "
-            f"{_fmt(r['paper_delta'], '+.1f')} | {r['agrees'] or ''} | {sig} | {_fmt(r['params'], ',.0f')} | "
-            f"{_fmt(r['gflops_224'], '.2f')} | {_fmt(r['paper_gflops'], '.1f')} | "
-            f"{_fmt(r['gflops_run'] * 1e3 if r['gflops_run'] else None, '.1f')}M | "
-            f"{_fmt(r['train_images_per_s'], '.0f')} | {_fmt(r['infer_images_per_s'], '.0f')} | "
-            f"{_fmt(r['wall_time_s'], '.0f')} |")
-    return "\n".join(lines) + "\n"
-
-
-CSV_COLUMNS = ("step", "n", "failed", "unfinished", "top1_mean", "top1_std", "delta", "paper_top1", "paper_delta",
-               "agrees", "p_value", "significant", "params", "gflops_224", "paper_gflops", "params_run", "gflops_run",
-               "train_images_per_s", "infer_images_per_s", "wall_time_s", "error")
+    return columns.to_markdown(COLUMNS, table)
 
 
 def to_csv(table: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for r in table:
-        writer.writerow({k: (round(v, 4) if isinstance(v := r.get(k), float) else v) for k in CSV_COLUMNS})
-    return buf.getvalue()
+    return columns.to_csv(COLUMNS, table)
 
 
 def plot(table: list[dict], path: Path, title: str, subtitle: str = "") -> None:
@@ -203,10 +210,13 @@ def plot(table: list[dict], path: Path, title: str, subtitle: str = "") -> None:
     plt.close(fig)
 
 
-FIDELITY_COLUMNS = ("seeds", "decisive", "decisive_agree", "decisive_significant", "ties", "ties_within_noise",
-                    "ties_tested", "pearson_r", "pearson_low", "pearson_high", "convnext_minus_resnet50",
-                    "convnext_minus_resnet50_low", "convnext_minus_resnet50_high", "convnext_minus_recipe",
-                    "convnext_minus_recipe_low", "convnext_minus_recipe_high", "line")
+# fidelity.csv and the W&B "fidelity" table: one row, the score flattened by fidelity_record
+FIDELITY = tuple(Column(name) for name in (
+    "seeds", "decisive", "decisive_agree", "decisive_significant", "ties", "ties_within_noise", "ties_tested",
+    "pearson_r", "pearson_low", "pearson_high", "convnext_minus_resnet50", "convnext_minus_resnet50_low",
+    "convnext_minus_resnet50_high", "convnext_minus_recipe", "convnext_minus_recipe_low",
+    "convnext_minus_recipe_high", "line"))
+FIDELITY_COLUMNS = tuple(csv_names(FIDELITY))
 
 
 def fidelity_record(score: dict) -> dict:
@@ -221,11 +231,7 @@ def fidelity_record(score: dict) -> dict:
 
 
 def fidelity_csv(score: dict) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=FIDELITY_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in fidelity_record(score).items()})
-    return buf.getvalue()
+    return columns.to_csv(FIDELITY, [fidelity_record(score)])
 
 
 def log_to_wandb(table: list[dict], sweep_dir: Path, mode: str, score: dict | None = None) -> None:

@@ -11,9 +11,9 @@ import time
 
 import pytest
 from helpers import ROOT, SMOKE, env, popen_cli, run_cli
+from wandb_offline import read_offline_run
 
 from modernize.tabulate import summarize, welch_p_value
-from modernize.tracking import read_offline_run
 
 STEPS = "resnet50,patchify,separate_downsampling"
 

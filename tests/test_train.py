@@ -8,8 +8,7 @@ import time
 import pytest
 import torch
 from helpers import SMOKE, popen_cli, run_cli
-
-from modernize.tracking import read_offline_run
+from wandb_offline import read_offline_run
 
 
 def test_a_run_writes_config_metrics_summary_and_checkpoint(tmp_path):

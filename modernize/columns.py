@@ -1,0 +1,71 @@
+"""Tables declared once: each column's CSV name, markdown header and cell format, rendered to markdown and CSV.
+
+A table is a sequence of `Column`s. The CSV has every column with a `name`, the markdown every column with a
+`header`, both in the order declared, so the two never drift apart. A column may be CSV only (no header: e.g.
+a standard deviation the markdown writes inside the mean's cell) or markdown only (no name: e.g. a difference
+of two CSV columns). The markdown is drawn by the `tabulate` library as a pipe table (GitHub markdown, with
+alignment marks).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+CSV_DIGITS = 4  # floats in a CSV are rounded to this many decimals
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: `name` in the CSV (and the row key it reads), `header` in the markdown.
+
+    `fmt` makes the markdown cell: a format spec applied to row[name] (None gives an empty cell), or a function
+    of the whole row for cells that combine several values.
+    """
+
+    name: str | None
+    header: str | None = None
+    fmt: str | Callable[[dict], str] = ""
+    align: Literal["left", "right"] = "right"
+
+    def cell(self, row: dict) -> str:
+        if callable(self.fmt):
+            return self.fmt(row)
+        value = row.get(self.name) if self.name else None
+        return "" if value is None else format(value, self.fmt)
+
+    def value(self, row: dict) -> Any:
+        """The CSV value: the row's own, floats rounded to CSV_DIGITS (None writes as an empty field)."""
+        value = row.get(self.name)
+        return round(value, CSV_DIGITS) if isinstance(value, float) else value
+
+
+def csv_names(columns: Iterable[Column]) -> list[str]:
+    return [c.name for c in columns if c.name is not None]
+
+
+def markdown_columns(columns: Iterable[Column]) -> list[Column]:
+    return [c for c in columns if c.header is not None]
+
+
+def to_markdown(columns: Sequence[Column], rows: Iterable[dict]) -> str:
+    """A pipe table (GitHub markdown) of the columns with a header; "|" in a cell is escaped."""
+    from tabulate import tabulate
+
+    shown = markdown_columns(columns)
+    body = [[c.cell(r).replace("|", r"\|") for c in shown] for r in rows]
+    return tabulate(body, headers=[c.header for c in shown], tablefmt="pipe", disable_numparse=True,
+                    colalign=[c.align for c in shown]) + "\n"
+
+
+def to_csv(columns: Sequence[Column], rows: Iterable[dict], lineterminator: str = "\n") -> str:
+    """The CSV of the columns with a name, header line first."""
+    named = [c for c in columns if c.name is not None]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator=lineterminator)
+    writer.writerow([c.name for c in named])
+    writer.writerows([c.value(r) for c in named] for r in rows)
+    return buf.getvalue()

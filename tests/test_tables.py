@@ -1,0 +1,106 @@
+"""Tables declared once (modernize.columns): the markdown and the CSV of a table come from one column list."""
+
+import csv
+import io
+import re
+
+import pytest
+
+from modernize import flops, tabulate
+from modernize.columns import Column, csv_names, markdown_columns, to_csv, to_markdown
+
+
+def read_markdown(text):
+    """(headers, rows of cells) of the first pipe table in text; an escaped \\| stays inside its cell."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    split = [[c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line)[1:-1]] for line in lines]
+    assert all(re.fullmatch(r":?-+:?", c) for c in split[1])
+    return split[0], split[2:]
+
+
+def read_csv(text):
+    rows = list(csv.reader(io.StringIO(text)))
+    return rows[0], rows[1:]
+
+
+def _summary(step, top1, seed):
+    return {"status": "ok", "step": step, "seed": seed, "final_top1": top1, "params": 25_557_032,
+            "gflops_224": 4.1114, "params_run": 1_486_106, "gflops_run": 0.00581, "train_images_per_s": 1139.07,
+            "infer_images_per_s": 3098.07, "wall_time_s": 334.44}
+
+
+@pytest.fixture
+def roadmap_table():
+    runs = {"resnet50": [_summary("resnet50", v, i) for i, v in enumerate([85.31, 86.12, 85.94])],
+            "recipe": [_summary("recipe", v, i) for i, v in enumerate([88.71, 89.02, 89.10])],
+            "patchify": [_summary("patchify", 88.52, 0),
+                         {"status": "failed", "step": "patchify", "error": "RunError: a | b"}],
+            "depthwise": [{"status": "failed", "step": "depthwise", "error": "RunError: x"}],
+            "resnextify": [{"status": "unfinished", "step": "resnextify"}]}
+    return tabulate.summarize(runs)
+
+
+def test_roadmap_markdown_and_csv_have_the_declared_columns_in_the_same_order(roadmap_table):
+    md_headers, md_rows = read_markdown(tabulate.to_markdown(roadmap_table))
+    csv_header, csv_rows = read_csv(tabulate.to_csv(roadmap_table))
+    assert md_headers == [c.header for c in markdown_columns(tabulate.COLUMNS)]
+    assert csv_header == list(tabulate.CSV_COLUMNS) == csv_names(tabulate.COLUMNS)
+    # every markdown column is a CSV column, and they come in the same order in both
+    backing = [c.name for c in markdown_columns(tabulate.COLUMNS)]
+    assert None not in backing
+    assert [csv_header.index(name) for name in backing] == sorted(csv_header.index(name) for name in backing)
+    assert len(md_rows) == len(csv_rows) == len(roadmap_table)
+    assert all(len(row) == len(md_headers) for row in md_rows)  # the "|" in an error is escaped
+
+
+def test_a_roadmap_cell_in_the_markdown_is_the_csv_value_formatted(roadmap_table):
+    md_headers, md_rows = read_markdown(tabulate.to_markdown(roadmap_table))
+    csv_header, csv_rows = read_csv(tabulate.to_csv(roadmap_table))
+    checked = 0
+    for md_row, csv_row in zip(md_rows, csv_rows):
+        values = dict(zip(csv_header, csv_row))
+        for column, cell in zip(markdown_columns(tabulate.COLUMNS), md_row):
+            if not isinstance(column.fmt, str) or not column.fmt or values[column.name] == "":
+                continue
+            decimals = int(re.search(r"\.(\d)f", column.fmt).group(1))
+            assert float(cell.replace(",", "")) == pytest.approx(float(values[column.name]), abs=0.5 * 10**-decimals)
+            checked += 1
+        assert md_row[0] == values["step"] and md_row[1] == values["n"]
+    assert checked > 20
+    rows = {r[0]: dict(zip(md_headers, r)) for r in md_rows}
+    csv_by_step = {r[0]: dict(zip(csv_header, r)) for r in csv_rows}
+    assert rows["recipe"]["change"] == "+3.15" and csv_by_step["recipe"]["delta"] == "3.1533"
+    assert rows["recipe"]["paper top-1"] == "78.8" == csv_by_step["recipe"]["paper_top1"]
+    assert rows["recipe"]["top-1 (ours)"] == "88.94 ± 0.21"
+    assert rows["recipe"]["GFLOPs run"] == "5.8M" and csv_by_step["recipe"]["gflops_run"] == "0.0058"
+    assert rows["patchify"]["top-1 (ours)"] == "88.52 (1 failed)" and rows["patchify"]["significant (p)"] == \
+        "n/a (1 seed)"
+    assert csv_by_step["patchify"]["error"] == "RunError: a | b"
+    assert rows["depthwise"]["top-1 (ours)"] == "failed: RunError: x" and rows["depthwise"]["n"] == "0"
+    assert rows["resnextify"]["top-1 (ours)"] == "unfinished" and rows["resnextify"]["paper top-1"] == "80.5"
+
+
+def test_flops_markdown_and_csv_come_from_one_column_list():
+    rows = [{"group": "roadmap", "name": "resnet50", "params": 25_557_032, "gflops": 4.11144, "paper_gflops": 4.1,
+             "paper_top1": 76.1},
+            {"group": "isotropic", "name": "convnext_iso_s", "params": 22_271_848, "gflops": 4.2889,
+             "paper_gflops": 4.3, "paper_top1": 79.7, "paper_params": 22.0 * 10**6}]
+    md_headers, md_rows = read_markdown(flops.to_markdown(rows))
+    text = flops.to_csv(rows)
+    csv_header, csv_rows = read_csv(text)
+    assert md_headers == [c.header for c in markdown_columns(flops.TABLE)]
+    assert csv_header == list(flops.COLUMNS) == csv_names(flops.TABLE)
+    assert text.endswith("\r\n")  # as the committed experiments/flops/roadmap.csv
+    first, second = (dict(zip(md_headers, r)) for r in md_rows)
+    assert first == {"group": "roadmap", "model": "resnet50", "params": "25,557,032", "GFLOPs (ours)": "4.11",
+                     "paper params": "", "GFLOPs (paper)": "4.1", "diff": "+0.01", "paper top-1": "76.1"}
+    assert second["paper params"] == "22,000,000.0" and second["diff"] == "-0.01"
+    assert csv_rows[0] == ["roadmap", "resnet50", "25557032", "4.1114", "", "4.1", "76.1"]
+
+
+def test_a_column_is_csv_only_markdown_only_or_both():
+    columns = (Column("a", "A", ".1f"), Column("b"), Column(None, "a+b", lambda r: str(r["a"] + r["b"])))
+    rows = [{"a": 1.23456, "b": 2}, {"a": None, "b": 3}]
+    assert read_markdown(to_markdown(columns[:2], rows)) == (["A"], [["1.2"], [""]])
+    assert read_markdown(to_markdown(columns, rows[:1])) == (["A", "a+b"], [["1.2", "3.23456"]])
+    assert to_csv(columns, rows) == "a,b\n1.2346,2\n,3\n"
