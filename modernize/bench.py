@@ -33,7 +33,8 @@ import torch
 import torchvision
 from torch import nn
 
-from . import data as data_lib
+from . import datasets as data_lib
+from .augment import build_augmentations
 from .config import build_model, compose, model_spec, run_spec
 from .io import atomic_write_text
 from .model import build
@@ -279,11 +280,8 @@ def pipeline_section(args) -> list[str]:
         torch.randint(0, num_classes, (n,), generator=gen)).to(args.device)
     mean, std = data_lib.MEAN_STD["synthetic"]
     # Built from the recipe exactly as modernize.train builds its in-memory training pipeline.
-    augment = data_lib.BatchAugment(
-        resolution=resolution, mean=mean, std=std, train=True,
-        random_resized_crop=r.random_resized_crop, scale=tuple(r.random_resized_crop_scale), hflip=r.hflip,
-        randaugment=tuple(r.randaugment) if r.randaugment else None, random_erasing=r.random_erasing,
-    ).to(args.device)
+    augment, _ = build_augmentations(r, resolution=resolution, mean=mean, std=std, loader_crops=False,
+                                     device=args.device)
     mixing = make_mixing(r, num_classes)
     criterion = nn.CrossEntropyLoss(label_smoothing=r.label_smoothing)
 

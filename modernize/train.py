@@ -28,7 +28,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DistributedSampler
 from torchvision.transforms import v2
 
-from . import data as data_lib
+from . import datasets as data_lib
+from .augment import build_augmentations
 from .config import config_hash, model_spec, run_spec, step_label
 from .flops import count_gflops, count_params
 from .io import atomic_write, atomic_write_json, atomic_write_text, read_json
@@ -404,13 +405,9 @@ def _train(cfg: DictConfig, run_dir: str | Path, cleanup: contextlib.ExitStack) 
     del paper_model
     run_stats = {"params_run": count_params(model), "gflops_run": count_gflops(model, p.resolution)}
 
-    augment_train = data_lib.BatchAugment(
-        resolution=p.resolution, mean=data.mean, std=data.std, train=True,
-        # folder data sets are cropped and flipped by their DataLoader workers; in-memory ones here, batched
-        random_resized_crop=r.random_resized_crop and in_memory, scale=tuple(r.random_resized_crop_scale),
-        hflip=r.hflip and in_memory,
-        randaugment=tuple(r.randaugment) if r.randaugment else None, random_erasing=r.random_erasing).to(device)
-    augment_eval = data_lib.BatchAugment(resolution=p.resolution, mean=data.mean, std=data.std, train=False).to(device)
+    # folder data sets are cropped and flipped by their DataLoader workers; in-memory ones by augment_train, batched
+    augment_train, augment_eval = build_augmentations(r, resolution=p.resolution, mean=data.mean, std=data.std,
+                                                      loader_crops=not in_memory, device=device)
     mixing = make_mixing(r, data.num_classes)
     criterion = nn.CrossEntropyLoss(label_smoothing=r.label_smoothing)
 
