@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DistributedSampler
 
-from . import data as data_lib
+from . import datasets
 from .runtime import Processes, RunError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -25,7 +25,7 @@ class InMemoryBatches:
 
     loader_crops = False  # the batched augmentation on the device crops and flips these
 
-    def __init__(self, train: data_lib.TensorDataset, val: data_lib.TensorDataset, device: torch.device,
+    def __init__(self, train: datasets.TensorDataset, val: datasets.TensorDataset, device: torch.device,
                  local_batch: int, processes: Processes, seed: int):
         self.train_set, self.val_set = train.to(device), val.to(device)
         self.local_batch, self.processes = local_batch, processes
@@ -53,12 +53,12 @@ class LoaderBatches:
 
     loader_crops = True
 
-    def __init__(self, data: data_lib.DataBundle, device: torch.device, local_batch: int, processes: Processes,
+    def __init__(self, data: datasets.DataBundle, device: torch.device, local_batch: int, processes: Processes,
                  seed: int, workers: int):
         self.device = device
-        self.train_loader = data_lib.make_loader(data.train, local_batch, shuffle=True, workers=workers,
+        self.train_loader = datasets.make_loader(data.train, local_batch, shuffle=True, workers=workers,
                                                  distributed=processes.distributed, seed=seed, drop_last=True)
-        self.val_loader = data_lib.make_loader(data.val, local_batch, shuffle=False, workers=workers,
+        self.val_loader = datasets.make_loader(data.val, local_batch, shuffle=False, workers=workers,
                                                distributed=processes.distributed, seed=seed, drop_last=False)
         self.steps_per_epoch = len(self.train_loader)
 
@@ -78,13 +78,13 @@ class LoaderBatches:
         return self._on_device(self.val_loader)
 
 
-def make_batches(data: data_lib.DataBundle, device: torch.device, global_batch: int, processes: Processes,
+def make_batches(data: datasets.DataBundle, device: torch.device, global_batch: int, processes: Processes,
                  seed: int, workers: int) -> InMemoryBatches | LoaderBatches:
     """The batch source for a data set: in memory when it was loaded as tensors, else a DataLoader."""
     if global_batch % processes.count:
         raise RunError(f"the global batch {global_batch} must divide evenly over {processes.count} processes")
     local_batch = global_batch // processes.count
-    if isinstance(data.train, data_lib.TensorDataset):
+    if isinstance(data.train, datasets.TensorDataset):
         source = InMemoryBatches(data.train, data.val, device, local_batch, processes, seed)
     else:
         source = LoaderBatches(data, device, local_batch, processes, seed, workers)

@@ -34,7 +34,8 @@ import torch
 import torchvision
 from torch import nn
 
-from . import data as data_lib
+from . import datasets
+from .augment import build_augmentations
 from .batches import InMemoryBatches
 from .config import build_model, compose, model_spec, run_spec
 from .engine import TrainStep, make_scaler, prepare_batch, timed
@@ -242,7 +243,7 @@ def pipeline_section(args) -> list[str]:
     num_classes, resolution, batch = 10, int(p.resolution), 8 if args.quick else int(p.batch_size)
     lines = table("3. End-to-end vs bare model step (in-memory data)",
                   f"ConvNeXt-T at the `{p.name}` profile's {resolution} px and batch {batch}, {num_classes} "
-                  "classes. end-to-end: index a uint8 TensorDataset on the device -> BatchAugment (random "
+                  "classes. end-to-end: index a uint8 TensorDataset on the device -> TrainAugment (random "
                   f"resized crop, flip, RandAugment {tuple(r.randaugment)}, normalize, random erasing "
                   f"{r.random_erasing}) -> MixUp {r.mixup} / CutMix {r.cutmix} -> model step with label "
                   f"smoothing {r.label_smoothing}. bare: the model step on one pre-made normalized batch with "
@@ -253,16 +254,13 @@ def pipeline_section(args) -> list[str]:
     # Random uint8 images like data=synthetic, at the profile's size: a few batches' worth on the device.
     gen = torch.Generator().manual_seed(0)
     n = batch * 4
-    dataset = data_lib.TensorDataset(
+    dataset = datasets.TensorDataset(
         torch.randint(0, 256, (n, 3, resolution, resolution), dtype=torch.uint8, generator=gen),
         torch.randint(0, num_classes, (n,), generator=gen)).to(args.device)
-    mean, std = data_lib.MEAN_STD["synthetic"]
+    mean, std = datasets.MEAN_STD["synthetic"]
     # Built from the recipe exactly as modernize.train builds its in-memory training pipeline.
-    augment = data_lib.BatchAugment(
-        resolution=resolution, mean=mean, std=std, train=True,
-        random_resized_crop=r.random_resized_crop, scale=tuple(r.random_resized_crop_scale), hflip=r.hflip,
-        randaugment=tuple(r.randaugment) if r.randaugment else None, random_erasing=r.random_erasing,
-    ).to(args.device)
+    augment, _ = build_augmentations(r, resolution=resolution, mean=mean, std=std, loader_crops=False,
+                                     device=args.device)
     mixing = make_mixing(r, num_classes)
     criterion = nn.CrossEntropyLoss(label_smoothing=r.label_smoothing)
     # The batch source, batch preparation and step of modernize.train itself, one epoch after another.

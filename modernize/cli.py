@@ -48,7 +48,7 @@ def profile(cfg: DictConfig) -> dict:
 
 def run_task(cfg: DictConfig, run_dir: Path, multirun: bool):
     """Run the task. In a multirun, a failure is recorded in failed.json and the sweep goes on."""
-    from .data import DataError
+    from .datasets import DataError
     from .train import RunError, train
 
     if cfg.task not in TASKS:

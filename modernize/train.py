@@ -25,7 +25,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from . import data as data_lib
+from . import datasets
+from .augment import build_augmentations
 from .batches import InMemoryBatches, LoaderBatches, make_batches
 from .config import config_hash, model_spec, run_spec, step_label
 from .engine import NonFiniteLoss, TrainStep, evaluate, inference_throughput, make_scaler, prepare_batch
@@ -132,7 +133,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     # Same seed on every process for the model (DDP also broadcasts rank 0's weights); per-process seeds for data.
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    data = data_lib.load_data(cfg.data.name, cfg.data.root, resolution=profile.resolution,
+    data = datasets.load_data(cfg.data.name, cfg.data.root, resolution=profile.resolution,
                               train_subset=profile.train_subset, val_subset=profile.val_subset, seed=cfg.seed,
                               synthetic_size=OmegaConf.select(cfg, "data.size", default=512),
                               synthetic_classes=OmegaConf.select(cfg, "data.classes", default=10))
@@ -142,15 +143,8 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     model = build(spec).to(device, memory_format=memory_format)
     stats = {**paper_scale_stats(model_spec(cfg)), "params_run": count_params(model),
              "gflops_run": count_gflops(model, profile.resolution)}
-    augment_train = data_lib.BatchAugment(
-        resolution=profile.resolution, mean=data.mean, std=data.std, train=True,
-        # folder data sets are cropped and flipped by their DataLoader workers; in-memory ones here, batched
-        random_resized_crop=recipe.random_resized_crop and not batches.loader_crops,
-        scale=tuple(recipe.random_resized_crop_scale), hflip=recipe.hflip and not batches.loader_crops,
-        randaugment=tuple(recipe.randaugment) if recipe.randaugment else None,
-        random_erasing=recipe.random_erasing).to(device)
-    augment_eval = data_lib.BatchAugment(resolution=profile.resolution, mean=data.mean, std=data.std,
-                                         train=False).to(device)
+    augment_train, augment_eval = build_augmentations(recipe, resolution=profile.resolution, mean=data.mean,
+                                                      std=data.std, loader_crops=batches.loader_crops, device=device)
     step = make_train_step(model, recipe, lr, epochs, batches.steps_per_epoch, train_cfg, processes)
     state = TrainState(model, step.optimizer, step.scheduler, step.scaler, step.ema)
     label, chash = step_label(cfg), config_hash(cfg)

@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from . import data as data_lib
+from . import datasets
 from .config import model_spec, run_spec
 from .engine import PRECISIONS
 from .proxy import check_rules
@@ -59,8 +59,8 @@ def validate(cfg: DictConfig) -> None:
         raise RunError(f"profile.lr_scaling must be one of {', '.join(LR_SCALING)}, got {p.lr_scaling!r}")
     if t.precision not in PRECISIONS:
         raise RunError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}")
-    if cfg.data.name not in data_lib.DATASET_NAMES:
-        raise RunError(f"data.name must be one of {', '.join(data_lib.DATASET_NAMES)}, got {cfg.data.name!r}")
+    if cfg.data.name not in datasets.DATASET_NAMES:
+        raise RunError(f"data.name must be one of {', '.join(datasets.DATASET_NAMES)}, got {cfg.data.name!r}")
     root = OmegaConf.select(cfg, "data.root", throw_on_missing=False, default=None)
     if OmegaConf.is_missing(cfg.data, "root"):
         raise RunError(f"data={cfg.data.name} needs data.root=<folder> (train/ and val/ class folders)")

@@ -1,19 +1,19 @@
-"""Data sets and batched on-device augmentation.
+"""Data sets: readers, seeded subsets and the DataLoader for folder data. Augmentation is in :mod:`.augment`.
 
 Two kinds of data flow through the trainer:
 
 * Small data sets (Fashion-MNIST, CIFAR-10/100, synthetic) are held whole in memory as a
   :class:`TensorDataset` of uint8 images at their native size. Moved to the GPU once, they are
-  sliced into batches there and augmented by :class:`BatchAugment`, so no CPU worker pipeline can
-  become the bottleneck for these tiny images.
+  sliced into batches there and augmented batched on the device (:class:`.augment.TrainAugment`), so
+  no CPU worker pipeline can become the bottleneck for these tiny images.
 * Folder data sets (ImageNet, Imagenette, Tiny-ImageNet) are too big for that and are read by a
   :class:`torch.utils.data.DataLoader` (:func:`make_loader`). Workers only decode, crop and flip to
-  uint8 tensors at the training resolution; RandAugment, normalisation and random erasing still
-  run batched on the device.
+  uint8 tensors at the training resolution (``loader_crops=True`` in
+  :func:`.augment.build_augmentations`); RandAugment, normalisation and random erasing still run
+  batched on the device.
 
-All public randomness is seeded: subsets and synthetic data use private ``torch.Generator``\\ s
-built from ``seed``; :class:`BatchAugment` draws from torch's global CPU generator so that saving
-and restoring ``torch.get_rng_state()`` reproduces an augmentation stream exactly on any device.
+Subsets and synthetic data are seeded through private ``torch.Generator``\\ s built from ``seed``, so
+they never consume the global stream that the augmentation draws from.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import math
 import os
 import pickle
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,11 +32,10 @@ import torchvision
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from torchvision.transforms import v2
-from torchvision.transforms.v2 import functional as TF
 
 __all__ = [
     "DATASET_NAMES",
-    "BatchAugment",
+    "MEAN_STD",
     "DataBundle",
     "DataError",
     "TensorDataset",
@@ -64,12 +62,8 @@ MEAN_STD: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]
     "synthetic": ((0.5,) * 3, (0.25,) * 3),
 }
 
-# RandomResizedCrop's aspect-ratio range (torchvision and timm default, used by the paper).
-_CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
 # The standard "resize to res/0.875, centre-crop res" ImageNet evaluation protocol.
 _EVAL_CROP_PCT = 0.875
-_ERASE_SCALE = (0.02, 0.33)  # torchvision's / timm's RandomErasing defaults
-_ERASE_RATIO = (0.3, 3.3)
 
 
 class DataError(RuntimeError):
@@ -86,7 +80,7 @@ class TensorDataset:
     """A whole small data set in memory, so it can live on the training device.
 
     ``images`` is uint8 ``[N, 3, H, W]`` at native resolution (resizing happens in
-    :class:`BatchAugment`); uint8 keeps CIFAR's 50k images at 150 MB, a quarter of float32.
+    :mod:`.augment`); uint8 keeps CIFAR's 50k images at 150 MB, a quarter of float32.
     Grayscale data is replicated to 3 channels so every model keeps the paper's 3-channel stem.
     """
 
@@ -354,7 +348,8 @@ def _load_imagefolder(root: Path | None, resolution: int) -> tuple[Dataset, Data
     if root is None:
         raise DataError("imagefolder needs data.root=<folder with train/ and val/ class subfolders>.")
     # Only the cheap per-sample work happens in the loader workers: decode, crop, flip, all on uint8.
-    # RandAugment, normalisation and erasing run batched on the device in BatchAugment.
+    # RandAugment, normalisation and erasing run batched on the device (augment.TrainAugment, built with
+    # loader_crops=True so it does not crop or flip a second time).
     train_tf = v2.Compose(
         [
             v2.PILToTensor(),
@@ -505,207 +500,3 @@ def stratified_indices(labels: Tensor, n: int, seed: int) -> Tensor:
     chosen = perm[torch.sort(key, stable=True).indices[:n]]
     # Original order: cheaper for file-backed data sets and irrelevant for shuffled training.
     return torch.sort(chosen).values
-
-
-# --------------------------------------------------------------------------------------------------
-# Batched on-device augmentation
-# --------------------------------------------------------------------------------------------------
-
-
-def _sample_boxes(batch: int, height: int, width: int, scale: Sequence[float], ratio: Sequence[float], *,
-                  fits, tries: int = 10) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Per-sample random boxes as torchvision's RandomResizedCrop / RandomErasing draw them: up to `tries`
-    draws of (area fraction in `scale`, log-uniform aspect in `ratio`), the first that `fits` (torch.le for
-    crops, torch.lt for erasing) wins. Returns left, top, w, h and whether a box was found, each [batch]."""
-    area = height * width
-    target_area = area * torch.empty(batch, tries).uniform_(*scale)
-    aspect = torch.exp(torch.empty(batch, tries).uniform_(math.log(ratio[0]), math.log(ratio[1])))
-    w = torch.sqrt(target_area * aspect).round()
-    h = torch.sqrt(target_area / aspect).round()
-    valid = (w > 0) & fits(w, width) & (h > 0) & fits(h, height)
-    first_valid = valid.int().argmax(dim=1, keepdim=True)  # argmax returns the first maximum
-    found = valid.any(dim=1)
-    w = w.gather(1, first_valid).squeeze(1)
-    h = h.gather(1, first_valid).squeeze(1)
-    top = torch.floor(torch.rand(batch) * (height - h + 1))
-    left = torch.floor(torch.rand(batch) * (width - w + 1))
-    return left, top, w, h, found
-
-
-class BatchAugment(torch.nn.Module):
-    """uint8 ``[B, 3, H, W]`` on any device -> normalised float ``[B, 3, resolution, resolution]``.
-
-    Train pipeline (the paper's / timm's order): random-resized-crop -> horizontal flip ->
-    RandAugment (uint8) -> normalise -> random erasing. Eval: resize the shorter side to
-    ``resolution`` (antialiased) and centre-crop, then normalise.
-
-    ``randaugment`` is the paper's "RandAugment (9, 0.5)", i.e. timm's ``rand-m9-mstd0.5``:
-    ``(magnitude M on timm's 0..10 scale, magnitude std)``, with timm's default of 2 ops per image.
-    It maps to ``v2.RandAugment(num_ops=2, magnitude=M, num_magnitude_bins=11)``: with 11 bins
-    torchvision's magnitude index equals timm's M/10 fraction of each op's maximum (e.g. rotate
-    27 deg at M=9); the default 31 bins would make magnitude=9 a much weaker 9/30. torchvision has
-    no magnitude std, so each group of ``randaugment_group`` samples draws its own magnitude
-    ``round(N(M, std))`` clipped to 0..10 (timm draws a float per op). torchvision draws one op
-    for a whole batch tensor, so groups also give different samples different ops; group size 1
-    is per-sample RandAugment at the cost of B small kernel launches.
-
-    For folder data sets the loader already crops and flips: build this with
-    ``random_resized_crop=False, hflip=False`` there (images then arrive at ``resolution``).
-
-    Randomness is drawn from torch's global *CPU* generator regardless of the images' device, so a
-    run resumed from ``torch.get_rng_state()`` reproduces the same crops, flips and ops on CPU or GPU.
-    """
-
-    def __init__(
-        self,
-        *,
-        resolution: int,
-        mean: Sequence[float],
-        std: Sequence[float],
-        train: bool,
-        random_resized_crop: bool = True,
-        scale: tuple[float, float] = (0.08, 1.0),
-        hflip: bool = True,
-        randaugment: tuple[float, float] | None = None,
-        random_erasing: float = 0.0,
-        randaugment_group: int = 16,
-    ) -> None:
-        super().__init__()
-        if randaugment_group < 1:
-            raise ValueError(f"randaugment_group must be >= 1, got {randaugment_group}")
-        self.resolution = resolution
-        # Not `self.train`: that would shadow nn.Module.train() and break .train()/.eval() on a parent.
-        # Not `self.training` either: whether to augment is fixed per instance (the trainer builds one
-        # train and one eval pipeline), not something a parent's .eval() should silently flip.
-        self.is_train = train
-        self.random_resized_crop = random_resized_crop
-        self.scale = tuple(scale)
-        self.hflip = hflip
-        self.randaugment = tuple(randaugment) if randaugment is not None else None
-        self.random_erasing = random_erasing
-        self.randaugment_group = randaugment_group
-        # Kept in 0..255 units so normalisation is one fused (x - m) / s on the uint8-valued floats.
-        # Non-persistent: derived from config, not state worth checkpointing.
-        self.register_buffer(
-            "_mean255", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) * 255, persistent=False
-        )
-        self.register_buffer(
-            "_std255", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) * 255, persistent=False
-        )
-        if self.randaugment is not None:
-            # timm fills pixels uncovered by rotate/shear/translate with the data set's mean colour.
-            fill = [round(255 * m) for m in mean]
-            self._randaugment_ops = [
-                v2.RandAugment(
-                    num_ops=2,
-                    magnitude=m,
-                    num_magnitude_bins=11,
-                    interpolation=v2.InterpolationMode.BILINEAR,
-                    fill=fill,
-                )
-                for m in range(11)
-            ]
-
-    def extra_repr(self) -> str:
-        return (
-            f"resolution={self.resolution}, train={self.is_train}, random_resized_crop={self.random_resized_crop}, "
-            f"scale={self.scale}, hflip={self.hflip}, randaugment={self.randaugment}, "
-            f"random_erasing={self.random_erasing}, randaugment_group={self.randaugment_group}"
-        )
-
-    def forward(self, images: Tensor) -> Tensor:
-        if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(
-                f"BatchAugment expects uint8 [B, 3, H, W], got {images.dtype} {tuple(images.shape)}"
-            )
-        if not self.is_train:
-            return self._normalize(self._resize_center_crop(images.float()))
-
-        x = (
-            self._random_resized_crop(images)
-            if self.random_resized_crop
-            else self._resize_center_crop(images.float())
-        )
-        if self.hflip:
-            flip = (torch.rand(x.shape[0]) < 0.5).to(x.device)
-            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-        if self.randaugment is not None:
-            x = self._apply_randaugment(x.round().clamp_(0, 255).to(torch.uint8)).float()
-        x = self._normalize(x)
-        if self.random_erasing > 0:
-            x = self._random_erase(x)
-        return x
-
-    def _normalize(self, x: Tensor) -> Tensor:
-        mean = self._mean255.to(x.device)  # no-op once the module sits on the images' device
-        std = self._std255.to(x.device)
-        return (x - mean) / std
-
-    def _resize_center_crop(self, x: Tensor) -> Tensor:
-        if x.shape[-2:] == (self.resolution, self.resolution):
-            return x
-        x = TF.resize(x, [self.resolution], antialias=True)  # a single int resizes the shorter side
-        return TF.center_crop(x, [self.resolution, self.resolution])
-
-    def _random_resized_crop(self, images: Tensor) -> Tensor:
-        """Per-sample RandomResizedCrop for the whole batch in one ``roi_align`` call."""
-        batch, _, height, width = images.shape
-        boxes = self._sample_crop_boxes(batch, height, width).to(images.device)
-        # aligned=True puts pixel centres at +0.5, so a box [left, top, left+w, top+h] covers exactly
-        # the crop's pixels; sampling_ratio=-1 averages ceil(crop/out) samples per output pixel,
-        # which antialiases downscaled crops and is plain bilinear when upscaling.
-        return torchvision.ops.roi_align(
-            images.float(),
-            boxes,
-            output_size=self.resolution,
-            spatial_scale=1.0,
-            sampling_ratio=-1,
-            aligned=True,
-        )
-
-    def _sample_crop_boxes(self, batch: int, height: int, width: int) -> Tensor:
-        """torchvision's ``RandomResizedCrop.make_params``, vectorised over the batch.
-
-        Same distribution (10 tries of area-scale x log-uniform ratio, first valid one wins, else
-        a centre crop clamped to the ratio range); all tries are drawn up front, so the RNG stream
-        differs from the per-image loop.
-        """
-        left, top, w, h, found = _sample_boxes(batch, height, width, self.scale, _CROP_RATIO, fits=torch.le)
-        in_ratio = width / height
-        if in_ratio < _CROP_RATIO[0]:
-            fw, fh = width, round(width / _CROP_RATIO[0])
-        elif in_ratio > _CROP_RATIO[1]:
-            fw, fh = round(height * _CROP_RATIO[1]), height
-        else:
-            fw, fh = width, height
-        w = torch.where(found, w, float(fw))
-        h = torch.where(found, h, float(fh))
-        top = torch.where(found, top, float((height - fh) // 2))
-        left = torch.where(found, left, float((width - fw) // 2))
-
-        batch_index = torch.arange(batch, dtype=torch.float32)
-        return torch.stack([batch_index, left, top, left + w, top + h], dim=1)
-
-    def _random_erase(self, x: Tensor) -> Tensor:
-        """torchvision's ``RandomErasing(p, scale=(0.02, 0.33), ratio=(0.3, 3.3), value=0)`` with one box
-        per sample, as a single masked fill: calling the transform once per image made erasing the most
-        expensive augmentation at the cpu profile's size (about a third of the augmentation time)."""
-        batch, _, height, width = x.shape
-        left, top, w, h, found = _sample_boxes(batch, height, width, _ERASE_SCALE, _ERASE_RATIO, fits=torch.lt)
-        erase = found & (torch.rand(batch) < self.random_erasing)
-        rows, cols = torch.arange(height), torch.arange(width)
-        in_rows = (rows >= top[:, None]) & (rows < (top + h)[:, None])  # [B, H]
-        in_cols = (cols >= left[:, None]) & (cols < (left + w)[:, None])  # [B, W]
-        mask = in_rows[:, :, None] & in_cols[:, None, :] & erase[:, None, None]
-        return x.masked_fill(mask[:, None].to(x.device), 0.0)
-
-    def _apply_randaugment(self, x: Tensor) -> Tensor:
-        magnitude, magnitude_std = self.randaugment
-        groups = []
-        for group in x.split(self.randaugment_group):
-            m = magnitude
-            if magnitude_std > 0:
-                m = magnitude + magnitude_std * torch.randn(()).item()
-            m = round(min(max(m, 0.0), 10.0))
-            groups.append(self._randaugment_ops[m](group))
-        return torch.cat(groups)

@@ -1,4 +1,4 @@
-"""Tests for modernize.data: every loader reads real on-disk formats written to tmp_path."""
+"""Tests for modernize.datasets: every loader reads real on-disk formats written to tmp_path."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import torch
 import torch.distributed as dist
 from PIL import Image
 
-from modernize import data
-from modernize.data import BatchAugment, DataError, TensorDataset, load_data, make_loader
+from modernize import datasets
+from modernize.datasets import DataError, TensorDataset, load_data, make_loader
 
 # --------------------------------------------------------------------------------------------------
 # Helpers writing the real formats
@@ -167,7 +167,7 @@ def test_fashion_mnist_bad_magic_is_data_error(tmp_path):
         load_data("fashion_mnist", tmp_path, resolution=28, download=False)
 
 
-@pytest.mark.skipif(not data.FASHION_MNIST_SYSTEM_DIR.is_dir(), reason="dataset-fashion-mnist not installed")
+@pytest.mark.skipif(not datasets.FASHION_MNIST_SYSTEM_DIR.is_dir(), reason="dataset-fashion-mnist not installed")
 def test_fashion_mnist_system_package_used_when_root_empty(tmp_path):
     bundle = load_data("fashion_mnist", tmp_path, resolution=28, download=False)
     assert bundle.train.images.shape == (60000, 3, 28, 28)
@@ -177,7 +177,7 @@ def test_fashion_mnist_system_package_used_when_root_empty(tmp_path):
 
 def test_fashion_mnist_missing_raises_helpful_error(tmp_path, monkeypatch):
     missing = tmp_path / "no-system-copy"
-    monkeypatch.setattr(data, "FASHION_MNIST_SYSTEM_DIR", missing)
+    monkeypatch.setattr(datasets, "FASHION_MNIST_SYSTEM_DIR", missing)
     with pytest.raises(DataError) as info:
         load_data("fashion_mnist", tmp_path, resolution=28, download=False)
     message = str(info.value)
@@ -325,13 +325,13 @@ def test_tensor_subsets_are_seeded_and_stratified():
     assert torch.equal(a.train.images, b.train.images) and torch.equal(a.val.labels, b.val.labels)
     assert torch.equal(torch.bincount(a.train.labels, minlength=10), torch.full((10,), 5))
     assert torch.equal(torch.bincount(a.val.labels, minlength=10), torch.full((10,), 2))
-    other = data.stratified_indices(torch.arange(200) % 10, 50, seed=1)
-    assert not torch.equal(other, data.stratified_indices(torch.arange(200) % 10, 50, seed=0))
+    other = datasets.stratified_indices(torch.arange(200) % 10, 50, seed=1)
+    assert not torch.equal(other, datasets.stratified_indices(torch.arange(200) % 10, 50, seed=0))
 
 
 def test_stratified_indices_follow_class_proportions():
     labels = torch.tensor([0] * 80 + [1] * 20)
-    idx = data.stratified_indices(labels, 10, seed=0)
+    idx = datasets.stratified_indices(labels, 10, seed=0)
     assert len(set(idx.tolist())) == 10
     assert torch.equal(torch.bincount(labels[idx]), torch.tensor([8, 2]))
 
@@ -349,175 +349,3 @@ def test_unknown_name_lists_valid_names():
         load_data("mnist", None, resolution=32)
     for name in ("fashion_mnist", "cifar10", "cifar100", "imagefolder", "synthetic"):
         assert name in str(info.value)
-
-
-# --------------------------------------------------------------------------------------------------
-# BatchAugment
-# --------------------------------------------------------------------------------------------------
-
-MEAN, STD = (0.5, 0.5, 0.5), (0.289, 0.289, 0.289)  # roughly the stats of uniform uint8 noise
-
-
-def random_batch(n=8, size=28, seed=0):
-    return torch.randint(
-        0, 256, (n, 3, size, size), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8
-    )
-
-
-def test_eval_resizes_normalizes_and_is_deterministic():
-    images = random_batch()
-    aug = BatchAugment(resolution=32, mean=MEAN, std=STD, train=False)
-    out = aug(images)
-    assert out.shape == (8, 3, 32, 32) and out.dtype == torch.float32
-    assert torch.equal(out, aug(images))
-    # At native size eval is exactly (x/255 - mean) / std.
-    same = BatchAugment(resolution=28, mean=MEAN, std=STD, train=False)(images)
-    torch.testing.assert_close(same, (images.float() / 255 - 0.5) / 0.289)
-    assert abs(same.mean().item()) < 0.05 and abs(same.std().item() - 1) < 0.05
-
-
-def test_eval_center_crops_non_square():
-    images = torch.zeros(2, 3, 20, 40, dtype=torch.uint8)
-    # The central 20 columns survive the crop; 4 extra columns each side cover the antialias filter.
-    images[..., 6:34] = 255
-    out = BatchAugment(resolution=10, mean=MEAN, std=STD, train=False)(images)
-    assert out.shape == (2, 3, 10, 10)
-    torch.testing.assert_close(out, torch.full_like(out, 0.5 / 0.289))
-
-
-def test_train_crop_of_whole_image_is_identity_or_mirror():
-    # scale=(1, 1) leaves only the whole-image crop; roi_align at native size must then reproduce
-    # the pixels exactly, and each sample is either unflipped or mirrored.
-    images = random_batch(16, 12)
-    train = BatchAugment(resolution=12, mean=MEAN, std=STD, train=True, scale=(1.0, 1.0))
-    ref = BatchAugment(resolution=12, mean=MEAN, std=STD, train=False)(images)
-    torch.manual_seed(0)
-    out = train(images)
-    same = (out - ref).abs().flatten(1).amax(1) < 1e-4
-    mirrored = (out - ref.flip(-1)).abs().flatten(1).amax(1) < 1e-4
-    assert bool((same | mirrored).all()) and same.any() and mirrored.any()
-
-
-def test_crop_boxes_follow_random_resized_crop_rules():
-    aug = BatchAugment(resolution=8, mean=MEAN, std=STD, train=True)
-    torch.manual_seed(0)
-    boxes = aug._sample_crop_boxes(2000, 30, 40)
-    left, top, right, bottom = boxes[:, 1], boxes[:, 2], boxes[:, 3], boxes[:, 4]
-    w, h = right - left, bottom - top
-    assert torch.equal(boxes[:, 0], torch.arange(2000, dtype=torch.float32))
-    assert (left >= 0).all() and (top >= 0).all() and (right <= 40).all() and (bottom <= 30).all()
-    assert (w >= 1).all() and (h >= 1).all()
-    assert torch.equal(boxes, boxes.round())  # integer pixel boxes, like torchvision
-    area = w * h / (30 * 40)
-    assert area.min() < 0.15 and area.max() > 0.9
-
-
-@pytest.mark.parametrize("randaugment, erasing", [(None, 0.0), ((9, 0.5), 0.25)])
-def test_train_is_random_but_reproducible(randaugment, erasing):
-    images = random_batch(20, 28)
-    aug = BatchAugment(
-        resolution=32,
-        mean=MEAN,
-        std=STD,
-        train=True,
-        randaugment=randaugment,
-        random_erasing=erasing,
-        randaugment_group=4,
-    )
-    torch.manual_seed(123)
-    first = aug(images)
-    second = aug(images)
-    torch.manual_seed(123)
-    replay = aug(images)
-    assert first.shape == (20, 3, 32, 32) and first.dtype == torch.float32
-    assert torch.isfinite(first).all()
-    assert not torch.equal(first, second)
-    assert torch.equal(first, replay)
-    if randaugment is None:  # bilinear crops keep the mean; values stay in the normalised range
-        assert abs(first.mean().item()) < 0.1
-        assert first.min() >= -0.5 / 0.289 - 1e-4 and first.max() <= 0.5 / 0.289 + 1e-4
-
-
-def test_random_erasing_erases_some_samples_to_zero():
-    images = torch.full((32, 3, 16, 16), 255, dtype=torch.uint8)
-    aug = BatchAugment(
-        resolution=16,
-        mean=MEAN,
-        std=STD,
-        train=True,
-        random_resized_crop=False,
-        hflip=False,
-        random_erasing=0.5,
-    )
-    torch.manual_seed(0)
-    out = aug(images)
-    erased = (out == 0).flatten(1).any(1)
-    assert 4 < erased.sum() < 28  # roughly half, each with its own box
-    assert torch.allclose(out[~erased], torch.tensor(0.5 / 0.289))
-
-
-@pytest.mark.parametrize("group, expect_distinct", [(16, 1), (4, 4)])
-def test_randaugment_draws_ops_per_group(group, expect_distinct):
-    # 16 copies of one image: samples in one group share their ops, different groups draw their own.
-    images = random_batch(1, 16).expand(16, -1, -1, -1).contiguous()
-    aug = BatchAugment(
-        resolution=16,
-        mean=MEAN,
-        std=STD,
-        train=True,
-        random_resized_crop=False,
-        hflip=False,
-        randaugment=(9, 0.5),
-        randaugment_group=group,
-    )
-    torch.manual_seed(0)
-    out = aug(images)
-    groups = out.split(group)
-    assert all(torch.equal(g[0], g[-1]) for g in groups)
-    assert len({tuple(g[0].flatten().tolist()) for g in groups}) == expect_distinct
-
-
-def test_randaugment_covers_all_ops():
-    # Many small groups exercise every op of the space on a batch tensor with the mean-colour fill.
-    images = random_batch(64, 12)
-    aug = BatchAugment(
-        resolution=12, mean=MEAN, std=STD, train=True, randaugment=(9, 0.5), randaugment_group=1
-    )
-    torch.manual_seed(0)
-    for _ in range(2):  # 256 op draws over 14 ops
-        out = aug(images)
-        assert out.shape == (64, 3, 12, 12) and torch.isfinite(out).all()
-
-
-def test_rejects_non_uint8():
-    with pytest.raises(ValueError, match="uint8"):
-        BatchAugment(resolution=8, mean=MEAN, std=STD, train=False)(torch.zeros(1, 3, 8, 8))
-
-
-def test_module_train_eval_still_work():
-    aug = BatchAugment(resolution=8, mean=MEAN, std=STD, train=True)
-    parent = torch.nn.Sequential(aug)
-    parent.eval()
-    parent.train()
-    assert aug.is_train
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_matches_cpu_randomness():
-    images = random_batch(16, 28)
-    aug = BatchAugment(
-        resolution=32,
-        mean=MEAN,
-        std=STD,
-        train=True,
-        randaugment=(9, 0.5),
-        random_erasing=0.25,
-        randaugment_group=4,
-    )
-    torch.manual_seed(7)
-    cpu = aug(images)
-    torch.manual_seed(7)
-    gpu = aug.cuda()(images.cuda())
-    assert gpu.is_cuda and gpu.shape == cpu.shape
-    # Same draws on both devices; kernels differ slightly and uint8 rounding can flip a level.
-    assert (gpu.cpu() - cpu).abs().mean() < 0.05
