@@ -11,7 +11,12 @@ SEEDS   ?= 0
 LAUNCHER ?= basic
 SWEEP   ?= roadmap-$(PROFILE)-$(DATA)
 WANDB   ?= auto     # W&B mode for the sweep's table run: auto | online | offline | disabled
-STEPS   := resnet50,recipe,stage_ratio,patchify,depthwise,resnextify,inverted_bottleneck,move_up_dwconv,kernel_size,gelu,fewer_activations,fewer_norms,layer_norm,separate_downsampling
+# The roadmap's order is written once, in modernize/roadmap.py; `=` asks for it only when a recipe needs it.
+STEPS    = $(shell $(PY) -m modernize.sweep --steps)
+# Your combinations, trained in the same sweep and tabulated after the roadmap: space-separated row labels, each a
+# roadmap step then +delta / -delta, e.g. EXTRA="separate_downsampling+silu separate_downsampling-gelu". Deltas of
+# your own live in <dir>/delta/<name>.yaml: MODERNIZE_CONFIG_PATH=<dir> make roadmap EXTRA=... (README: "Your own delta").
+EXTRA   ?=
 
 .PHONY: setup data test flops lint roadmap kernels tabulate bench clean
 
@@ -42,11 +47,17 @@ flops: setup
 lint: setup
 	$(PY) -m ruff check modernize tests run.py
 
-# The whole roadmap as one Hydra multirun, seed-major (a sweep cut short leaves whole seeds), then the table and
-# figure (experiments/roadmap/<profile>-<data>/).
+# The whole roadmap as one Hydra multirun, seed-major (a sweep cut short leaves whole seeds), then EXTRA's
+# combinations as a second multirun into the same sweep folder (a Hydra sweep is a product, and steps x extras is not
+# what is wanted), then the table and figure (experiments/roadmap/<profile>-<data>/).
 roadmap: setup data
 	$(PY) run.py -m seed=$(SEEDS) +step=$(STEPS) profile=$(PROFILE) data=$(DATA) sweep_name=$(SWEEP) \
 	  hydra/launcher=$(LAUNCHER) $(ARGS) ; status=$$?; \
+	if [ -n "$(strip $(EXTRA))" ]; then \
+	  lists=$$($(PY) -m modernize.sweep --delta-lists $(EXTRA)) || exit 2; \
+	  $(PY) run.py -m seed=$(SEEDS) "+delta=$$lists" profile=$(PROFILE) data=$(DATA) sweep_name=$(SWEEP) \
+	    hydra/launcher=$(LAUNCHER) $(ARGS) || status=$$?; \
+	fi; \
 	$(PY) -m modernize.tabulate experiments/runs/$(SWEEP) --out experiments/roadmap/$(PROFILE)-$(DATA) \
 	  --wandb $(WANDB) && exit $$status
 

@@ -4,6 +4,7 @@
     python run.py +step=inverted_bottleneck
     python run.py task=profile +step=gelu
     python run.py -m +step=patchify,depthwise seed=0,1
+    python run.py -m +step=separate_downsampling "+delta=[silu]" hydra.searchpath=[file://$HOME/my-deltas]
 """
 
 import sys
@@ -14,6 +15,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from modernize.cli import run_task, validate_argv
+from modernize.config import with_run_label
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
@@ -21,6 +23,7 @@ def main(cfg: DictConfig):
     hydra_cfg = HydraConfig.get()
     from pathlib import Path
 
+    cfg = with_run_label(cfg, hydra_cfg.overrides.task)  # the label the run folder already has
     return run_task(cfg, Path(hydra_cfg.runtime.output_dir), multirun=hydra_cfg.mode == RunMode.MULTIRUN)
 
 

@@ -1,45 +1,155 @@
-"""Hydra composition shared by the CLI (run.py) and the Python API (`build_model`)."""
+"""Hydra composition shared by the CLI (run.py) and the Python API (`build_model`).
+
+Importing this module registers what is generated rather than written (so it is written once): the `step` configs,
+one per roadmap step, from modernize.roadmap.STEPS; the `model_spec_defaults` config every model config starts from,
+from ModelSpec's defaults; and the `modernize.run_label` resolver that names run folders.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from .roadmap import DELTAS, STEPS, check_names
-from .spec import ModelSpec, model_spec_from_dict
+from .roadmap import ADDED, STEPS, check_names, deltas_up_to, run_label
+from .spec import ModelSpec, model_config_defaults, model_spec_from_dict
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+# Folders (os.pathsep-separated) appended to Hydra's search path in every run (hydra_plugins/modernize_searchpath):
+# the same as hydra.searchpath=[file://<dir>] on each command line. Each may hold delta/<name>.yaml, step/<name>.yaml.
+SEARCH_PATH_ENV = "MODERNIZE_CONFIG_PATH"
+NAMED_GROUPS = ("step", "delta")  # the config groups whose names are checked before Hydra starts
 
 
-def check_step_overrides(overrides: Sequence[str]) -> None:
-    """Reject unknown `step=` / `delta=` names before Hydra starts, listing the valid ones in roadmap order."""
-    for override in overrides:
-        key, _, value = override.lstrip("+~").partition("=")
-        if key not in ("step", "delta") or not value:
+def register_generated_configs() -> None:
+    """Store the generated configs in Hydra's ConfigStore. Every process that composes imports this module first:
+    run.py (through modernize.cli) and compose(); launcher workers receive the store with Hydra's singletons."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for step in STEPS:
+        deltas = deltas_up_to(step)
+        # the same node conf/step/<step>.yaml used to hold: every delta up to the step, then the step's name
+        store.store(group="step", name=step, package="_global_", provider="modernize.roadmap",
+                    node={"defaults": [*([{"/delta": deltas}] if deltas else []), "_self_"], "step_name": step})
+    store.store(name="model_spec_defaults", node=model_config_defaults(), provider="modernize.spec")
+    OmegaConf.register_new_resolver("modernize.run_label", _run_label_resolver, replace=True)
+
+
+def label_from_overrides(overrides: Sequence[str]) -> str | None:
+    """What a run made of `+step=` and `+delta=` overrides is: the step's name when it has no extra deltas, else
+    modernize.roadmap.run_label of the deltas it applies ('gelu+layer_norm'). None without either (no label).
+    Any delta override makes a run of deltas, `+delta=[]` too: `+step=X "+delta=[],[mine]"` sweeps X and X+mine.
+
+    The label comes from the overrides because a composed config does not record which delta files built it.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import OverrideType
+
+    step, added, replaced, deltas_given = None, [], None, False
+    relevant = [o for o in overrides if o.lstrip("+~").split("=", 1)[0].split("@", 1)[0] in NAMED_GROUPS]
+    for override in OverridesParser.create().parse_overrides(relevant):
+        if override.is_sweep_override():
+            continue  # a sweep's jobs carry one value each; only those get a label
+        value = None if override.type == OverrideType.DEL else override.value()
+        names = [value] if isinstance(value, str) else list(value or [])
+        if override.key_or_group == "step":
+            step = names[0] if names else None
             continue
-        names = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
-        check_names(key, names, STEPS if key == "step" else DELTAS)
+        deltas_given = True
+        if override.type == OverrideType.ADD:  # +delta=[...]: after the step's deltas
+            added += names
+        else:  # delta=[...] replaces the step's deltas, ~delta drops them
+            replaced = names
+    if not deltas_given:
+        return step
+    if replaced is None and step is not None and step not in STEPS:
+        # a step from the user's search path: its own deltas are in its file, it keeps its name
+        return step + "".join(ADDED + d for d in added)
+    base = replaced if replaced is not None else deltas_up_to(step or STEPS[0])
+    return run_label([*base, *added])
 
 
-def compose(overrides: Sequence[str] = ()) -> DictConfig:
-    """The same config `python run.py <overrides>` would see (Hydra's compose API, same conf/ dir)."""
-    from hydra import compose as hydra_compose
+def with_run_label(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
+    """Write the run's label into `step_name` (summary.json, W&B, the table, config_hash read it there). A roadmap
+    step's config already holds its name, so its config and hash are unchanged."""
+    label = label_from_overrides(overrides)
+    if label is not None and OmegaConf.select(cfg, "step_name", default=None) != label:
+        with open_dict(cfg):
+            cfg.step_name = label
+    return cfg
+
+
+def _run_label_resolver(*, _root_: DictConfig) -> str:
+    """${modernize.run_label:} in hydra.run.dir / hydra.sweep.subdir: the label, which Hydra needs before the task
+    function can write it into the config."""
+    overrides = OmegaConf.select(_root_, "hydra.overrides.task", default=None) or []
+    return label_from_overrides(list(overrides)) or step_label(_root_)
+
+
+@contextlib.contextmanager
+def _hydra() -> Iterator[Any]:
+    """Hydra initialized on the package's conf/ (and the folders of SEARCH_PATH_ENV), as run.py is."""
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    check_step_overrides(overrides)
     if not CONF_DIR.is_dir():
         raise FileNotFoundError(f"Hydra config dir not found at {CONF_DIR}; install modernize from its repository "
                                 f"(pip install -e .)")
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra_compose("config", overrides=list(overrides))
+        yield GlobalHydra.instance()
+
+
+def config_names(group: str, overrides: Sequence[str] = ()) -> list[str]:
+    """The options of a config group on the search path the overrides give (conf/, the folders of SEARCH_PATH_ENV,
+    hydra.searchpath=[...]), roadmap order first."""
+    from .roadmap import roadmap_first
+
+    searchpath = [o for o in overrides if o.lstrip("+").startswith("hydra.searchpath=")]
+    with _hydra() as hydra:
+        return roadmap_first(hydra.config_loader().get_group_options(group, config_name="config",
+                                                                        overrides=searchpath))
+
+
+def check_step_overrides(overrides: Sequence[str]) -> None:
+    """Reject unknown `step=` / `delta=` names before Hydra starts, listing the names found on the search path
+    (the roadmap's first, in its order)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    requested: dict[str, list[str]] = {}
+    for text in overrides:
+        key = text.lstrip("+~").split("=", 1)[0]
+        if key not in NAMED_GROUPS or "=" not in text:
+            continue
+        try:
+            (override,) = OverridesParser.create().parse_overrides([text])
+        except HydraException:
+            continue  # bad syntax: Hydra's own message says where
+        values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
+        for value in values:
+            requested.setdefault(key, []).extend([value] if isinstance(value, str) else list(value))
+    for group, names in requested.items():
+        check_names(group, names, config_names(group, overrides),
+                    hint=f"{group}s are conf/{group}/<name>.yaml in the package and in the folders added with "
+                         f"hydra.searchpath=[file://<dir>] or ${SEARCH_PATH_ENV}")
+
+
+def compose(overrides: Sequence[str] = ()) -> DictConfig:
+    """The same config `python run.py <overrides>` would see (Hydra's compose API, same conf/ dir), labelled."""
+    from hydra import compose as hydra_compose
+
+    check_step_overrides(overrides)
+    with _hydra():
+        cfg = hydra_compose("config", overrides=list(overrides))
+    return with_run_label(cfg, overrides)
 
 
 def model_spec(cfg: DictConfig, **changes: Any) -> ModelSpec:
@@ -60,17 +170,18 @@ def run_spec(cfg: DictConfig, num_classes: int) -> ModelSpec:
 
 
 def build_model(step: str = "resnet50", overrides: Sequence[str] = ()):
-    """The nn.Module of a roadmap step, composed through the very same Hydra configs as the CLI.
+    """The nn.Module of a roadmap step (or of a step on the search path), composed through the very same Hydra
+    configs as the CLI.
 
     >>> model = build_model("gelu", overrides=["model.block.kernel_size=9"])
     """
     from .model import build
 
-    check_names("step", [step], STEPS)
     return build(model_spec(compose([f"+step={step}", *overrides])))
 
 
 def step_label(cfg: DictConfig) -> str:
+    """The run's label: the roadmap step, or what a run made of deltas is (with_run_label); 'custom' without."""
     return str(OmegaConf.select(cfg, "step_name", default=None) or "custom")
 
 
@@ -83,3 +194,6 @@ def config_hash(cfg: DictConfig) -> str:
                 "threads"):
         data.get("train", {}).pop(key, None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+register_generated_configs()

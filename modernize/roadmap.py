@@ -1,22 +1,30 @@
-"""The roadmap of the paper (Figure 2) as data: step names in order, and the published numbers."""
+"""The roadmap of the paper (Figure 2) as data: step names in order, the labels of runs made of deltas, and the
+published numbers. `python -m modernize.sweep` prints them for `make roadmap`."""
 
 from __future__ import annotations
 
 import functools
+import re
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
 import yaml
 
-# The public contract: `+step=<name>` applies every delta from the start up to and including <name>.
+# The one place the roadmap's order is written. The public contract: `+step=<name>` applies every delta from the
+# start up to and including <name>; modernize.config generates the `step` configs from this tuple, the Makefile
+# asks for it (`python -m modernize.sweep --steps`), and tables and figures follow it.
 STEPS: tuple[str, ...] = (
     "resnet50", "recipe", "stage_ratio", "patchify", "depthwise", "resnextify", "inverted_bottleneck",
     "move_up_dwconv", "kernel_size", "gelu", "fewer_activations", "fewer_norms", "layer_norm",
     "separate_downsampling",
 )
-# Every step but the first is one delta of the same name (conf/delta/<name>.yaml).
+# Every step but the first is one delta of the same name (conf/delta/<name>.yaml). Deltas that are not on the
+# roadmap (yours) are found on Hydra's search path (modernize.config.config_names), not listed here.
 DELTAS: tuple[str, ...] = STEPS[1:]
 KERNEL_SIZES: tuple[int, ...] = (3, 5, 7, 9, 11)
+# How a label writes a delta the run adds to its roadmap step, and one of the step's deltas it leaves out.
+ADDED, REMOVED = "+", "-"
 
 
 @functools.cache
@@ -40,13 +48,73 @@ def deltas_up_to(step: str) -> list[str]:
 
 
 def leave_one_out(delta: str) -> list[str]:
-    """The full roadmap minus one delta, as the Hydra override that composes it."""
+    """The full roadmap minus one delta, as the Hydra override that composes it (labelled
+    'separate_downsampling-<delta>')."""
     check_names("delta", [delta], DELTAS)
     return [f"+delta=[{','.join(d for d in DELTAS if d != delta)}]"]
 
 
-def check_names(kind: str, names: list[str], valid: tuple[str, ...]) -> None:
+def run_label(deltas: Sequence[str]) -> str:
+    """The name of the model these deltas make when applied to the base in this order: the roadmap step it is
+    closest to, then '-<delta>' for each delta of that step it leaves out and '+<delta>' for each it adds.
+
+    A roadmap step's own deltas give the step's name, so a run labels the same whichever way it was composed:
+    `+step=gelu "+delta=[layer_norm]"` is 'gelu+layer_norm', leave_one_out('gelu') is
+    'separate_downsampling-gelu', `+delta=[gelu,layer_norm]` is 'resnet50+gelu+layer_norm'. Closest means fewest
+    edits; a tie goes to the step with fewer deltas left out, then to the later step.
+    """
+    applied = list(dict.fromkeys(deltas))
+
+    def edits(step: str) -> tuple[list[str], list[str]]:
+        prefix = DELTAS[: STEPS.index(step)]
+        return [d for d in prefix if d not in applied], [d for d in applied if d not in prefix]
+
+    def distance(step: str) -> tuple[int, int]:
+        removed, added = edits(step)
+        return len(removed) + len(added), len(removed)
+
+    base = min(reversed(STEPS), key=distance)  # min keeps the first of equals: the later step
+    removed, added = edits(base)
+    return base + "".join(REMOVED + d for d in removed) + "".join(ADDED + d for d in added)
+
+
+def base_step(label: str) -> str | None:
+    """The roadmap step a label extends ('gelu' for 'gelu+layer_norm'), or None for a name that extends none."""
+    steps = [s for s in STEPS if label == s or (label.startswith(s) and label[len(s)] in (ADDED, REMOVED))]
+    return max(steps, key=len, default=None)
+
+
+def label_deltas(label: str) -> list[str]:
+    """The deltas a label stands for, in the order they apply: its roadmap step's, less the removed, then the added
+    ones. The inverse of run_label: `+delta=[<these>]` composes the run that label names."""
+    base = base_step(label)
+    if base is None:
+        raise ValueError(f"label {label!r} does not start with a roadmap step; a label is <step>[+delta|-delta]..., "
+                         f"steps, in roadmap order: {', '.join(STEPS)}")
+    signs = re.escape(ADDED + REMOVED)
+    edits = re.findall(rf"([{signs}])([^{signs}]+)", label[len(base):])
+    removed = {name for sign, name in edits if sign == REMOVED}
+    check_names("delta", sorted(removed), deltas_up_to(base),
+                hint=f"a label leaves out only deltas of its step {base!r}")
+    return [d for d in deltas_up_to(base) if d not in removed] + [name for sign, name in edits if sign == ADDED]
+
+
+def roadmap_first(names: Sequence[str]) -> list[str]:
+    """Names in roadmap order, then the others alphabetically."""
+    return [s for s in STEPS if s in names] + sorted(set(names) - set(STEPS))
+
+
+def check_names(kind: str, names: Sequence[str], valid: Sequence[str], hint: str = "") -> None:
+    """Raise a ValueError naming each unknown name and listing the valid ones, the roadmap's first in its order,
+    then the hint."""
     unknown = [n for n in names if n not in valid]
-    if unknown:
-        raise ValueError(f"unknown {kind} {', '.join(repr(n) for n in unknown)}; valid {kind}s, in roadmap order: "
-                         f"{', '.join(valid)}")
+    if not unknown:
+        return
+    ordered = roadmap_first(valid)
+    on_roadmap = [n for n in ordered if n in STEPS]
+    others = [n for n in ordered if n not in STEPS]
+    message = f"unknown {kind} {', '.join(repr(n) for n in unknown)}; valid {kind}s"
+    message += f", in roadmap order: {', '.join(on_roadmap)}" if on_roadmap else f": {', '.join(others)}"
+    if on_roadmap and others:
+        message += f"; also found: {', '.join(others)}"
+    raise ValueError(f"{message} ({hint})" if hint else message)

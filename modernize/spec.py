@@ -3,6 +3,11 @@
 Every roadmap step of the paper (Liu et al., "A ConvNet for the 2020s", CVPR 2022) is a change of a few
 fields here, written as a YAML delta under `conf/delta/`. Nothing in the builder knows step names.
 
+The defaults below are ResNet-50's (torchvision's) and the only place they are written: every model config starts
+from them (`model_config_defaults`, stored for Hydra as `model_spec_defaults`; conf/model/resnet50.yaml adds its
+name and target). A new design axis is therefore one field here, with ResNet-50's value as its default, plus its
+use in `modernize.model.Block`; a delta then sets it.
+
 The specs are validated in full before any module is built, so a bad config fails with one message that
 names the field and the allowed values.
 """
@@ -22,6 +27,9 @@ STEMS = ("resnet", "patchify")
 STEM_STRIDE_DIVISORS = (1, 2, 4)
 DOWNSAMPLING = ("in_block", "separate")
 INITS = ("kaiming", "trunc_normal")
+# Field metadata key: False for a field that model configs do not carry (only the profile sets it, through
+# modernize.proxy.scale_model), so it is not among the defaults every model config starts from.
+MODEL_CONFIG = "in_model_config"
 
 
 @dataclass(frozen=True)
@@ -85,7 +93,7 @@ class StemSpec:
     # A profile's reduction of the stem's total stride (4 in the paper) for small images, the same for both
     # stems: 2 drops the ResNet stem's max-pool and halves the patch; 4 also makes the 7x7 conv stride 1. At 32 px
     # the paper's stride 4 leaves the last stage at 1x1; the paper's model always has 1 (see docs/proxy.md).
-    stride_divisor: int = 1
+    stride_divisor: int = field(default=1, metadata={MODEL_CONFIG: False})
 
     def validate(self) -> None:
         _check_choice("stem.kind", self.kind, STEMS)
@@ -191,6 +199,22 @@ def _from_mapping(cls, data: Mapping[str, Any], where: str):
             value = tuple(value)
         kwargs[key] = value
     return cls(**kwargs)
+
+
+def model_config_defaults() -> dict[str, Any]:
+    """ModelSpec's defaults (ResNet-50) as the plain dict every Hydra model config starts from."""
+
+    def as_config(cls) -> dict[str, Any]:
+        config = {}
+        for f in dataclasses.fields(cls):
+            if not f.metadata.get(MODEL_CONFIG, True):
+                continue
+            value = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            config[f.name] = as_config(type(value)) if dataclasses.is_dataclass(value) else \
+                list(value) if isinstance(value, tuple) else value
+        return config
+
+    return as_config(ModelSpec)
 
 
 # Keys of the Hydra `model` node that describe the run, not the architecture.

@@ -3,7 +3,9 @@
     python -m modernize.tabulate experiments/runs/<sweep> --out experiments/roadmap/<profile>-<data>
 
 A run directory holds summary.json when it finished, failed.json when it failed, and only last.pt while it is
-unfinished. Rows follow the roadmap's order; seeds of a step are pooled into mean +- std.
+unfinished. Rows follow the roadmap's order; seeds of a step are pooled into mean +- std. Runs made of deltas
+(labelled like 'separate_downsampling+silu', modernize.roadmap.run_label) follow the roadmap, each compared with the
+roadmap row it extends.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 from . import columns, fidelity
 from .columns import Column, csv_names
 from .io import atomic_write, atomic_write_text, read_json
-from .roadmap import STEPS, paper_kernel, paper_step
+from .roadmap import STEPS, base_step, paper_kernel, paper_step
 
 SIGNIFICANCE_LEVEL = 0.05
 
@@ -59,14 +61,29 @@ def welch_p_value(a: list[float], b: list[float]) -> float | None:
 
 
 def order_key(name: str) -> tuple:
+    """The roadmap's rows in its order, then the other labels grouped by the roadmap step they extend."""
     step, _, kernel = name.partition(" k=")
-    return (STEPS.index(step) if step in STEPS else len(STEPS), int(kernel) if kernel.isdigit() else 0, name)
+    base = base_step(step)
+    extends = STEPS.index(base) if base else len(STEPS)
+    return (STEPS.index(step) if step in STEPS else len(STEPS), extends, int(kernel) if kernel.isdigit() else 0, name)
+
+
+def compared_with(name: str, previous: dict[str, Any] | None, rows: dict[str, dict[str, Any]]) -> dict | None:
+    """The row a row's change is measured against: the previous roadmap row, or for a label that extends a roadmap
+    step ('gelu+layer_norm') that step's row."""
+    step = name.partition(" k=")[0]
+    if step in STEPS:
+        return previous
+    base = base_step(step)
+    return rows.get(base) if base else None
 
 
 def summarize(runs: dict[str, list[dict]]) -> list[dict[str, Any]]:
     table: list[dict[str, Any]] = []
     previous: dict[str, Any] | None = None
+    finished: dict[str, dict[str, Any]] = {}  # rows with a top-1, by name
     for name in sorted(runs, key=order_key):
+        reference = compared_with(name, previous, finished)
         results = runs[name]
         ok = [r for r in results if r["status"] == "ok"]
         failed = [r for r in results if r["status"] == "failed"]
@@ -90,14 +107,14 @@ def summarize(runs: dict[str, list[dict]]) -> list[dict[str, Any]]:
         if ok:
             row["scaled"] = ok[0].get("scaled")
             row["recipe"] = ok[0].get("recipe")
-        # change from the previous row, ours and the paper's, and whether they point the same way
+        # change from the previous row (or the roadmap row it extends), ours and the paper's, and whether they agree
         row.update(delta=None, paper_delta=None, agrees=None, p_value=None, significant=None)
-        if previous is not None and row["top1_mean"] is not None and previous["top1_mean"] is not None:
+        if reference is not None and row["top1_mean"] is not None and reference["top1_mean"] is not None:
             # on the seeds both rows have (the same pairing as the p-value), else the difference of the means
-            common = fidelity.paired(top1_by_seed, previous["top1_by_seed"])
-            row["delta"] = statistics.mean(common) if common else row["top1_mean"] - previous["top1_mean"]
-            if row["paper_top1"] is not None and previous["paper_top1"] is not None:
-                row["paper_delta"] = round(row["paper_top1"] - previous["paper_top1"], 2)
+            common = fidelity.paired(top1_by_seed, reference["top1_by_seed"])
+            row["delta"] = statistics.mean(common) if common else row["top1_mean"] - reference["top1_mean"]
+            if row["paper_top1"] is not None and reference["paper_top1"] is not None:
+                row["paper_delta"] = round(row["paper_top1"] - reference["paper_top1"], 2)
                 if row["paper_delta"] == 0:
                     row["agrees"] = "flat in paper"
                 else:
@@ -105,13 +122,13 @@ def summarize(runs: dict[str, list[dict]]) -> list[dict[str, Any]]:
                         else "no"
             # paired by seed where both rows share 2+ seeds (a step and its predecessor start from the same
             # seed, so pairing removes the seed's share of the noise); Welch's test otherwise
-            row["p_value"] = fidelity.paired_p_value(top1_by_seed, previous["top1_by_seed"])
+            row["p_value"] = fidelity.paired_p_value(top1_by_seed, reference["top1_by_seed"])
             if row["p_value"] is None:
-                row["p_value"] = welch_p_value(top1, previous["top1_seeds"])
+                row["p_value"] = welch_p_value(top1, reference["top1_seeds"])
             row["significant"] = None if row["p_value"] is None else row["p_value"] < SIGNIFICANCE_LEVEL
         table.append(row)
         if row["top1_mean"] is not None:
-            previous = row
+            previous = finished[name] = row
     return table
 
 
@@ -290,8 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or args.sweep_dir
     scaled_line = profile_line(table)
     header = (f"# {args.sweep_dir.name}\n\nOur top-1 is the final-epoch validation accuracy (mean ± std over seeds); "
-              f"'change' is the difference to the previous row on the seeds both have; 'significant' is a two-sided "
-              f"t-test against the previous row at p < {SIGNIFICANCE_LEVEL}, paired by seed (needs 2+ seeds). "
+              f"'change' is the difference to the previous row (after the roadmap: to the roadmap row the label "
+              f"extends) on the seeds both have; 'significant' is a two-sided t-test against that row at "
+              f"p < {SIGNIFICANCE_LEVEL}, paired by seed (needs 2+ seeds). "
               f"Params and GFLOPs 224 are the paper-scale model's; GFLOPs run is the trained model at the profile's "
               f"resolution.\n\n")
     if scaled_line:

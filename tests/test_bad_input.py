@@ -36,8 +36,17 @@ def test_unknown_step_lists_the_valid_names():
 
 
 def test_unknown_delta_lists_the_valid_names():
-    with pytest.raises(ValueError, match="unknown delta 'swin'"):
+    with pytest.raises(ValueError, match="unknown delta 'swin'; valid deltas, in roadmap order: recipe, stage_ratio"):
         compose(["+delta=[gelu,swin]"])
+
+
+def test_unknown_names_list_the_ones_found_on_the_users_search_path_after_the_roadmaps(tmp_path):
+    (tmp_path / "delta").mkdir()
+    (tmp_path / "delta" / "silu.yaml").write_text("# @package _global_\nmodel:\n  block: {activation: silu}\n")
+    with pytest.raises(ValueError) as info:
+        compose(["+delta=[swin]", f"hydra.searchpath=[file://{tmp_path}]"])
+    assert "layer_norm, separate_downsampling; also found: silu" in str(info.value)
+    assert "hydra.searchpath=[file://<dir>] or $MODERNIZE_CONFIG_PATH" in str(info.value)
 
 
 @pytest.mark.parametrize("arg,expected", [

@@ -1,6 +1,7 @@
 """The two entry points a user meets first: `run.py task=profile` and the notebook API."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,20 @@ def test_profile_prints_a_summary_and_ends_with_one_json_line(tmp_path):
     assert result["step"] == "inverted_bottleneck" and result["paper_gflops"] == 4.6
     assert result["params"] == 25_851_496 and abs(result["gflops"] - 4.6) <= 0.1
     assert any("stage 3: 9 blocks" in line for line in lines)
+
+
+def test_a_step_plus_a_delta_from_the_users_folder_is_labelled_as_what_it_is(tmp_path):
+    """`+step=gelu "+delta=[layer_norm]"` is not the paper's gelu row; the folder comes in through the environment."""
+    mine = tmp_path / "mine"
+    (mine / "delta").mkdir(parents=True)
+    (mine / "delta" / "kernel9.yaml").write_text("# @package _global_\nmodel:\n  block: {kernel_size: 9}\n")
+    proc = subprocess.run([sys.executable, "run.py", "task=profile", "+step=gelu", "+delta=[layer_norm,kernel9]",
+                           f"out_root={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "MODERNIZE_CONFIG_PATH": str(mine)})
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["step"] == "gelu+layer_norm+kernel9" and result["paper_top1"] is None
+    assert (tmp_path / "manual" / "gelu+layer_norm+kernel9-seed0").is_dir()
 
 
 def test_build_model_api_applies_overrides_through_hydra():

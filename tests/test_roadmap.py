@@ -4,11 +4,20 @@ import pytest
 import torch
 from torch import nn
 
-from modernize import DELTAS, STEPS, compose
-from modernize.config import CONF_DIR, model_spec
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from modernize import DELTAS, STEPS, ModelSpec, compose
+from modernize.config import config_hash, config_names, model_spec
 from modernize.flops import count_gflops, count_params
 from modernize.model import Block, LayerNorm2d, build
-from modernize.roadmap import deltas_up_to, leave_one_out, paper_kernel, paper_step
+from modernize.roadmap import (base_step, deltas_up_to, label_deltas, leave_one_out, paper, paper_kernel, paper_step,
+                               run_label)
+from modernize.spec import model_config_defaults
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -44,17 +53,74 @@ def test_convnext_t_equals_the_reference_model(step_model):
     assert ours.spec == model_spec(compose(["model=convnext_t"]))
 
 
-def test_every_step_file_applies_the_deltas_up_to_it_in_roadmap_order():
-    for step in STEPS:
-        text = (CONF_DIR / "step" / f"{step}.yaml").read_text()
-        deltas = deltas_up_to(step)
-        if deltas:
-            assert f"- /delta: [{', '.join(deltas)}]" in text, step
-        assert f"step_name: {step}" in text
+def test_the_step_configs_are_generated_from_the_roadmap_in_its_order():
+    assert config_names("step") == list(STEPS)
+    for step in ("resnet50", "patchify", "separate_downsampling"):
+        by_step = compose([f"+step={step}"])
+        by_deltas = compose([f"+delta=[{','.join(deltas_up_to(step))}]"])
+        assert by_step == by_deltas and by_step.step_name == step  # the same config, the same label
 
 
-def test_every_delta_has_a_config_file():
-    assert sorted(p.stem for p in (CONF_DIR / "delta").glob("*.yaml")) == sorted(DELTAS)
+def test_every_roadmap_delta_has_a_config_file_and_the_paper_has_every_step():
+    assert config_names("delta") == list(DELTAS)
+    assert [row["step"] for row in paper()["roadmap_resnet50_regime"]] == list(STEPS)
+
+
+def test_the_makefile_asks_python_for_the_roadmap():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "inverted_bottleneck" not in makefile and "modernize.sweep --steps" in makefile
+    out = subprocess.run([sys.executable, "-m", "modernize.sweep", "--steps"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    assert out.strip() == ",".join(STEPS)
+
+
+def test_committed_runs_keep_their_config_hash():
+    """Finished runs are skipped by config hash: generating the step configs must not change a roadmap config."""
+    records = sorted(ROOT.glob("experiments/runs/*/*/summary.json"))
+    for path in records:
+        done = json.loads(path.read_text())
+        cfg = compose([f"+step={done['step']}", f"seed={done['seed']}", f"profile={done['profile']}",
+                       f"data={done['data']}"])
+        assert config_hash(cfg) == done["config_hash"], path
+
+
+def test_model_spec_defaults_are_resnet50_and_written_once():
+    composed = model_spec(compose([]))
+    assert composed == ModelSpec()  # conf/model/resnet50.yaml starts from the dataclass's defaults
+    model = compose([]).model
+    assert {k: v for k, v in model.items() if k not in ("name", "target")} == model_config_defaults()
+    assert "stride_divisor" not in model.stem  # the profile's, not the model config's
+
+
+# --------------------------------------------------------------------------- labels of runs made of deltas
+@pytest.mark.parametrize("deltas,label", [
+    (list(DELTAS), "separate_downsampling"),
+    ([*deltas_up_to("gelu"), "layer_norm"], "gelu+layer_norm"),
+    ([d for d in DELTAS if d != "gelu"], "separate_downsampling-gelu"),
+    (["gelu", "layer_norm"], "resnet50+gelu+layer_norm"),
+    (["stage_ratio"], "resnet50+stage_ratio"),
+    ([*DELTAS, "silu"], "separate_downsampling+silu"),
+    ([*[d for d in DELTAS if d != "gelu"], "silu"], "separate_downsampling-gelu+silu"),
+])
+def test_a_run_is_labelled_by_its_closest_roadmap_step_and_the_edits(deltas, label):
+    assert run_label(deltas) == label
+    assert run_label(label_deltas(label)) == label
+    assert base_step(label) == label.replace("+", " ").replace("-", " ").split()[0]
+
+
+@pytest.mark.parametrize("overrides,label", [
+    (["+step=gelu"], "gelu"),
+    (["+step=gelu", "+delta=[layer_norm]"], "gelu+layer_norm"),
+    (["+step=gelu", "+delta=[fewer_activations]"], "fewer_activations"),  # that is the next roadmap step
+    (["+step=gelu", "delta=[recipe,patchify]"], "recipe+patchify"),
+    (["+delta=[gelu,layer_norm]"], "resnet50+gelu+layer_norm"),
+])
+def test_composed_runs_carry_their_label(overrides, label):
+    assert compose(overrides).step_name == label
+
+
+def test_a_leave_one_out_run_is_labelled_as_one():
+    assert compose(leave_one_out("gelu")).step_name == "separate_downsampling-gelu"
 
 
 # --------------------------------------------------------------------------- structure of each step

@@ -151,3 +151,55 @@ def test_the_kernel_sweep_gets_one_row_per_kernel_size_with_the_papers_numbers(t
     assert [r["step"] for r in table] == ["kernel_size k=3", "kernel_size k=7", "kernel_size k=11"]
     assert [r["paper_top1"] for r in table] == [79.9, 80.6, 80.6]
     assert table[1]["delta"] == pytest.approx(2.0) and table[1]["agrees"] == "yes"
+
+
+# --------------------------------------------------------------------------- your own delta in the same sweep
+SILU = "# @package _global_\n# Not in the paper: SiLU instead of GELU.\nmodel:\n  block: {activation: silu}\n"
+
+
+def test_a_delta_from_a_folder_outside_the_repo_gets_its_own_row_after_the_roadmap(tmp_path):
+    mine = tmp_path / "my-deltas"
+    (mine / "delta").mkdir(parents=True)
+    (mine / "delta" / "silu.yaml").write_text(SILU)
+    # the roadmap's last step and it with silu, in one sweep: "+delta=[]" adds nothing, so that run is the step's own
+    run_cli("-m", "+step=separate_downsampling", "+delta=[],[silu]", f"hydra.searchpath=[file://{mine}]", *SMOKE,
+            "profile.epochs=1", f"out_root={tmp_path}", "sweep_name=mine", check=True, timeout=600)
+    summary = json.loads((tmp_path / "mine" / "separate_downsampling+silu-seed0" / "summary.json").read_text())
+    assert summary["step"] == "separate_downsampling+silu"
+    assert tabulate(tmp_path / "mine", tmp_path / "table").returncode == 0
+    rows = read_rows(tmp_path / "table" / "roadmap.csv")
+    assert list(rows) == ["separate_downsampling", "separate_downsampling+silu"]
+    base, custom = rows["separate_downsampling"], rows["separate_downsampling+silu"]
+    assert float(custom["delta"]) == pytest.approx(float(custom["top1_mean"]) - float(base["top1_mean"]), abs=1e-3)
+    assert custom["paper_top1"] == "" and custom["params"] == base["params"]  # an activation has no parameters
+    assert "| separate_downsampling+silu |" in (tmp_path / "table" / "roadmap.md").read_text()
+
+
+def test_make_roadmaps_extra_labels_train_the_runs_those_labels_name(tmp_path):
+    """EXTRA="separate_downsampling+silu" becomes "+delta=[<its deltas>]": the same config (and hash, and folder)
+    as +step=separate_downsampling "+delta=[silu]"."""
+    from modernize.config import compose, config_hash
+
+    (tmp_path / "delta").mkdir()
+    (tmp_path / "delta" / "silu.yaml").write_text(SILU)
+    searchpath = f"hydra.searchpath=[file://{tmp_path}]"
+    lists = subprocess.run([sys.executable, "-m", "modernize.sweep", "--delta-lists", "separate_downsampling",
+                            "separate_downsampling+silu"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                           check=True).stdout.strip()
+    plain, with_silu = (compose([f"+delta={one}]", searchpath]) for one in lists[:-1].split("],"))
+    assert config_hash(plain) == config_hash(compose(["+step=separate_downsampling"]))
+    assert config_hash(with_silu) == config_hash(compose(["+step=separate_downsampling", "+delta=[silu]",
+                                                          searchpath]))
+    assert with_silu.step_name == "separate_downsampling+silu"
+
+
+def test_rows_made_of_deltas_follow_the_roadmap_and_compare_with_the_step_they_extend():
+    runs = {name: [_summary(name, top1, 0)] for name, top1 in (
+        ("gelu+layer_norm", 64.0), ("custom", 50.0), ("resnet50", 60.0), ("resnet50+gelu", 61.0), ("gelu", 63.0),
+        ("recipe", 62.0))}
+    table = summarize(runs)
+    assert [r["step"] for r in table] == ["resnet50", "recipe", "gelu", "resnet50+gelu", "gelu+layer_norm", "custom"]
+    by_step = {r["step"]: r for r in table}
+    assert by_step["gelu+layer_norm"]["delta"] == pytest.approx(1.0)  # against gelu, not the row above it
+    assert by_step["resnet50+gelu"]["delta"] == pytest.approx(1.0)
+    assert by_step["gelu+layer_norm"]["paper_top1"] is None and by_step["custom"]["delta"] is None
