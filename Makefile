@@ -18,7 +18,7 @@ STEPS    = $(shell $(PY) -m modernize.sweep --steps)
 # your own live in <dir>/delta/<name>.yaml: MODERNIZE_CONFIG_PATH=<dir> make roadmap EXTRA=... (README: "Your own delta").
 EXTRA   ?=
 
-.PHONY: setup data test flops lint roadmap kernels tabulate bench clean
+.PHONY: setup data test test-fast flops lint roadmap kernels tabulate bench clean
 
 setup: $(VENV)/.installed
 
@@ -38,14 +38,19 @@ data:
 	    echo "could not install dataset-fashion-mnist: pass data.root=<folder with the idx files>"; \
 	else echo "no apt-get: pass data.root=<folder with the Fashion-MNIST idx files>"; fi
 
+# Everything (CI and README): the in-process tests and the real subprocess / torchrun / SIGKILL / multirun ones.
 test: setup data
 	$(PY) -m pytest -q
+
+# The in-process tier for your own iterations (config, builder, tables, the loop on tiny models): under a minute.
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
 
 flops: setup
 	$(PY) -m modernize.flops --out experiments/flops
 
 lint: setup
-	$(PY) -m ruff check modernize tests run.py
+	$(PY) -m ruff check modernize tests run.py hydra_plugins experiments
 
 # The whole roadmap as one Hydra multirun, seed-major (a sweep cut short leaves whole seeds), then EXTRA's
 # combinations as a second multirun into the same sweep folder (a Hydra sweep is a product, and steps x extras is not

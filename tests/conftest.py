@@ -1,10 +1,14 @@
 import functools
 import os
+import tempfile
 
 import pytest
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HYDRA_FULL_ERROR", "0")
+# Paper-scale params/GFLOPs are cached per spec (modernize.flops.paper_scale_stats): one cache per test session,
+# shared by its subprocesses, never the user's.
+os.environ.setdefault("MODERNIZE_CACHE_DIR", tempfile.mkdtemp(prefix="modernize-test-cache-"))
 
 
 @functools.cache

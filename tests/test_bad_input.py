@@ -49,6 +49,7 @@ def test_unknown_names_list_the_ones_found_on_the_users_search_path_after_the_ro
     assert "hydra.searchpath=[file://<dir>] or $MODERNIZE_CONFIG_PATH" in str(info.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arg,expected", [
     ("+step=nope", "unknown step 'nope'"),
     ("+delta=[gelu,nope]", "unknown delta 'nope'"),

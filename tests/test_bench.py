@@ -28,6 +28,7 @@ def positive(cell: str) -> float:
     return value
 
 
+@pytest.mark.slow
 def test_quick_bench_writes_every_section(tmp_path):
     out = tmp_path / "bench"
     path = bench.main(["--quick", "--threads", "1", "--steps", "resnet50,separate_downsampling",

@@ -66,6 +66,7 @@ def test_every_roadmap_delta_has_a_config_file_and_the_paper_has_every_step():
     assert [row["step"] for row in paper()["roadmap_resnet50_regime"]] == list(STEPS)
 
 
+@pytest.mark.slow
 def test_the_makefile_asks_python_for_the_roadmap():
     makefile = (ROOT / "Makefile").read_text()
     assert "inverted_bottleneck" not in makefile and "modernize.sweep --steps" in makefile
@@ -74,6 +75,7 @@ def test_the_makefile_asks_python_for_the_roadmap():
     assert out.strip() == ",".join(STEPS)
 
 
+@pytest.mark.slow  # composes the config of every committed run
 def test_committed_runs_keep_their_config_hash():
     """Finished runs are skipped by config hash: generating the step configs must not change a roadmap config."""
     records = sorted(ROOT.glob("experiments/runs/*/*/summary.json"))

@@ -15,6 +15,8 @@ from wandb_offline import read_offline_run
 
 from modernize.tabulate import summarize, welch_p_value
 
+pytestmark = pytest.mark.slow  # real Hydra multiruns and `python -m modernize.tabulate` processes
+
 STEPS = "resnet50,patchify,separate_downsampling"
 
 

@@ -142,6 +142,7 @@ def test_an_exception_inside_the_tracker_finishes_its_run_as_failed_and_propagat
     assert read_offline_run(tmp_path / "ok")["exit_code"] == 0
 
 
+@pytest.mark.slow
 def test_a_multirun_with_a_failed_job_gives_every_job_its_own_run(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")  # helpers.env() would default it to disabled
     sweep = tmp_path / "sweep"

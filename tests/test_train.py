@@ -10,6 +10,8 @@ import torch
 from helpers import SMOKE, popen_cli, run_cli
 from wandb_offline import read_offline_run
 
+pytestmark = pytest.mark.slow  # each test starts real `python run.py` processes
+
 
 def test_a_run_writes_config_metrics_summary_and_checkpoint(tmp_path):
     run_dir = tmp_path / "run"
@@ -175,21 +177,21 @@ def test_imagefolder_data_trains_through_dataloader_workers(tmp_path):
     run_cli("+step=separate_downsampling", *SMOKE, "data=imagefolder", f"data.root={tmp_path / 'data'}",
             "train.workers=2", "profile.batch_size=16", f"hydra.run.dir={run_dir}", check=True)
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["data"] == "imagefolder" and 0 <= summary["final_top1"] <= 100
-
-
-def test_bf16_autocast_and_channels_last_train(tmp_path):
-    run_dir = tmp_path / "run"
-    run_cli("+step=separate_downsampling", *SMOKE, "profile.epochs=1", "train.precision=bf16",
-            "train.channels_last=true", f"hydra.run.dir={run_dir}", check=True)
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["precision"] == "bf16" and summary["final_top1"] >= 0
+    assert summary["data"] == "imagefolder"
+    # all 24 validation images (3 classes x 8) were read and scored: top-1 is a whole number of 24ths
+    assert summary["final_top1"] * 24 / 100 == pytest.approx(round(summary["final_top1"] * 24 / 100))
+    state = torch.load(run_dir / "last.pt", weights_only=True)
+    # 120 training images in batches of 16 with the last partial batch dropped: 7 steps per epoch, 2 epochs
+    assert state["scheduler"]["last_epoch"] == 14
 
 
 def test_ema_of_the_weights_is_evaluated_and_reported(tmp_path):
     run_dir = tmp_path / "run"
     run_cli("+step=separate_downsampling", *SMOKE, "recipe.ema_decay=0.9", f"hydra.run.dir={run_dir}", check=True)
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert 0 <= summary["ema_final_top1"] <= 100
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert summary["ema_final_top1"] == metrics[-1]["ema_val_top1"]
     state = torch.load(run_dir / "last.pt", weights_only=True)
-    assert state["ema"] is not None and "n_averaged" in state["ema"]
+    assert int(state["ema"]["n_averaged"]) == state["scheduler"]["last_epoch"] == 8  # every step: 256 / 64 x 2
+    ema, model = state["ema"], state["model"]
+    assert any(not torch.equal(ema[f"module.{k}"], v) for k, v in model.items() if v.is_floating_point())

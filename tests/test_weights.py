@@ -98,7 +98,9 @@ def test_step_resnet50_is_exactly_torchvisions_resnet50():
 
     converted = convert_torchvision_resnet(reference.state_dict())
     assert sorted(converted) == sorted(ours.state_dict()), "BN buffers included, nothing left over"
-    assert load_pretrained(ours, reference.state_dict()) is not None
+    missing, unexpected = load_pretrained(ours, reference.state_dict())
+    assert missing == [] and unexpected == []
+    assert all(torch.equal(ours.state_dict()[k], v) for k, v in converted.items())
     assert_same_outputs(ours, reference)
 
 
