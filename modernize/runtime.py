@@ -95,13 +95,12 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def gather_rng_states(processes: Processes) -> list[dict[str, Any]]:
-    """Every process's RNG state (a collective: all processes must call it), so each resumes its own stream."""
-    mine = rng_state()
+def gather(processes: Processes, value: Any) -> list[Any]:
+    """Every process's `value`, in rank order (a collective: all processes must call it)."""
     if not processes.distributed:
-        return [mine]
+        return [value]
     gathered: list[Any] = [None] * processes.count
-    dist.all_gather_object(gathered, mine)
+    dist.all_gather_object(gathered, value)
     return gathered
 
 

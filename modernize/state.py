@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .io import atomic_write
-from .runtime import RunError, set_rng_state
+from .runtime import RunError, rng_state, set_rng_state
 
 CHECKPOINT_VERSION = 1
 
@@ -40,14 +40,20 @@ class TrainState:
     def elapsed_s(self) -> float:
         return self.seconds_before + time.perf_counter() - self._clock
 
-    def state_dict(self, rng_states: list[dict[str, Any]]) -> dict[str, Any]:
+    def state_dict(self, per_process: list[dict[str, Any]]) -> dict[str, Any]:
+        """`per_process`: every process's {"rng": ..., "epoch_loss": ...} in rank order (see `local_state`)."""
         return {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "epoch": self.epoch, "step_in_epoch": self.step_in_epoch, "history": self.history,
-            "rng": rng_states, "wandb_id": self.wandb_id, "elapsed_s": self.elapsed_s, "partial": self.epoch_loss,
+            "rng": [p["rng"] for p in per_process], "partial": [p["epoch_loss"] for p in per_process],
+            "wandb_id": self.wandb_id, "elapsed_s": self.elapsed_s,
         }
+
+    def local_state(self) -> dict[str, Any]:
+        """What differs between processes: each one's RNG stream and its running loss of a cut epoch."""
+        return {"rng": rng_state(), "epoch_loss": dict(self.epoch_loss)}
 
     def load_state_dict(self, state: dict[str, Any], rank: int) -> None:
         self.model.load_state_dict(state["model"])
@@ -58,16 +64,19 @@ class TrainState:
             self.ema.load_state_dict(state["ema"])
         self.epoch, self.step_in_epoch, self.history = state["epoch"], state["step_in_epoch"], state["history"]
         self.wandb_id, self.seconds_before = state.get("wandb_id"), state["elapsed_s"]
-        self.epoch_loss = state["partial"]
-        rngs = state["rng"]
-        set_rng_state(rngs[rank] if rank < len(rngs) else rngs[0])  # each process continues its own stream
+        rngs, partials = state["rng"], state["partial"]
+        if isinstance(partials, dict):  # checkpoints before per-process partial losses kept the main one only
+            partials = [partials]
+        own = rank if rank < len(rngs) else 0  # each process continues its own stream (a new count: the main's)
+        set_rng_state(rngs[own])
+        self.epoch_loss = dict(partials[min(own, len(partials) - 1)])
         self.start_clock()
 
 
-def save_checkpoint(path: Path, state: TrainState, rng_states: list[dict[str, Any]], config_hash: str,
+def save_checkpoint(path: Path, state: TrainState, per_process: list[dict[str, Any]], config_hash: str,
                     label: str) -> None:
     payload = {"version": CHECKPOINT_VERSION, "config_hash": config_hash, "step_name": label,
-               **state.state_dict(rng_states)}
+               **state.state_dict(per_process)}
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 

@@ -36,7 +36,7 @@ from .model import build
 from .proxy import describe, effective_recipe
 from .recipe import make_mixing, make_optimizer, make_scheduler, scaled_lr
 from .roadmap import paper_step
-from .runtime import Processes, RunError, barrier, gather_rng_states, git_commit, setup_runtime
+from .runtime import Processes, RunError, barrier, gather, git_commit, setup_runtime
 from .state import TrainState, load_checkpoint, save_checkpoint
 from .validation import validate
 
@@ -256,10 +256,11 @@ def validation_metrics(run: Run) -> dict[str, float]:
 
 
 def save(run: Run) -> None:
-    """last.pt from the main process, with every process's RNG stream (a collective: all processes call it)."""
-    rngs = gather_rng_states(run.processes)
+    """last.pt from the main process, with every process's RNG stream and running loss (a collective: all
+    processes call it)."""
+    per_process = gather(run.processes, run.state.local_state())
     if run.processes.is_main:
-        save_checkpoint(run.checkpoint_path, run.state, rngs, run.config_hash, run.label)
+        save_checkpoint(run.checkpoint_path, run.state, per_process, run.config_hash, run.label)
     barrier(run.processes)
 
 
