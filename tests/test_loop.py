@@ -123,3 +123,77 @@ def test_a_cached_paper_scale_count_is_not_traced_again(tmp_path, monkeypatch):
     flops.paper_scale_stats.cache_clear()
     monkeypatch.setattr(flops, "measure", lambda *a, **k: pytest.fail("traced although the number was cached"))
     assert flops.paper_scale_stats(spec) == first
+
+
+# ------------------------------------------------------------------- what a user sees, without a subprocess
+def run_as_cli(overrides, run_dir):
+    """modernize.cli.run_task, as `python run.py <overrides>` calls it after Hydra has composed the config."""
+    from modernize.cli import run_task
+
+    return run_task(compose([*overrides, "logger.wandb.mode=disabled"]), run_dir, multirun=False)
+
+
+def refused(overrides, run_dir, capsys) -> str:
+    """Run, expect the CLI's refusal (exit 2, one line, no traceback), return the message."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_as_cli(overrides, run_dir)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return err
+
+
+@pytest.mark.parametrize("override,message", [
+    ("profile.epochs=0", "profile.epochs must be a positive integer"),
+    ("profile.batch_size=0", "profile.batch_size must be a positive integer"),
+    ("data.root=/nonexistent/fashion", "data.root=/nonexistent/fashion does not exist"),
+    ("train.precision=fp8", "train.precision must be one of fp32, bf16, fp16"),
+    ("data=imagefolder", "needs data.root="),
+])
+def test_a_bad_value_is_refused_before_anything_is_written(tmp_path, capsys, override, message):
+    assert message in refused(["+step=resnet50", *SMOKE, override], tmp_path / "run", capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_synthetic_data_is_learned_above_chance(tmp_path):
+    summary = train(compose(["+step=separate_downsampling", *SMOKE, "profile.epochs=3", "logger.wandb.mode=disabled"]),
+                    tmp_path)
+    assert summary["best_top1"] > 20  # 10 classes: chance is 10
+
+
+def test_a_finished_run_is_skipped_when_started_again(tmp_path, capsys):
+    cfg = compose([*TINY, "profile.epochs=1"])
+    train(cfg, tmp_path)
+    before = (tmp_path / "summary.json").read_text()
+    assert train(cfg, tmp_path) == json.loads(before)
+    assert "already finished" in capsys.readouterr().out and (tmp_path / "summary.json").read_text() == before
+
+
+def test_a_corrupt_checkpoint_is_an_error_not_a_silent_restart(tmp_path, capsys):
+    (tmp_path / "last.pt").write_bytes(b"not a checkpoint")
+    assert "is corrupt" in refused(TINY, tmp_path, capsys)
+    assert (tmp_path / "last.pt").read_bytes() == b"not a checkpoint"
+
+
+def test_a_checkpoint_of_another_config_is_an_error(tmp_path, capsys):
+    train(compose([*TINY, "profile.epochs=1"]), tmp_path)
+    (tmp_path / "summary.json").unlink()
+    other = ["+step=gelu", *TINY[1:], "profile.epochs=1"]
+    assert "belongs to another config" in refused(other, tmp_path, capsys)
+
+
+def test_a_diverging_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    # step schedule: the lr is multiplied by 1e12 after the first of three epochs
+    err = refused(["+step=resnet50", *SMOKE, "profile.epochs=3", "recipe.milestones=[30]", "recipe.gamma=1e12"],
+                  tmp_path, capsys)
+    assert "the loss became" in err and "last good checkpoint" in err and "is kept" in err
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    weights = [v for v in state["model"].values() if v.is_floating_point()]
+    assert state["epoch"] == 1 and all(torch.isfinite(v).all() for v in weights)
+    assert not (tmp_path / "summary.json").exists()
+
+
+def test_a_loss_diverging_before_any_checkpoint_says_none_exists(tmp_path, capsys):
+    err = refused(["+step=resnet50", *SMOKE, "recipe.lr=1e12"], tmp_path, capsys)
+    assert "the loss became" in err and "does not exist yet" in err and not (tmp_path / "last.pt").exists()
