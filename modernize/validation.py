@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +28,17 @@ def validate(cfg: DictConfig) -> None:
     def positive(name: str, value: Any, allow_none: bool = False, integer: bool = False) -> None:
         if value is None and allow_none:
             return
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
         if integer:
             ok = ok and isinstance(value, int)
         if not ok:
             kind = "a positive integer" if integer else "a positive number"
-            raise RunError(f"{name} must be {kind}{' or null' if allow_none else ''}, got {value!r}")
+            infinite = isinstance(value, float) and not math.isfinite(value)
+            raise RunError(f"{name} must be {kind}{' or null' if allow_none else ''}, got {value!r}"
+                           f"{' (it must be finite)' if infinite else ''}")
 
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
+        raise RunError(f"seed must be a non-negative integer, got {cfg.seed!r}")
     if r.name not in RECIPES:
         raise RunError(f"recipe.name must be one of {', '.join(RECIPES)}, got {r.name!r}")
     if r.optimizer not in OPTIMIZERS:
