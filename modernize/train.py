@@ -181,8 +181,9 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     checkpoint = run_dir / "last.pt"
     if train_cfg.resume and checkpoint.exists():
         state.load_state_dict(load_checkpoint(checkpoint, chash, label), processes.rank)
-        if processes.is_main and state.history:
-            write_metrics(run_dir, state.history)  # the checkpoint's history: also mends an emptied metrics.jsonl
+        if processes.is_main:
+            if state.history:  # the checkpoint's history: also mends an emptied or truncated metrics.jsonl
+                write_metrics(run_dir, state.history)
             print(f"resuming {label} from {checkpoint} at epoch {state.epoch} step {state.step_in_epoch}", flush=True)
     else:
         torch.manual_seed(cfg.seed + processes.rank)  # different augmentations on each process
