@@ -63,15 +63,21 @@ class LoaderBatches:
         self.steps_per_epoch = len(self.train_loader)
 
     def _on_device(self, batches) -> Iterator[Batch]:
-        for images, labels in batches:
-            yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+        try:
+            for images, labels in batches:
+                yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+        except datasets.DataError as e:  # a bad image, raised in a worker: the line naming it, not the traceback
+            raise datasets.worker_error(e) from None
 
     def train_batches(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
         if isinstance(self.train_loader.sampler, DistributedSampler):
             self.train_loader.sampler.set_epoch(epoch)  # else every epoch repeats one order
         batches = iter(self.train_loader)
-        for _ in range(start_step):  # a mid-epoch resume skips what the checkpoint already saw
-            next(batches)
+        try:
+            for _ in range(start_step):  # a mid-epoch resume skips what the checkpoint already saw
+                next(batches)
+        except datasets.DataError as e:
+            raise datasets.worker_error(e) from None
         return self._on_device(batches)
 
     def val_batches(self) -> Iterator[Batch]:

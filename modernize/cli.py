@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import traceback
 from pathlib import Path
 
-from omegaconf import DictConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
 
 from .config import check_step_overrides, model_spec, step_label
 from .flops import count_gflops, count_params
@@ -47,8 +49,12 @@ def profile(cfg: DictConfig) -> dict:
 
 
 def run_task(cfg: DictConfig, run_dir: Path, multirun: bool):
-    """Run the task. In a multirun, a failure is recorded in failed.json and the sweep goes on."""
+    """Run the task. In a multirun, a failure is recorded in failed.json and the sweep goes on; a stop signal
+    (modernize.interrupt) ends the run and the sweep with the shell's 128 + signal number, after one line."""
     from .datasets import DataError
+    from .interrupt import Interrupted
+    from .io import WriteError
+    from .lock import RunDirBusy
     from .train import RunError, train
 
     if cfg.task not in TASKS:
@@ -60,17 +66,24 @@ def run_task(cfg: DictConfig, run_dir: Path, multirun: bool):
         result = train(cfg, run_dir)
         (run_dir / "failed.json").unlink(missing_ok=True)
         return result
-    except (Exception, KeyboardInterrupt) as e:
-        expected = isinstance(e, (RunError, DataError, ValueError))
+    except Interrupted as e:  # checkpoint saved: not a failure of this config, so no failed.json
+        print(str(e), file=sys.stderr, flush=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before training started
+        print(f"interrupted; run the same command to resume from {run_dir / 'last.pt'} if it exists",
+              file=sys.stderr, flush=True)
+        sys.exit(130)
+    except Exception as e:
+        expected = isinstance(e, (RunError, DataError, ValueError, WriteError))
         message = str(e) or type(e).__name__
+        if multirun and not isinstance(e, RunDirBusy):  # a busy folder is another live run's: write nothing there
+            with contextlib.suppress(WriteError):  # an unwritable folder: the line below is all there is
+                atomic_write_json(run_dir / "failed.json", {
+                    "step": step_label(cfg), "seed": cfg.seed, "kernel_size": cfg.model.block.kernel_size,
+                    "error": f"{type(e).__name__}: {message.splitlines()[0]}",
+                    "traceback": traceback.format_exc()})
         if multirun:
-            atomic_write_json(run_dir / "failed.json", {
-                "step": step_label(cfg), "seed": cfg.seed, "kernel_size": cfg.model.block.kernel_size,
-                "error": f"{type(e).__name__}: {message.splitlines()[0]}",
-                "traceback": traceback.format_exc()})
             print(f"error in {step_label(cfg)} seed {cfg.seed}: {message}", file=sys.stderr)
-            if isinstance(e, KeyboardInterrupt):
-                raise
             return None
         if not expected:
             raise
@@ -83,4 +96,26 @@ def validate_argv(argv: list[str]) -> None:
         check_step_overrides([a for a in argv[1:] if not a.startswith("-")])
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+class RunDirCheck(Callback):
+    """Hydra callback (conf/config.yaml: hydra.callbacks): the run (or sweep) folder must be creatable before Hydra
+    creates it, or the run ends with one line naming it instead of Hydra's traceback."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        _ensure_dir(OmegaConf.select(config, "hydra.run.dir"), "run")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        _ensure_dir(OmegaConf.select(config, "hydra.sweep.dir"), "sweep")
+
+
+def _ensure_dir(path: str | None, kind: str) -> None:
+    if path is None:
+        return
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"error: cannot create the {kind} directory {path}: {e.strerror or e}; pass a writable "
+              f"hydra.{kind}.dir=... or out_root=...", file=sys.stderr)
         sys.exit(2)

@@ -23,6 +23,7 @@ import math
 import os
 import pickle
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,15 +191,25 @@ _IDX_LABELS_MAGIC = 2049  # 0x00000801: uint8 data, 1 dimension
 
 
 def _load_fashion_mnist(root: Path | None, *, download: bool) -> tuple[TensorDataset, TensorDataset]:
-    cache = root if root is not None else DEFAULT_CACHE_DIR.expanduser()
-    candidates = []
     if root is not None:
-        candidates += [root, root / "FashionMNIST" / "raw"]
-    candidates.append(FASHION_MNIST_SYSTEM_DIR)
-    if root is None:
-        # Where an earlier run's download went, so it is reused instead of fetched again.
-        candidates.append(cache / "FashionMNIST" / "raw")
-
+        # data.root given: the files must be there. Falling back to another copy would train on other data than the
+        # user pointed at, without a word.
+        for folder in (root, root / "FashionMNIST" / "raw"):
+            files = _find_idx_files(folder)
+            if files is not None:
+                return _read_fashion_mnist(files)
+        found = [stem for stem in _FASHION_FILES.values()
+                 if (root / stem).is_file() or (root / f"{stem}.gz").is_file()]
+        missing = [stem for stem in _FASHION_FILES.values() if stem not in found]
+        raise DataError(
+            f"data.root={root} lacks Fashion-MNIST's {', '.join(missing)} (plain or .gz; found: "
+            f"{', '.join(found) or 'none of the four'}; also looked in {root / 'FashionMNIST' / 'raw'}). Fix: put "
+            f"the four idx files there, or leave data.root unset to use Debian's copy in {FASHION_MNIST_SYSTEM_DIR} "
+            f"(`sudo apt-get install dataset-fashion-mnist`, or `make data`)."
+        )
+    cache = DEFAULT_CACHE_DIR.expanduser()
+    # Debian's package, then where an earlier run's download went, so it is reused instead of fetched again.
+    candidates = [FASHION_MNIST_SYSTEM_DIR, cache / "FashionMNIST" / "raw"]
     for folder in candidates:
         files = _find_idx_files(folder)
         if files is not None:
@@ -265,8 +276,10 @@ def _read_idx(path: Path, expected_magic: int) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             data = f.read()
-    except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc}; re-fetch the Fashion-MNIST files.") from exc
+    except (OSError, EOFError, zlib.error) as exc:  # unreadable; a truncated (EOFError) or corrupt .gz
+        raise DataError(f"cannot read {path} ({type(exc).__name__}: {exc}): the file is truncated or corrupt; "
+                        f"re-fetch the Fashion-MNIST files (`sudo apt-get install --reinstall "
+                        f"dataset-fashion-mnist`).") from None
     magic = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
     if magic != expected_magic:
         raise DataError(
@@ -374,7 +387,7 @@ def _load_imagefolder(root: Path | None, resolution: int) -> tuple[Dataset, Data
                 f"val/images + val_annotations.txt must first be sorted into class subfolders)."
             )
         try:
-            splits.append(torchvision.datasets.ImageFolder(str(folder), transform=tf))
+            splits.append(torchvision.datasets.ImageFolder(str(folder), transform=tf, loader=load_image))
         except FileNotFoundError as exc:  # no class folders, or class folders without images
             raise DataError(
                 f"imagefolder: {folder} holds no usable class subfolders of images: {exc}"
@@ -390,6 +403,48 @@ def _load_imagefolder(root: Path | None, resolution: int) -> tuple[Dataset, Data
             f"(only in train: {only_train[:5]}, only in val: {only_val[:5]}); they must match exactly."
         )
     return train, val, len(train.classes)
+
+
+# A file that does not decode (truncated JPEG/PNG, a non-image named .jpg) stops the run at the first one met, with
+# one line naming it: skipping it would train on another data set than the one named in the config, and drop a
+# different set of images on each process and each epoch. The run resumes from its last checkpoint after the file is
+# replaced or removed; `python -m modernize.datasets --check <data.root>` lists every bad file before a long run.
+def load_image(path: str):
+    """An ImageFolder image, decoded in full now (PIL decodes lazily), as RGB; DataError naming a bad file."""
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as f:
+            image = Image.open(f)
+            image.load()
+            return image.convert("RGB")
+    except Exception as exc:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError... for bad files
+        raise DataError(
+            f"{path} is not a readable image ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}). Fix: "
+            f"replace or delete it (`python -m modernize.datasets --check <data.root>` lists every bad file), then "
+            f"run the same command: the run resumes from its last checkpoint."
+        ) from None
+
+
+def worker_error(error: DataError) -> DataError:
+    """The one-line DataError a DataLoader worker raised, without the worker traceback torch wraps it in."""
+    lines = str(error).strip().splitlines()
+    marker = "DataError: "
+    if len(lines) > 1 and marker in lines[-1]:
+        return DataError(lines[-1].split(marker, 1)[1])
+    return error
+
+
+def check_images(root: Path) -> list[str]:
+    """The files under root/train and root/val that an ImageFolder run would fail on, each with its reason."""
+    bad = []
+    for split in ("train", "val"):
+        for path, _label in torchvision.datasets.ImageFolder(str(root / split)).samples:
+            try:
+                load_image(path)
+            except DataError as exc:
+                bad.append(str(exc).split(". Fix:", 1)[0])
+    return bad
 
 
 def make_loader(
@@ -500,3 +555,14 @@ def stratified_indices(labels: Tensor, n: int, seed: int) -> Tensor:
     chosen = perm[torch.sort(key, stable=True).indices[:n]]
     # Original order: cheaper for file-backed data sets and irrelevant for shuffled training.
     return torch.sort(chosen).values
+
+
+if __name__ == "__main__":
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="List the images of an ImageFolder data set that do not decode.")
+    parser.add_argument("--check", type=Path, required=True, metavar="DATA_ROOT", help="folder with train/ and val/")
+    bad_files = check_images(parser.parse_args().check)
+    print("\n".join(bad_files) or "all images decode")
+    sys.exit(1 if bad_files else 0)

@@ -32,6 +32,10 @@ INITS = ("kaiming", "trunc_normal")
 MODEL_CONFIG = "in_model_config"
 
 
+# The largest depthwise kernel that can still see every pixel of the paper's 56x56 stage-1 map from any position.
+MAX_KERNEL_SIZE = 2 * 56 - 1
+
+
 @dataclass(frozen=True)
 class BlockSpec:
     """One residual bottleneck block.
@@ -61,6 +65,11 @@ class BlockSpec:
             raise ValueError(
                 f"block.kernel_size must be an odd positive integer (so 'same' padding keeps the size), "
                 f"got {self.kernel_size}; allowed: 1, 3, 5, 7, 9, 11, ..."
+            )
+        if self.kernel_size > MAX_KERNEL_SIZE:
+            raise ValueError(
+                f"block.kernel_size must be at most {MAX_KERNEL_SIZE} (stage 1 of the paper's 224 px model is "
+                f"56x56: a larger kernel only adds padding taps), got {self.kernel_size}; the paper sweeps 3-11"
             )
         if self.groups != "depthwise":
             _check_int("block.groups", self.groups, minimum=1, allowed_hint="a positive integer or 'depthwise'")

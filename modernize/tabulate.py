@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import statistics
 import sys
 import textwrap
@@ -27,20 +28,88 @@ SIGNIFICANCE_LEVEL = 0.05
 
 
 def collect(sweep_dir: Path, by_kernel: bool = False) -> dict[str, list[dict]]:
-    """{row label: [summary or failure per seed]} from every run directory under sweep_dir."""
+    """{row label: [summary or failure per seed]} from every run directory under sweep_dir. A run whose files are
+    corrupt or belong to another run is a failed row saying why; nothing in a run directory stops the table."""
     rows: dict[str, list[dict]] = {}
     for run in sorted(p for p in sweep_dir.iterdir() if p.is_dir()):
-        if (run / "summary.json").exists():
-            result = read_json(run / "summary.json") | {"status": "ok"}
-        elif (run / "failed.json").exists():
-            result = read_json(run / "failed.json") | {"status": "failed"}
-        elif (run / "last.pt").exists() or (run / "config.yaml").exists():
-            result = {"status": "unfinished", "step": run.name.rsplit("-seed", 1)[0]}
-        else:
+        result = read_run(run)
+        if result is None:
             continue
         result["run_dir"] = run.name
         rows.setdefault(label(result, by_kernel), []).append(result)
     return rows
+
+
+RESULT_FILES = (("summary.json", "ok"), ("failed.json", "failed"))
+RUN_DIR_NAME = re.compile(r"(?:k(?P<kernel>\d+)|(?P<step>.+))-seed(?P<seed>-?\d+)")
+
+
+def read_run(run: Path) -> dict | None:
+    """One run directory's result, placed by the run's own config.yaml (else its folder's name), never by the
+    fields of the result file alone: a summary copied into another run's folder is reported, not moved."""
+    identity, config_hash = run_identity(run)
+    for name, status in RESULT_FILES:
+        path = run / name
+        if not (path.exists() or path.is_symlink()):
+            continue
+        try:
+            result = read_json(path)
+        except (OSError, ValueError) as e:  # invalid JSON, a directory, unreadable
+            return failure(identity, run, f"{name} is unreadable ({type(e).__name__}: {e})")
+        if not isinstance(result, dict):
+            return failure(identity, run, f"{name} holds a JSON {type(result).__name__}, not a run's result")
+        if status == "ok" and not isinstance(result.get("final_top1"), (int, float)):
+            return failure(identity, run, f"{name} has no final_top1: not a modernize summary")
+        mismatch = mismatched(result, identity, config_hash)
+        if mismatch:
+            return failure(identity, run, f"{name} {mismatch}")
+        return result | identity | {"status": status}
+    if (run / "last.pt").exists() or (run / "config.yaml").exists():
+        return {"step": run.name.rsplit("-seed", 1)[0]} | identity | {"status": "unfinished"}
+    return None
+
+
+def run_identity(run: Path) -> tuple[dict[str, Any], str | None]:
+    """(step, seed, kernel_size) of the run that owns the folder and its config hash, from config.yaml; from the
+    folder's name (<label>-seed<N>, k<kernel>-seed<N>) where there is none. Only what is known is returned."""
+    path = run / "config.yaml"
+    if path.exists():
+        try:
+            from omegaconf import OmegaConf
+
+            from .config import config_hash, step_label
+
+            cfg = OmegaConf.load(path)
+            return ({"step": step_label(cfg), "seed": cfg.seed, "kernel_size": cfg.model.block.kernel_size},
+                    config_hash(cfg))
+        except Exception:  # noqa: BLE001 -- a corrupt config.yaml: fall back to the folder's name
+            pass
+    match = RUN_DIR_NAME.fullmatch(run.name)
+    if match is None:
+        return {}, None
+    identity: dict[str, Any] = {"seed": int(match["seed"])}
+    if match["kernel"]:
+        identity["kernel_size"] = int(match["kernel"])
+    else:
+        identity["step"] = match["step"]
+    return identity, None
+
+
+def mismatched(result: dict, identity: dict, config_hash: str | None) -> str:
+    """Why a result file is not this folder's run's ('' when it is)."""
+    for key, value in identity.items():
+        if key in result and result[key] != value:
+            return (f"is of {key} {result[key]!r}, but this run directory is {key} {value!r} (copied from another "
+                    f"run?); delete it and re-run")
+    if config_hash and result.get("config_hash") not in (None, config_hash):
+        return (f"is of another config (hash {result['config_hash']}; config.yaml: {config_hash}); delete it and "
+                f"re-run")
+    return ""
+
+
+def failure(identity: dict, run: Path, reason: str) -> dict:
+    return {"step": run.name.rsplit("-seed", 1)[0]} | identity | {
+        "status": "failed", "error": f"{reason} ({run.name})"}
 
 
 def label(result: dict, by_kernel: bool) -> str:
@@ -98,7 +167,7 @@ def summarize(runs: dict[str, list[dict]]) -> list[dict[str, Any]]:
             "top1_std": statistics.stdev(top1) if len(top1) > 1 else (0.0 if top1 else None),
             "top1_seeds": top1, "top1_by_seed": top1_by_seed,
             "paper_top1": ref.get("top1"), "paper_gflops": ref.get("gflops"),
-            "error": failed[0]["error"] if failed else "",
+            "error": failed[0].get("error", "") if failed else "",
         }
         for key in ("params", "gflops_224", "params_run", "gflops_run", "train_images_per_s", "infer_images_per_s",
                     "wall_time_s"):

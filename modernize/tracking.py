@@ -137,6 +137,10 @@ class Tracker:
     def summary(self, metrics: dict) -> None:
         self._guard("summary", lambda run: run.summary.update(dict(metrics)))
 
+    def mark_preempting(self) -> None:
+        """Tell W&B the run was stopped to be resumed (a signal), not crashed."""
+        self._guard("mark_preempting", lambda run: run.mark_preempting())
+
     def table(self, key: str, columns: list[str], rows: list[list]) -> None:
         """Log a table; without a step it joins the latest logged step's history row."""
         self._guard("table", lambda run: run.log({key: wandb.Table(columns=list(columns), data=rows)}))

@@ -31,7 +31,9 @@ from .batches import InMemoryBatches, LoaderBatches, make_batches
 from .config import config_hash, model_spec, run_spec, step_label
 from .engine import NonFiniteLoss, TrainStep, evaluate, inference_throughput, make_scaler, prepare_batch
 from .flops import count_gflops, count_params, paper_scale_stats
+from .interrupt import SignalWatch, watch_signals
 from .io import atomic_write_json, atomic_write_text, read_json
+from .lock import run_lock
 from .model import build
 from .proxy import describe, effective_recipe
 from .recipe import make_mixing, make_optimizer, make_scheduler, scaled_lr
@@ -72,6 +74,7 @@ class Run:
     stats: dict[str, Any]  # params and GFLOPs of the paper-scale model and of the one trained
     description: dict[str, Any]  # what the profile changed (modernize.proxy.describe)
     tracker: Any = None  # modernize.tracking.Tracker on the main process
+    interrupt: SignalWatch | None = None  # the stop signals received (modernize.interrupt)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -81,15 +84,18 @@ class Run:
 # ------------------------------------------------------------------------------------------------ the run
 def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     """Train one model in `run_dir`; resume if it holds a checkpoint of the same config; return the summary."""
-    validate(cfg)
+    validate(cfg)  # before anything is written into the run directory
     run_dir = Path(run_dir)
-    finished = finished_summary(cfg, run_dir)
-    if finished is not None:
-        return finished
     # However the run ends, its W&B run is finished here (as failed if an exception escapes) before the error
     # reaches the caller: a multirun goes on in this process, and its next run must not find this one open.
     with contextlib.ExitStack() as cleanup:
+        cleanup.enter_context(run_lock(run_dir, enabled=is_main_process()))  # one run per run directory
+        finished = finished_summary(cfg, run_dir)
+        if finished is not None:
+            return finished
+        interrupt = cleanup.enter_context(watch_signals())  # SIGTERM/SIGINT/SIGUSR*: save, then stop
         run = setup(cfg, run_dir)
+        run.interrupt = interrupt
         if run.processes.is_main:
             run.tracker = cleanup.enter_context(open_tracker(run))
         run.state.start_clock()
@@ -102,7 +108,14 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             run.state.epoch, run.state.step_in_epoch = epoch + 1, 0
             save(run)
             log_epoch(run, row)
+            if epoch + 1 < run.epochs and interrupt.requested(run.processes, run.device):
+                raise interrupt.stop(f"the end of epoch {epoch + 1}", str(run.checkpoint_path), run.tracker)
         return finish(run, train_images_per_s)
+
+
+def is_main_process() -> bool:
+    """Rank 0 of torchrun / SLURM's tasks (known from the environment before any process group exists)."""
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) == 0
 
 
 def finished_summary(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
@@ -110,14 +123,31 @@ def finished_summary(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
     summary_path = run_dir / "summary.json"
     if not summary_path.exists():
         return None
-    done, chash = read_json(summary_path), config_hash(cfg)
+    try:
+        done = read_json(summary_path)
+    except (OSError, ValueError) as e:  # ValueError: invalid JSON (json.JSONDecodeError), bad UTF-8
+        raise RunError(f"{summary_path} is unreadable ({type(e).__name__}: {e}); delete it and run the same "
+                       f"command again (last.pt resumes the run)") from None
+    if not isinstance(done, dict) or not isinstance(done.get("final_top1"), (int, float)):
+        raise RunError(f"{summary_path} is not a modernize summary; delete it and run the same command again "
+                       f"(last.pt resumes the run)")
+    chash = config_hash(cfg)
     if done.get("config_hash") != chash:
         raise RunError(f"{run_dir} already holds a finished run of another config (hash {done.get('config_hash')}, "
                        f"this run {chash}); use another run directory")
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main_process():
         print(f"{step_label(cfg)} seed {cfg.seed}: already finished in {run_dir} (top-1 {done['final_top1']:.2f}); "
               f"skipping")
+        rebuild_metrics(run_dir, chash, step_label(cfg))
     return done
+
+
+def rebuild_metrics(run_dir: Path, chash: str, label: str) -> None:
+    """metrics.jsonl again from the checkpoint's history when it is missing or empty (the checkpoint holds it)."""
+    metrics, checkpoint = run_dir / "metrics.jsonl", run_dir / "last.pt"
+    if checkpoint.exists() and (not metrics.exists() or not metrics.read_text().strip()):
+        write_metrics(run_dir, load_checkpoint(checkpoint, chash, label)["history"])
+        print(f"rebuilt {metrics} from {checkpoint}", flush=True)
 
 
 # ------------------------------------------------------------------------------------------------- setup
@@ -152,6 +182,8 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     if train_cfg.resume and checkpoint.exists():
         state.load_state_dict(load_checkpoint(checkpoint, chash, label), processes.rank)
         if processes.is_main:
+            if state.history:  # the checkpoint's history: also mends an emptied or truncated metrics.jsonl
+                write_metrics(run_dir, state.history)
             print(f"resuming {label} from {checkpoint} at epoch {state.epoch} step {state.step_in_epoch}", flush=True)
     else:
         torch.manual_seed(cfg.seed + processes.rank)  # different augmentations on each process
@@ -221,19 +253,23 @@ def train_epoch(run: Run, epoch: int) -> dict[str, float]:
         try:
             loss = run.step(inputs, targets)
         except NonFiniteLoss as e:
-            saved = "is kept" if run.checkpoint_path.exists() else "does not exist yet"
+            saved = (f"The last good checkpoint {run.checkpoint_path} is kept" if run.checkpoint_path.exists()
+                     else "No checkpoint had been saved yet")
             raise TrainingDiverged(
                 f"{run.label}: {e} at epoch {epoch + 1}, step {i + 1} (lr {run.step.scheduler.get_last_lr()[0]:.3g}); "
-                f"stopped. The last good checkpoint ({run.checkpoint_path}) {saved}; try a lower recipe.lr, "
-                f"train.precision=fp32 or train.grad_clip=1.0") from None
+                f"stopped. {saved}; try a lower recipe.lr, train.precision=fp32 or train.grad_clip=1.0") from None
         loss_sum += loss.double() * len(labels)
         seen += len(labels)
         progress.update(loss=loss.item(), lr=run.step.scheduler.get_last_lr()[0],
                         img_s=(seen - seen_at_start) * processes.count / max(time.perf_counter() - epoch_start, 1e-9))
-        if train_cfg.checkpoint_every_steps and (i + 1) % train_cfg.checkpoint_every_steps == 0 and i + 1 < steps:
-            state.step_in_epoch, state.epoch_loss = i + 1, {"loss_sum": loss_sum.item(), "seen": seen}
-            save(run)
-            state.epoch_loss = {"loss_sum": 0.0, "seen": 0}
+        every = train_cfg.checkpoint_every_steps
+        stop = run.interrupt is not None and run.interrupt.requested(processes, run.device)
+        if i + 1 < steps and (stop or (every and (i + 1) % every == 0)):
+            save_mid_epoch(run, i + 1, loss_sum, seen)
+            if stop:
+                progress.close()
+                raise run.interrupt.stop(f"epoch {epoch + 1} step {i + 1}/{steps}", str(run.checkpoint_path),
+                                         run.tracker)
     progress.close()
     epoch_time = time.perf_counter() - epoch_start
     if processes.distributed:
@@ -264,11 +300,22 @@ def save(run: Run) -> None:
     barrier(run.processes)
 
 
+def save_mid_epoch(run: Run, steps_done: int, loss_sum: torch.Tensor, seen: int) -> None:
+    """last.pt after `steps_done` optimizer steps of the epoch, with the epoch's running loss so far."""
+    state = run.state
+    state.step_in_epoch, state.epoch_loss = steps_done, {"loss_sum": loss_sum.item(), "seen": seen}
+    save(run)
+    state.epoch_loss = {"loss_sum": 0.0, "seen": 0}
+
+
+def write_metrics(run_dir: Path, history: list[dict[str, float]]) -> None:
+    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+
+
 def log_epoch(run: Run, row: dict[str, float]) -> None:
     if not run.processes.is_main:
         return
-    history = run.state.history
-    atomic_write_text(run.run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+    write_metrics(run.run_dir, run.state.history)
     run.tracker.log({f"train/{k[6:]}" if k.startswith("train_") else k.replace("val_", "val/"): v
                      for k, v in row.items() if k != "epoch"} | {"epoch": row["epoch"]}, step=row["epoch"])
     print(f"{run.label} epoch {row['epoch']}/{run.epochs}: train loss {row['train_loss']:.4f}, val top-1 "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +28,17 @@ def validate(cfg: DictConfig) -> None:
     def positive(name: str, value: Any, allow_none: bool = False, integer: bool = False) -> None:
         if value is None and allow_none:
             return
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
         if integer:
             ok = ok and isinstance(value, int)
         if not ok:
             kind = "a positive integer" if integer else "a positive number"
-            raise RunError(f"{name} must be {kind}{' or null' if allow_none else ''}, got {value!r}")
+            infinite = isinstance(value, float) and not math.isfinite(value)
+            raise RunError(f"{name} must be {kind}{' or null' if allow_none else ''}, got {value!r}"
+                           f"{' (it must be finite)' if infinite else ''}")
 
+    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
+        raise RunError(f"seed must be a non-negative integer, got {cfg.seed!r}")
     if r.name not in RECIPES:
         raise RunError(f"recipe.name must be one of {', '.join(RECIPES)}, got {r.name!r}")
     if r.optimizer not in OPTIMIZERS:
@@ -57,6 +63,7 @@ def validate(cfg: DictConfig) -> None:
     positive("profile.val_subset", p.val_subset, allow_none=True, integer=True)
     if p.lr_scaling not in LR_SCALING:
         raise RunError(f"profile.lr_scaling must be one of {', '.join(LR_SCALING)}, got {p.lr_scaling!r}")
+    check_device(str(t.device))
     if t.precision not in PRECISIONS:
         raise RunError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}")
     if cfg.data.name not in datasets.DATASET_NAMES:
@@ -72,3 +79,18 @@ def validate(cfg: DictConfig) -> None:
         run_spec(cfg, num_classes=1)  # the profile's changes are valid too (class count comes with the data)
     except ValueError as e:
         raise RunError(str(e)) from None
+
+
+def check_device(name: str) -> None:
+    """train.device names a device torch knows, and one this machine has."""
+    import torch
+
+    from .runtime import wants_cuda
+
+    if name != "auto":
+        try:
+            torch.device(name)
+        except (RuntimeError, ValueError):
+            raise RunError(f"train.device must be auto, cpu, cuda, cuda:N or mps, got {name!r}") from None
+    if name != "auto" and wants_cuda(name) and not torch.cuda.is_available():
+        raise RunError(f"train.device={name} but CUDA is not available; use train.device=cpu or auto")

@@ -60,3 +60,161 @@ def test_cli_reports_bad_names_in_one_line_and_fails(arg, expected, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert expected in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------------ the table: every bad input, one line
+# Each case runs what `python run.py <overrides>` runs (validate_argv, the composed config, run_task) in this process
+# and must end with exit != 0, exactly one line on stderr naming the problem, no traceback, and no file in the run
+# directory that looks like a result. `prepare(run_dir, tmp_path)` sets the folder up first and may return extra
+# overrides.
+def _empty_root(run_dir, tmp_path):
+    (tmp_path / "empty").mkdir()
+    return [f"data.root={tmp_path / 'empty'}"]
+
+
+def _three_of_four(run_dir, tmp_path):
+    from test_datasets import write_fashion_mnist
+
+    write_fashion_mnist(tmp_path / "fm", 4, 2, gz=True)
+    (tmp_path / "fm" / "t10k-labels-idx1-ubyte.gz").unlink()
+    return [f"data.root={tmp_path / 'fm'}"]
+
+
+def _truncated_gz(run_dir, tmp_path):
+    from test_datasets import write_fashion_mnist
+
+    write_fashion_mnist(tmp_path / "fm", 4, 2, gz=True)
+    images = tmp_path / "fm" / "train-images-idx3-ubyte.gz"
+    images.write_bytes(images.read_bytes()[:40])
+    return [f"data.root={tmp_path / 'fm'}"]
+
+
+def _corrupt_gz(run_dir, tmp_path):
+    from test_datasets import write_fashion_mnist
+
+    write_fashion_mnist(tmp_path / "fm", 4, 2, gz=True)
+    (tmp_path / "fm" / "train-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b\x08\x00" + b"garbage" * 20)
+    return [f"data.root={tmp_path / 'fm'}"]
+
+
+def _corrupt_checkpoint(run_dir, tmp_path):
+    run_dir.mkdir(parents=True)
+    (run_dir / "last.pt").write_bytes(b"not a checkpoint")
+
+
+def _other_config_checkpoint(run_dir, tmp_path):
+    import torch
+
+    run_dir.mkdir(parents=True)
+    torch.save({"version": 1, "config_hash": "0123456789ab", "step_name": "gelu"}, run_dir / "last.pt")
+
+
+def _summary_text(text):
+    def prepare(run_dir, tmp_path):
+        run_dir.mkdir(parents=True)
+        (run_dir / "summary.json").write_text(text)
+    return prepare
+
+
+def _run_dir_is_a_file(run_dir, tmp_path):
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    run_dir.write_text("a file where the run directory should be")
+
+
+def _held_by_another_run(run_dir, tmp_path):
+    import contextlib
+
+    from modernize.lock import run_lock
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(run_lock(run_dir))
+    return stack  # held until the case is checked
+
+
+SMOKE_IN_PROCESS = ["profile=smoke", "data=synthetic", "train.deterministic=true", "train.threads=1",
+                    "train.device=cpu", "profile.epochs=1", "logger.wandb.mode=disabled"]
+BAD_INPUTS = [
+    # names
+    ("+step=nope", None, "unknown step 'nope'"),
+    ("+delta=[gelu,nope]", None, "unknown delta 'nope'"),
+    ("task=bogus", None, "task must be one of train, profile"),
+    # the model
+    ("model.block.kernel_size=4", None, "block.kernel_size must be an odd"),
+    ("model.block.kernel_size=0", None, "block.kernel_size"),
+    ("model.block.kernel_size=-3", None, "block.kernel_size"),
+    ("model.block.kernel_size=9999", None, "block.kernel_size must be at most 111"),
+    ("task=profile +step=kernel_size model.block.kernel_size=9999", None, "block.kernel_size must be at most 111"),
+    ("model.widths=[]", None, "widths"),
+    ("model.depths=[3,4]", None, "depths"),
+    ("model.depths=[3,0,9,3]", None, "model.depths[1]"),
+    ("model.block.groups=5", None, "block.groups"),
+    ("model.block.activation=swish", None, "block.activation"),
+    ("model.block.norm=group", None, "block.norm"),
+    ("model.block.expansion=0", None, "block.expansion"),
+    # the recipe, the profile, the run
+    ("recipe.lr=-0.1", None, "recipe.lr must be a positive number"),
+    ("recipe.lr=nan", None, "recipe.lr must be a positive number"),
+    ("recipe.lr=inf", None, "recipe.lr must be a positive number, got inf (it must be finite)"),
+    ("recipe.lr=abc", None, "recipe.lr must be a positive number"),
+    ("recipe.optimizer=lion", None, "recipe.optimizer must be one of sgd, adamw"),
+    ("recipe.schedule=linear", None, "recipe.schedule must be one of step, cosine"),
+    ("recipe.ema_decay=1.5", None, "recipe.ema_decay must be in (0, 1)"),
+    ("recipe.random_erasing=2", None, "recipe.random_erasing is a probability"),
+    ("recipe.batch_size=0", None, "recipe.batch_size must be a positive integer"),
+    ("profile.batch_size=0", None, "profile.batch_size must be a positive integer"),
+    ("profile.epochs=0", None, "profile.epochs must be a positive integer"),
+    ("profile.resolution=0", None, "profile.resolution must be a positive integer"),
+    ("profile.width_multiplier=0", None, "profile.width_multiplier must be a positive number"),
+    ("profile.lr_scaling=cubic", None, "profile.lr_scaling must be one of linear, sqrt"),
+    ("seed=abc", None, "seed must be a non-negative integer, got 'abc'"),
+    ("seed=-1", None, "seed must be a non-negative integer"),
+    ("train.precision=fp8", None, "train.precision must be one of fp32, bf16, fp16"),
+    ("train.device=tpu", None, "train.device must be auto, cpu, cuda, cuda:N or mps"),
+    pytest.param("train.device=cuda", None, "CUDA is not available", marks=pytest.mark.skipif(
+        __import__("torch").cuda.is_available(), reason="this machine has CUDA")),
+    # data
+    ("data=imagefolder", None, "needs data.root="),
+    ("data.root=/nonexistent/fashion", None, "data.root=/nonexistent/fashion does not exist"),
+    ("data=fashion_mnist", _empty_root, "lacks Fashion-MNIST's train-images-idx3-ubyte"),
+    ("data=fashion_mnist", _three_of_four, "lacks Fashion-MNIST's t10k-labels-idx1-ubyte"),
+    ("data=fashion_mnist", _truncated_gz, "train-images-idx3-ubyte.gz (EOFError"),
+    ("data=fashion_mnist", _corrupt_gz, "train-labels-idx1-ubyte.gz"),
+    # what the run directory already holds
+    ("", _corrupt_checkpoint, "is corrupt or not a modernize checkpoint"),
+    ("", _other_config_checkpoint, "belongs to another config"),
+    ("", _summary_text("{not json"), "summary.json is unreadable (JSONDecodeError"),
+    ("", _summary_text("[1, 2]"), "summary.json is not a modernize summary"),
+    ("", _run_dir_is_a_file, "cannot write in the run directory"),
+    ("", _held_by_another_run, "is in use by PID"),
+]
+RESULT_LIKE = ("summary.json", "metrics.jsonl", "config.yaml", "failed.json", ".hydra", "run.log", "wandb")
+
+
+@pytest.mark.parametrize("overrides,prepare,expected", BAD_INPUTS)
+def test_bad_input_gives_one_line_no_traceback_and_no_result(overrides, prepare, expected, tmp_path, capsys):
+    from modernize.cli import run_task, validate_argv
+
+    run_dir = tmp_path / "sweep" / "run"
+    before = set()
+    extra = prepare(run_dir, tmp_path) if prepare else None
+    args = [*SMOKE_IN_PROCESS, *[a for a in overrides.split(" ") if a], *(extra if isinstance(extra, list) else [])]
+    if run_dir.is_dir():
+        before = {p.name for p in run_dir.iterdir()}
+    with pytest.raises(SystemExit) as info:
+        validate_argv(["run.py", *args])
+        run_task(compose(args), run_dir, multirun=False)
+    if hasattr(extra, "close"):
+        extra.close()
+    assert info.value.code not in (0, None)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and expected in lines[0] and "Traceback" not in lines[0], lines
+    if run_dir.is_dir():
+        new = {p.name for p in run_dir.iterdir()} - before - {".lock"}
+        assert not new & set(RESULT_LIKE) and "last.pt" not in new, new
+
+
+def test_a_step_with_extra_deltas_is_labelled_as_what_it_is_not_as_the_papers_row():
+    from modernize.config import step_label
+
+    assert step_label(compose(["+step=gelu", "+delta=[layer_norm]"])) == "gelu+layer_norm"
+    assert step_label(compose(["+step=gelu"])) == "gelu"

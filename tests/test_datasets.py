@@ -168,8 +168,8 @@ def test_fashion_mnist_bad_magic_is_data_error(tmp_path):
 
 
 @pytest.mark.skipif(not datasets.FASHION_MNIST_SYSTEM_DIR.is_dir(), reason="dataset-fashion-mnist not installed")
-def test_fashion_mnist_system_package_used_when_root_empty(tmp_path):
-    bundle = load_data("fashion_mnist", tmp_path, resolution=28, download=False)
+def test_fashion_mnist_system_package_used_without_a_root():
+    bundle = load_data("fashion_mnist", None, resolution=28, download=False)
     assert bundle.train.images.shape == (60000, 3, 28, 28)
     assert bundle.val.images.shape == (10000, 3, 28, 28)
     assert torch.equal(torch.bincount(bundle.val.labels), torch.full((10,), 1000))
