@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 
 JOB_TRAIN, JOB_TABLE = "train", "table"
+DEFAULT_PROJECT = "modernize"  # conf/config.yaml's logger.wandb.project
 
 # Config keys a train run adds to its Hydra config: its roadmap position (modernize.roadmap.step_index, a number)
 # and its label prefixed to sort as text in that order (modernize.roadmap.sort_label): W&B groups and sorts by them.
@@ -39,3 +41,18 @@ def table_run_id(sweep: str) -> str:
 def artifact_name(*parts: str) -> str:
     """An artifact name (letters, digits, '-', '_' and '.') from parts such as a sweep and a run label."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", "-".join(parts))[:128]
+
+
+def sweep_project(sweep_dir: str | Path) -> tuple[str, str | None]:
+    """The W&B (project, entity) a sweep's runs logged to, from their config.yaml (the first run that has one);
+    the config's defaults ("modernize", no entity) where none has."""
+    import yaml
+
+    for config in sorted(Path(sweep_dir).glob("*/config.yaml")):
+        try:
+            wandb_cfg = ((yaml.safe_load(config.read_text()) or {}).get("logger") or {}).get("wandb") or {}
+        except (OSError, yaml.YAMLError, AttributeError):
+            continue  # a half-written or foreign file: the next run's config says the same
+        if wandb_cfg.get("project"):
+            return str(wandb_cfg["project"]), wandb_cfg.get("entity") or None
+    return DEFAULT_PROJECT, None
