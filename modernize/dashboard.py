@@ -108,7 +108,7 @@ def build_workspace(sweep: str, project: str, entity: str | None, runs: int = 0,
         entity=entity or "", project=project, name=name or f"modernize {sweep}", sections=sections,
         settings=ws.WorkspaceSettings(x_axis=names.EPOCH, max_runs=visible, tooltip_number_of_runs="all_runs"),
         runset_settings=ws.RunsetSettings(
-            filters=[ws.Metric("Group") == sweep, ws.Metric("JobType") == names.JOB_TRAIN],
+            filters=ws.And(ws.Metric("Group") == sweep, ws.Metric("JobType") == names.JOB_TRAIN),
             groupby=[ws.Config(names.STEP_LABEL)],
             # W&B keeps each config value as {"value": ...}: sort keys and columns name that envelope
             order=[ws.Ordering(ws.Config(f"{names.STEP_INDEX}.value"), ascending=True),
