@@ -18,7 +18,7 @@ STEPS    = $(shell $(PY) -m modernize.sweep --steps)
 # your own live in <dir>/delta/<name>.yaml: MODERNIZE_CONFIG_PATH=<dir> make roadmap EXTRA=... (README: "Your own delta").
 EXTRA   ?=
 
-.PHONY: setup data test test-fast flops lint roadmap kernels tabulate bench clean
+.PHONY: setup data test test-fast flops lint roadmap kernels tabulate dashboard bench clean
 
 setup: $(VENV)/.installed
 
@@ -71,10 +71,17 @@ kernels: setup data
 	$(PY) run.py -m +step=kernel_size model.block.kernel_size=3,5,7,9,11 seed=$(SEEDS) profile=$(PROFILE) \
 	  data=$(DATA) sweep_name=kernels-$(PROFILE)-$(DATA) hydra.sweep.subdir='k$${model.block.kernel_size}-seed$${seed}' \
 	  hydra/launcher=$(LAUNCHER) $(ARGS) ; status=$$?; \
-	$(PY) -m modernize.tabulate experiments/runs/kernels-$(PROFILE)-$(DATA) --by-kernel --out experiments/kernels/$(PROFILE)-$(DATA) && exit $$status
+	$(PY) -m modernize.tabulate experiments/runs/kernels-$(PROFILE)-$(DATA) --by-kernel \
+	  --out experiments/kernels/$(PROFILE)-$(DATA) --wandb $(WANDB) && exit $$status
 
 tabulate: setup
-	$(PY) -m modernize.tabulate experiments/runs/$(SWEEP) --out experiments/roadmap/$(PROFILE)-$(DATA)
+	$(PY) -m modernize.tabulate experiments/runs/$(SWEEP) --out experiments/roadmap/$(PROFILE)-$(DATA) --wandb $(WANDB)
+
+# The sweep's W&B workspace (README: "Comparing runs in W&B"): written as wandb_workspace.json next to the table,
+# no network. DASHBOARD="--sync --save" uploads the sweep's offline runs, then saves the workspace and prints its URL.
+DASHBOARD ?=
+dashboard: setup
+	$(PY) -m modernize.dashboard experiments/runs/$(SWEEP) --out experiments/roadmap/$(PROFILE)-$(DATA) $(DASHBOARD)
 
 bench: setup
 	$(PY) -m modernize.bench

@@ -118,3 +118,20 @@ def check_names(kind: str, names: Sequence[str], valid: Sequence[str], hint: str
     if on_roadmap and others:
         message += f"; also found: {', '.join(others)}"
     raise ValueError(f"{message} ({hint})" if hint else message)
+
+
+def step_index(label: str) -> float:
+    """A run's position on the roadmap, for sorting runs in W&B: a roadmap step's index, a label that extends a step
+    ('separate_downsampling+silu') that step's index + 0.5 (so it sorts right after it), any other label after the
+    roadmap."""
+    if label in STEPS:
+        return STEPS.index(label)
+    base = base_step(label)
+    return STEPS.index(base) + 0.5 if base is not None else len(STEPS)
+
+
+def sort_label(label: str) -> str:
+    """The label prefixed so that sorting the text sorts by roadmap position: '00 resnet50', '13 separate_downsampling',
+    '13+ separate_downsampling+silu', '14 custom' (W&B sorts and groups config values as text)."""
+    index = step_index(label)
+    return f"{int(index):02d}{'+' if index % 1 else ''} {label}"

@@ -320,18 +320,36 @@ def fidelity_csv(score: dict) -> str:
     return columns.to_csv(FIDELITY, [fidelity_record(score)])
 
 
-def log_to_wandb(table: list[dict], sweep_dir: Path, mode: str, score: dict | None = None) -> None:
+def log_to_wandb(table: list[dict], sweep_dir: Path, mode: str, score: dict | None = None, out: Path | None = None,
+                 project: str | None = None, entity: str | None = None) -> None:
+    """The sweep's table run (job type "table", in the sweep's W&B group): the roadmap and fidelity tables, the
+    figure, and the files in `out` as a "results" artifact. Its id is the sweep's (wandb_names.table_run_id), so
+    tabulating again updates that run rather than adding one. Project and entity: the runs' config, unless given."""
+    from . import wandb_names as names
     from .tracking import Tracker
 
-    tracker = Tracker(mode=mode, project="modernize", entity=None, group=sweep_dir.name, name=f"{sweep_dir.name}-table",
-                      tags=["table"], config={"sweep": sweep_dir.name}, run_dir=sweep_dir)
+    sweep = sweep_dir.name
+    config_project, config_entity = names.sweep_project(sweep_dir)
+    tracker = Tracker(mode=mode, project=project or config_project, entity=entity or config_entity, group=sweep,
+                      name=f"{sweep}-table", tags=["table"], job_type=names.JOB_TABLE,
+                      config={"sweep": sweep, "rows": len(table)}, run_dir=sweep_dir,
+                      run_id=names.table_run_id(sweep))
     tracker.table("roadmap", list(CSV_COLUMNS), [[r.get(c) if not isinstance(r.get(c), bool) else str(r.get(c))
                                                   for c in CSV_COLUMNS] for r in table])
     if score is not None:
         record = fidelity_record(score)
         tracker.table("fidelity", list(FIDELITY_COLUMNS), [[record.get(c) for c in FIDELITY_COLUMNS]])
         tracker.summary({f"fidelity/{k}": v for k, v in record.items() if v is not None})
+    if out is not None:
+        if (out / "roadmap.png").is_file():
+            tracker.image("figure", out / "roadmap.png")
+        tracker.artifact(names.artifact_name(sweep, "results"), "results",
+                         [out / name for name in RESULT_FILES], metadata={"sweep": sweep, "rows": len(table)})
     tracker.finish()
+
+
+# What a tabulation writes (roadmap.md's name is kept for the kernel sweep too); the table run's results artifact.
+RESULT_FILES = ("roadmap.md", "roadmap.csv", "roadmap.png", "fidelity.csv")
 
 
 # What the profile sets for every run, and what its rules make of each recipe (modernize.proxy.describe).
@@ -364,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="output folder (default: the sweep folder)")
     parser.add_argument("--by-kernel", action="store_true", help="one row per depthwise kernel size (make kernels)")
     parser.add_argument("--wandb", default="disabled", help="W&B mode for the table run: auto|online|offline|disabled")
+    parser.add_argument("--project", help="W&B project of the table run (default: the runs' logger.wandb.project)")
+    parser.add_argument("--entity", help="W&B entity of the table run (default: the runs' logger.wandb.entity)")
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         print(f"error: {args.sweep_dir} is not a sweep folder (expected experiments/runs/<sweep>)", file=sys.stderr)
@@ -393,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(out / "roadmap.csv", to_csv(table))
     plot(table, out / "roadmap.png", args.sweep_dir.name, fidelity.line(score) if score else "")
     if args.wandb != "disabled":
-        log_to_wandb(table, args.sweep_dir, args.wandb, score)
+        log_to_wandb(table, args.sweep_dir, args.wandb, score, out, args.project, args.entity)
     print(markdown)
     bad = [r for r in table if r["failed"] or r["unfinished"]]
     for r in bad:

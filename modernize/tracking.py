@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +70,14 @@ class Tracker:
 
     def __init__(self, *, mode: str, project: str, entity: str | None, group: str, name: str,
                  tags: list[str], config: dict, run_dir: str | Path, run_id: str | None = None,
-                 enabled: bool = True) -> None:
+                 enabled: bool = True, job_type: str | None = None,
+                 summary_names: Mapping[str, str] | None = None) -> None:
+        """job_type: W&B's run kind ("train", "table"), what workspaces filter on. summary_names: the W&B name of
+        a summary key where it differs from the key given to `summary` (e.g. one a history key would shadow)."""
         _check_mode(mode)  # also where logging is off, so a typo fails on every rank
         self._run: Any = None
+        self._summary_names = dict(summary_names or {})
+        self._at_finish: list[Callable[[], None]] = []
         self._mode = resolve_mode(mode) if enabled else "disabled"
         if self._mode == "disabled":
             return  # never touch wandb: no service process, no files
@@ -93,7 +98,7 @@ class Tracker:
             wandb.setup(settings=settings)
             return wandb.init(
                 mode=mode, project=project, entity=entity, group=group, name=name, tags=list(tags),
-                config=config, dir=str(path), id=run_id, resume="allow" if run_id else None,
+                job_type=job_type, config=config, dir=str(path), id=run_id, resume="allow" if run_id else None,
                 # wandb's default outside notebooks hands back a run still open in this process (one a
                 # failed multirun job never finished), so this run's metrics would land in that one.
                 reinit="finish_previous",
@@ -135,7 +140,36 @@ class Tracker:
         self._guard("log", lambda run: run.log(dict(metrics), step=step))
 
     def summary(self, metrics: dict) -> None:
-        self._guard("summary", lambda run: run.summary.update(dict(metrics)))
+        """Set summary values, each under its name in summary_names (its own key where it has none)."""
+        named = {self._summary_names.get(k, k): v for k, v in metrics.items()}
+        self._guard("summary", lambda run: run.summary.update(named))
+
+    def define_step_metric(self, step_metric: str, keys: Iterable[str]) -> None:
+        """Plot `keys` (names or globs such as "val/*") against `step_metric` by default, not W&B's own step."""
+        def define(run: Any) -> None:
+            run.define_metric(step_metric)
+            for key in keys:
+                run.define_metric(key, step_metric=step_metric)
+        self._guard("define_metric", define)
+
+    def image(self, key: str, path: str | Path) -> None:
+        """Log an image file; without a step it joins the latest logged step's history row."""
+        self._guard("image", lambda run: run.log({key: wandb.Image(str(path))}))
+
+    def artifact(self, name: str, kind: str, paths: Iterable[str | Path], metadata: dict | None = None) -> None:
+        """Log files as a new version of artifact `name` (type `kind`); files that do not exist are left out."""
+        def log(run: Any) -> None:
+            artifact = wandb.Artifact(name, type=kind, metadata=metadata)
+            for path in paths:
+                if Path(path).is_file():
+                    artifact.add_file(str(path), name=Path(path).name)
+            run.log_artifact(artifact)
+        self._guard("artifact", log)
+
+    def at_finish(self, callback: Callable[[], None]) -> None:
+        """Call `callback` when the run finishes successfully, before W&B closes it (e.g. to log an artifact)."""
+        if self._run is not None:
+            self._at_finish.append(callback)
 
     def mark_preempting(self) -> None:
         """Tell W&B the run was stopped to be resumed (a signal), not crashed."""
@@ -155,6 +189,14 @@ class Tracker:
     def finish(self, exit_code: int = 0) -> None:
         """End the run; a nonzero exit_code marks it failed in W&B. Later calls do nothing."""
         if self._run is None:
+            return
+        callbacks, self._at_finish = self._at_finish, []
+        for callback in callbacks if exit_code == 0 else []:
+            try:
+                callback()
+            except Exception as e:  # noqa: BLE001 -- an extra (e.g. an artifact) must not cost the run its end
+                _warn(f"at-finish callback failed ({type(e).__name__}: {_first_line(e)})")
+        if self._run is None:  # a wandb call inside a callback failed and tore the run down
             return
         offline_dir = Path(self._run.dir).parent if self._mode == "offline" else None
         self._guard("finish", lambda run: run.finish(exit_code=exit_code))

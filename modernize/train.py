@@ -214,7 +214,12 @@ def make_train_step(model: nn.Module, recipe: DictConfig, lr: float, epochs: int
 
 
 def open_tracker(run: Run):
-    """The run's config file and its W&B run (resumed into the same W&B run after a restart)."""
+    """The run's config file and its W&B run (resumed into the same W&B run after a restart): job type "train",
+    its roadmap position as config (step_index, step_label: modernize.wandb_names), epoch-wise keys plotted against
+    the epoch, and with logger.wandb.log_weights the final model (and EMA) weights as a "model" artifact."""
+    from . import wandb_names as names
+    from .io import atomic_write
+    from .roadmap import sort_label, step_index
     from .tracking import Tracker
 
     cfg, profile, s = run.cfg, run.cfg.profile, run.stats
@@ -222,11 +227,25 @@ def open_tracker(run: Run):
     atomic_write_text(run.run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     tracker = Tracker(
         mode=cfg.logger.wandb.mode, project=cfg.logger.wandb.project, entity=cfg.logger.wandb.entity,
-        group=cfg.sweep_name, name=f"{run.label}-seed{cfg.seed}",
+        group=cfg.sweep_name, name=f"{run.label}-seed{cfg.seed}", job_type=names.JOB_TRAIN,
         tags=[run.label, profile.name, cfg.data.name, run.recipe.name, *cfg.logger.wandb.tags],
-        config={**OmegaConf.to_container(cfg, resolve=True), **s, "config_hash": run.config_hash},
-        run_dir=run.run_dir, run_id=run.state.wandb_id)
+        config={**OmegaConf.to_container(cfg, resolve=True), **s, "config_hash": run.config_hash,
+                names.LABEL: run.label, names.STEP_INDEX: step_index(run.label),
+                names.STEP_LABEL: sort_label(run.label)},
+        summary_names=names.SUMMARY_NAMES, run_dir=run.run_dir, run_id=run.state.wandb_id)
     run.state.wandb_id = tracker.run_id
+    tracker.define_step_metric(names.EPOCH, names.EPOCH_KEYS)
+    if OmegaConf.select(cfg, "logger.wandb.log_weights", default=False):
+        def log_weights() -> None:  # the weights only: no optimizer, scheduler or RNG state (that is last.pt)
+            path = run.run_dir / "weights.pt"
+            ema = run.step.ema.module.state_dict() if run.step.ema is not None else None
+            weights = {"model": run.model.state_dict(), "ema": ema, "label": run.label,
+                       "config_hash": run.config_hash}
+            atomic_write(path, lambda tmp: torch.save(weights, tmp))
+            tracker.artifact(names.artifact_name(cfg.sweep_name, run.label, f"seed{cfg.seed}"), "model", [path],
+                             metadata={"label": run.label, "seed": cfg.seed, "config_hash": run.config_hash,
+                                       "epochs": run.epochs, "ema": ema is not None})
+        tracker.at_finish(log_weights)
     print(f"{run.label}: {s['params']:,} params, {s['gflops_224']:.2f} GFLOPs at 224 (paper model); trained at "
           f"width x{profile.width_multiplier}, {profile.resolution}px: {s['params_run']:,} params, "
           f"{s['gflops_run'] * 1e3:.1f} MFLOPs; {run.epochs} epochs x {run.batches.steps_per_epoch} steps, "

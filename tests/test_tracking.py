@@ -238,3 +238,24 @@ def test_failed_init_warns_once_and_disables_logging(tmp_path, capfd):
     err = capfd.readouterr().err
     warnings = [line for line in err.splitlines() if "WARNING" in line]
     assert len(warnings) == 1 and "wandb.init failed" in warnings[0], err
+
+
+def test_job_type_summary_names_step_metric_and_at_finish_callbacks(tmp_path):
+    calls = []
+    tracker = make_tracker(tmp_path / "ok", job_type="train", summary_names={"lr": "peak_lr"})
+    tracker.define_step_metric("epoch", ["val/*", "lr"])
+    tracker.at_finish(lambda: calls.append("ok"))
+    tracker.at_finish(lambda: 1 / 0)  # a failing extra warns; the run still finishes
+    tracker.log({"lr": 0.1, "epoch": 1}, step=1)
+    tracker.summary({"lr": 0.4, "best/top1": 1.0})
+    tracker.finish()
+    run = read_offline_run(tmp_path / "ok")
+    assert run["job_type"] == "train" and run["exit_code"] == 0 and calls == ["ok"]
+    assert run["summary"]["peak_lr"] == 0.4 and run["summary"]["lr"] == 0.1 and run["summary"]["best/top1"] == 1.0
+    assert run["metrics"] == {"epoch": "", "val/*": "epoch", "lr": "epoch"}
+
+    with pytest.raises(RuntimeError):
+        with make_tracker(tmp_path / "failed") as failed:
+            failed.at_finish(lambda: calls.append("failed"))
+            raise RuntimeError("boom")
+    assert calls == ["ok"] and read_offline_run(tmp_path / "failed")["exit_code"] == 1

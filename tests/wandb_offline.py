@@ -67,8 +67,10 @@ def _drop(target: dict, item: Any) -> None:
 
 
 def read_offline_run(run_dir: str | Path) -> dict:
-    """Read the offline W&B run under run_dir/wandb into {"id", "name", "config", "history", "summary",
-    "exit_code"}.
+    """Read the offline W&B run under run_dir/wandb into {"id", "name", "project", "entity", "group", "job_type",
+    "tags", "config", "history", "summary", "metrics", "artifacts", "exit_code"}.
+
+    metrics: {name or glob: step metric} from define_metric; artifacts: [{"name", "type", "metadata", "files"}].
 
     A resumed run leaves one offline-run-* directory per session; they are merged in time order.
     exit_code is the last session's (nonzero: failed), None if that session never finished.
@@ -78,6 +80,9 @@ def read_offline_run(run_dir: str | Path) -> dict:
     if not files:
         raise FileNotFoundError(f"no offline W&B run under {Path(run_dir) / 'wandb'}")
     run_id = name = exit_code = None
+    run_info: dict = {}
+    metrics: dict = {}
+    artifacts: list[dict] = []
     config: dict = {}
     history: list[dict] = []
     summary: dict = {}
@@ -87,6 +92,9 @@ def read_offline_run(run_dir: str | Path) -> dict:
             kind = record.WhichOneof("record_type")
             if kind == "run":
                 run_id, name = record.run.run_id, record.run.display_name
+                run_info = {"project": record.run.project, "entity": record.run.entity or None,
+                            "group": record.run.run_group, "job_type": record.run.job_type,
+                            "tags": list(record.run.tags)}
                 for item in record.run.config.update:
                     _set(config, item)
             elif kind == "config":
@@ -104,6 +112,12 @@ def read_offline_run(run_dir: str | Path) -> dict:
                     _set(summary, item)
                 for item in record.summary.remove:
                     _drop(summary, item)
+            elif kind == "metric":
+                metrics[record.metric.name or record.metric.glob_name] = record.metric.step_metric
+            elif kind == "artifact":
+                artifacts.append({"name": record.artifact.name, "type": record.artifact.type,
+                                  "metadata": json.loads(record.artifact.metadata or "{}"),
+                                  "files": sorted(e.path for e in record.artifact.manifest.contents)})
             elif kind == "exit":
                 exit_code = record.exit.exit_code
 
@@ -113,8 +127,11 @@ def read_offline_run(run_dir: str | Path) -> dict:
     return {
         "id": run_id,
         "name": name,
+        **run_info,
         "config": public(config),
         "history": [public(row, keep=("_step",)) for row in history],
         "summary": public(summary),
+        "metrics": metrics,
+        "artifacts": artifacts,
         "exit_code": exit_code,
     }
