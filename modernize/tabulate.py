@@ -344,12 +344,12 @@ def log_to_wandb(table: list[dict], sweep_dir: Path, mode: str, score: dict | No
         if (out / "roadmap.png").is_file():
             tracker.image("figure", out / "roadmap.png")
         tracker.artifact(names.artifact_name(sweep, "results"), "results",
-                         [out / name for name in RESULT_FILES], metadata={"sweep": sweep, "rows": len(table)})
+                         [out / name for name in TABLE_FILES], metadata={"sweep": sweep, "rows": len(table)})
     tracker.finish()
 
 
 # What a tabulation writes (roadmap.md's name is kept for the kernel sweep too); the table run's results artifact.
-RESULT_FILES = ("roadmap.md", "roadmap.csv", "roadmap.png", "fidelity.csv")
+TABLE_FILES = ("roadmap.md", "roadmap.csv", "roadmap.png", "fidelity.csv")
 
 
 # What the profile sets for every run, and what its rules make of each recipe (modernize.proxy.describe).

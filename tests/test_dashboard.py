@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,7 @@ def test_the_table_run_has_a_stable_id_the_configs_project_the_figure_and_a_resu
     out = tmp_path / "table"
     for _ in range(2):  # tabulating again updates the same run
         assert tabulate.main([str(sweep), "--out", str(out), "--wandb", "offline"]) == 0
+        time.sleep(1.1)  # W&B names an offline session's folder by the second and the run id: keep them apart
     sessions = sorted(sweep.glob("wandb/offline-run-*"))
     assert len(sessions) == 2 and all(s.name.endswith(wandb_names.table_run_id("fake-sweep")) for s in sessions)
     logged = read_offline_run(sweep)
