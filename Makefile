@@ -38,13 +38,15 @@ data:
 	    echo "could not install dataset-fashion-mnist: pass data.root=<folder with the idx files>"; \
 	else echo "no apt-get: pass data.root=<folder with the Fashion-MNIST idx files>"; fi
 
-# Everything (CI and README): the in-process tests and the real subprocess / torchrun / SIGKILL / multirun ones.
+# Everything (CI and README): the in-process tests and the real subprocess / torchrun / SIGKILL / multirun ones,
+# one pytest worker per core (pytest-xdist; a test file stays on one worker so its module fixtures run once).
+TEST_WORKERS ?= auto
 test: setup data
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The in-process tier for your own iterations (config, builder, tables, the loop on tiny models): under a minute.
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile
 
 flops: setup
 	$(PY) -m modernize.flops --out experiments/flops

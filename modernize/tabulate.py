@@ -376,6 +376,18 @@ def profile_line(table: list[dict]) -> str:
     return "Scaled by the profile: " + "; ".join(parts) + "."
 
 
+def copy_into_readme(readme: Path, source: Path, lines: list[str]) -> None:
+    """Replace what sits between a README's markers for `source` with `lines`, so the README's measured table is
+    the tabulated one, never typed by hand. Missing markers are an error, not a silent no-op."""
+    start, end = f"<!-- roadmap-table: {source} -->", "<!-- /roadmap-table -->"
+    text = readme.read_text()
+    if start not in text or end not in text.split(start, 1)[1]:
+        raise SystemExit(f"error: {readme} has no '{start}' ... '{end}' block to fill")
+    before, rest = text.split(start, 1)
+    after = rest.split(end, 1)[1]
+    atomic_write_text(readme, "\n".join([before + start, *lines, end]) + after)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", type=Path)
@@ -384,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wandb", default="disabled", help="W&B mode for the table run: auto|online|offline|disabled")
     parser.add_argument("--project", help="W&B project of the table run (default: the runs' logger.wandb.project)")
     parser.add_argument("--entity", help="W&B entity of the table run (default: the runs' logger.wandb.entity)")
+    parser.add_argument("--readme", type=Path, help="also copy the fidelity line and table into this file, between "
+                        "its '<!-- roadmap-table: <out>/roadmap.md -->' and '<!-- /roadmap-table -->' lines")
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         print(f"error: {args.sweep_dir} is not a sweep folder (expected experiments/runs/<sweep>)", file=sys.stderr)
@@ -414,6 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     plot(table, out / "roadmap.png", args.sweep_dir.name, fidelity.line(score) if score else "")
     if args.wandb != "disabled":
         log_to_wandb(table, args.sweep_dir, args.wandb, score, out, args.project, args.entity)
+    if args.readme is not None:
+        copy_into_readme(args.readme, out / "roadmap.md", ([f"**{fidelity.line(score)}** (modernize.fidelity)", ""]
+                                                           if score else []) + to_markdown(table).splitlines())
     print(markdown)
     bad = [r for r in table if r["failed"] or r["unfinished"]]
     for r in bad:

@@ -104,3 +104,17 @@ def test_a_column_is_csv_only_markdown_only_or_both():
     assert read_markdown(to_markdown(columns[:2], rows)) == (["A"], [["1.2"], [""]])
     assert read_markdown(to_markdown(columns, rows[:1])) == (["A", "a+b"], [["1.2", "3.23456"]])
     assert to_csv(columns, rows) == "a,b\n1.2346,2\n,3\n"
+
+
+def test_the_readme_table_is_copied_between_its_markers_and_nowhere_else(tmp_path):
+    from modernize.tabulate import copy_into_readme
+
+    readme = tmp_path / "README.md"
+    source = tmp_path / "roadmap.md"
+    readme.write_text(f"# title\n\n<!-- roadmap-table: {source} -->\nold table\n<!-- /roadmap-table -->\n\nafter\n")
+    copy_into_readme(readme, source, ["**Fidelity**", "", "| a |", "|---|", "| 1 |"])
+    assert readme.read_text() == (f"# title\n\n<!-- roadmap-table: {source} -->\n**Fidelity**\n\n| a |\n|---|\n"
+                                  "| 1 |\n<!-- /roadmap-table -->\n\nafter\n")
+    (tmp_path / "OTHER.md").write_text("no markers\n")
+    with pytest.raises(SystemExit, match="no '<!-- roadmap-table"):
+        copy_into_readme(tmp_path / "OTHER.md", source, ["x"])
