@@ -76,8 +76,10 @@ kernels: setup data
 	$(PY) -m modernize.tabulate experiments/runs/kernels-$(PROFILE)-$(DATA) --by-kernel \
 	  --out experiments/kernels/$(PROFILE)-$(DATA) --wandb $(WANDB) && exit $$status
 
+# README=README.md also copies the fidelity line and table into the README's marked block (the measured section).
 tabulate: setup
-	$(PY) -m modernize.tabulate experiments/runs/$(SWEEP) --out experiments/roadmap/$(PROFILE)-$(DATA) --wandb $(WANDB)
+	$(PY) -m modernize.tabulate experiments/runs/$(SWEEP) --out experiments/roadmap/$(PROFILE)-$(DATA) --wandb $(WANDB) \
+	  $(if $(README),--readme $(README))
 
 # The sweep's W&B workspace (README: "Comparing runs in W&B"): written as wandb_workspace.json next to the table,
 # no network. DASHBOARD="--sync --save" uploads the sweep's offline runs, then saves the workspace and prints its URL.
