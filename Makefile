@@ -18,7 +18,7 @@ STEPS    = $(shell $(PY) -m modernize.sweep --steps)
 # your own live in <dir>/delta/<name>.yaml: MODERNIZE_CONFIG_PATH=<dir> make roadmap EXTRA=... (README: "Your own delta").
 EXTRA   ?=
 
-.PHONY: setup data test test-fast flops lint roadmap kernels tabulate bench clean
+.PHONY: setup data test test-fast flops lint roadmap ablate kernels tabulate bench clean
 
 setup: $(VENV)/.installed
 
@@ -65,6 +65,22 @@ roadmap: setup data
 	fi; \
 	$(PY) -m modernize.tabulate experiments/runs/$(SWEEP) --out experiments/roadmap/$(PROFILE)-$(DATA) \
 	  --wandb $(WANDB) && exit $$status
+
+# The ablation matrix (docs/ablation.md): each delta added alone to ResNet-50 with the modern recipe and removed alone
+# from ConvNeXt-T, and the two anchors, as one Hydra multirun like roadmap's (same profiles, launchers, seeds,
+# seed-major, skip / resume / failure isolation), then experiments/ablate/<profile>-<data>/ablation.{md,csv,png}.
+# ABLATE_DELTAS="kernel_size gelu" trains only those deltas' rows (and the anchors).
+ABLATE_DELTAS ?=
+# Where ablate and report read and write runs and results (tests point them at a temporary folder).
+RUNS    ?= experiments/runs
+RESULTS ?= experiments
+ablate: setup data
+	lists=$$($(PY) -m modernize.ablate --delta-lists $(if $(strip $(ABLATE_DELTAS)),--deltas $(ABLATE_DELTAS))) \
+	  || exit 2; \
+	$(PY) run.py -m seed=$(SEEDS) "+delta=$$lists" profile=$(PROFILE) data=$(DATA) out_root=$(RUNS) \
+	  sweep_name=ablate-$(PROFILE)-$(DATA) hydra/launcher=$(LAUNCHER) $(ARGS) ; status=$$?; \
+	$(PY) -m modernize.ablate $(RUNS)/ablate-$(PROFILE)-$(DATA) --out $(RESULTS)/ablate/$(PROFILE)-$(DATA) \
+	  && exit $$status
 
 # Figure 2's kernel-size sweep (3/5/7/9/11) on the move_up_dwconv -> kernel_size step.
 kernels: setup data
