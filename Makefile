@@ -18,7 +18,7 @@ STEPS    = $(shell $(PY) -m modernize.sweep --steps)
 # your own live in <dir>/delta/<name>.yaml: MODERNIZE_CONFIG_PATH=<dir> make roadmap EXTRA=... (README: "Your own delta").
 EXTRA   ?=
 
-.PHONY: setup data test test-fast flops lint roadmap kernels tabulate dashboard bench clean
+.PHONY: setup data browser test test-fast flops lint roadmap ablate report kernels tabulate dashboard bench clean
 
 setup: $(VENV)/.installed
 
@@ -38,10 +38,21 @@ data:
 	    echo "could not install dataset-fashion-mnist: pass data.root=<folder with the idx files>"; \
 	else echo "no apt-get: pass data.root=<folder with the Fashion-MNIST idx files>"; fi
 
+# A headless browser for the report's test (Debian's chromium + chromium-driver); a no-op where one is present or apt
+# is absent (the browser test then skips, saying why).
+browser:
+	@if command -v chromedriver >/dev/null && { command -v chromium >/dev/null || command -v chromium-browser >/dev/null; }; \
+	then echo "browser: $$(command -v chromium || command -v chromium-browser)"; \
+	elif command -v apt-get >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver; } || \
+	    echo "could not install chromium: the report's browser test will be skipped"; \
+	else echo "no apt-get: install chromium and chromedriver for the report's browser test"; fi
+
 # Everything (CI and README): the in-process tests and the real subprocess / torchrun / SIGKILL / multirun ones,
 # one pytest worker per core (pytest-xdist; a test file stays on one worker so its module fixtures run once).
 TEST_WORKERS ?= auto
-test: setup data
+test: setup data browser
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The in-process tier for your own iterations (config, builder, tables, the loop on tiny models): under a minute.
@@ -67,6 +78,28 @@ roadmap: setup data
 	fi; \
 	$(PY) -m modernize.tabulate experiments/runs/$(SWEEP) --out experiments/roadmap/$(PROFILE)-$(DATA) \
 	  --wandb $(WANDB) && exit $$status
+
+# The ablation matrix (docs/ablation.md): each delta added alone to ResNet-50 with the modern recipe and removed alone
+# from ConvNeXt-T, and the two anchors, as one Hydra multirun like roadmap's (same profiles, launchers, seeds,
+# seed-major, skip / resume / failure isolation), then experiments/ablate/<profile>-<data>/ablation.{md,csv,png}.
+# ABLATE_DELTAS="kernel_size gelu" trains only those deltas' rows (and the anchors).
+ABLATE_DELTAS ?=
+# Where ablate and report read and write runs and results (tests point them at a temporary folder).
+RUNS    ?= experiments/runs
+RESULTS ?= experiments
+ablate: setup data
+	lists=$$($(PY) -m modernize.ablate --delta-lists $(if $(strip $(ABLATE_DELTAS)),--deltas $(ABLATE_DELTAS))) \
+	  || exit 2; \
+	$(PY) run.py -m seed=$(SEEDS) "+delta=$$lists" profile=$(PROFILE) data=$(DATA) out_root=$(RUNS) \
+	  sweep_name=ablate-$(PROFILE)-$(DATA) hydra/launcher=$(LAUNCHER) $(ARGS) ; status=$$?; \
+	$(PY) -m modernize.ablate $(RUNS)/ablate-$(PROFILE)-$(DATA) --out $(RESULTS)/ablate/$(PROFILE)-$(DATA) \
+	  && exit $$status
+
+# One self-contained HTML page (figures embedded, opens from a file, no network) of whatever this profile and data
+# have results for: the roadmap, its learning curves, the kernel sweep, the ablation matrix.
+report: setup
+	$(PY) -m modernize.report $(RESULTS)/roadmap/$(PROFILE)-$(DATA) $(RESULTS)/kernels/$(PROFILE)-$(DATA) \
+	  $(RESULTS)/ablate/$(PROFILE)-$(DATA) --runs $(RUNS) --out $(RESULTS)/report/$(PROFILE)-$(DATA).html
 
 # Figure 2's kernel-size sweep (3/5/7/9/11) on the move_up_dwconv -> kernel_size step.
 kernels: setup data

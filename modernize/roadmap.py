@@ -23,6 +23,20 @@ STEPS: tuple[str, ...] = (
 # roadmap (yours) are found on Hydra's search path (modernize.config.config_names), not listed here.
 DELTAS: tuple[str, ...] = STEPS[1:]
 KERNEL_SIZES: tuple[int, ...] = (3, 5, 7, 9, 11)
+# Deltas that change how the model trains, not the model (the ablation's add-one base already has them).
+TRAINING_DELTAS: tuple[str, ...] = ("recipe",)
+# Prerequisites, written once: a delta whose change is the paper's change only on top of these (docs/ablation.md
+# says why for each). Composing it without them builds a valid model, but not the one its name promises: a 7x7 dense
+# conv is not the paper's 7x7 depthwise, an inverted bottleneck with a dense 3x3 on its 4x-wide layer has 7x the
+# parameters of ResNet-50 (191M, 31.6 GFLOPs). `make ablate` adds a delta together with its prerequisites and
+# removes a delta together with the deltas that need it (modernize.ablate). Each prerequisite is earlier on the
+# roadmap, so every roadmap step has them.
+REQUIRES: dict[str, tuple[str, ...]] = {
+    "resnextify": ("depthwise",),           # 2.3: widens to win back the capacity depthwise removed
+    "inverted_bottleneck": ("depthwise",),  # 2.4: MobileNetV2's block, affordable because the wide conv is depthwise
+    "move_up_dwconv": ("depthwise", "inverted_bottleneck"),  # 2.5: the depthwise conv goes to the narrow end
+    "kernel_size": ("depthwise",),          # 2.5: 3x3 -> 7x7 *depthwise* (Swin's 7x7 window, per channel)
+}
 # How a label writes a delta the run adds to its roadmap step, and one of the step's deltas it leaves out.
 ADDED, REMOVED = "+", "-"
 
@@ -52,6 +66,29 @@ def leave_one_out(delta: str) -> list[str]:
     'separate_downsampling-<delta>')."""
     check_names("delta", [delta], DELTAS)
     return [f"+delta=[{','.join(d for d in DELTAS if d != delta)}]"]
+
+
+def prerequisites(delta: str) -> list[str]:
+    """Every delta `delta` needs (REQUIRES, transitively), in roadmap order."""
+    needed: set[str] = set()
+    todo = list(REQUIRES.get(delta, ()))
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed.add(name)
+            todo.extend(REQUIRES.get(name, ()))
+    return [d for d in DELTAS if d in needed]
+
+
+def dependents(delta: str) -> list[str]:
+    """Every delta that needs `delta` (REQUIRES, transitively), in roadmap order."""
+    return [d for d in DELTAS if delta in prerequisites(d)]
+
+
+def missing_prerequisites(deltas: Sequence[str]) -> dict[str, list[str]]:
+    """{delta: its prerequisites absent from `deltas`} for each delta of the list that lacks some."""
+    present = set(deltas)
+    return {d: missing for d in deltas if (missing := [p for p in prerequisites(d) if p not in present])}
 
 
 def run_label(deltas: Sequence[str]) -> str:

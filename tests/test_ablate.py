@@ -1,0 +1,194 @@
+"""The ablation matrix (modernize.ablate, make ablate): its plan, its prerequisites, its models and its table."""
+
+import csv
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from helpers import ROOT, env
+
+from modernize import ablate
+from modernize.roadmap import (DELTAS, REQUIRES, STEPS, TRAINING_DELTAS, dependents, label_deltas,
+                               missing_prerequisites, prerequisites, run_label)
+
+ARCHITECTURE = [d for d in DELTAS if d not in TRAINING_DELTAS]
+
+
+# ------------------------------------------------------------------------------------------------ the plan
+def test_prerequisites_are_earlier_roadmap_deltas_so_every_roadmap_step_has_them():
+    for delta, needs in REQUIRES.items():
+        assert delta in DELTAS and needs
+        assert all(DELTAS.index(n) < DELTAS.index(delta) for n in needs), delta
+    for step in STEPS:
+        assert missing_prerequisites(label_deltas(step)) == {}
+
+
+def test_prerequisites_and_dependents_are_transitive_and_inverse():
+    assert prerequisites("move_up_dwconv") == ["depthwise", "inverted_bottleneck"]
+    assert prerequisites("kernel_size") == ["depthwise"] and prerequisites("gelu") == []
+    assert dependents("depthwise") == ["resnextify", "inverted_bottleneck", "move_up_dwconv", "kernel_size"]
+    assert dependents("inverted_bottleneck") == ["move_up_dwconv"] and dependents("gelu") == []
+    for a in DELTAS:
+        for b in DELTAS:
+            assert (a in prerequisites(b)) == (b in dependents(a))
+    assert missing_prerequisites(["recipe", "kernel_size"]) == {"kernel_size": ["depthwise"]}
+
+
+def test_every_delta_is_removed_and_every_architecture_delta_added():
+    adds = [c for c in ablate.comparisons() if c.kind == "add"]
+    removes = [c for c in ablate.comparisons() if c.kind == "remove"]
+    assert [c.delta for c in adds] == ARCHITECTURE and "recipe" not in [c.delta for c in adds]
+    assert [c.delta for c in removes] == list(DELTAS)
+    for c in adds:  # the base: the modern recipe and the delta's prerequisites, nothing else
+        assert c.reference == ("recipe", *prerequisites(c.delta)) and set(c.run) - set(c.reference) == {c.delta}
+    for c in removes:  # ConvNeXt-T without the delta and what needs it, nothing else
+        assert c.reference == DELTAS and set(DELTAS) - set(c.run) == {c.delta, *dependents(c.delta)}
+
+
+def test_the_rows_say_what_they_are():
+    add, remove = ablate.add_one("kernel_size"), ablate.remove_one("inverted_bottleneck")
+    assert (add.run_label, add.reference_label) == ("recipe+depthwise+kernel_size", "recipe+depthwise")
+    assert remove.run_label == "separate_downsampling-inverted_bottleneck-move_up_dwconv"
+    assert ablate.remove_one("recipe").run_label == "separate_downsampling-recipe"
+    assert ablate.add_one("gelu").run_label == "recipe+gelu"
+
+
+def test_the_sweep_has_the_anchors_first_and_every_run_once():
+    labels = ablate.labels()
+    assert labels[:2] == ["recipe", "separate_downsampling"] and len(labels) == len(set(labels))
+    needed = {label for c in ablate.comparisons() for label in (c.run_label, c.reference_label)}
+    assert set(labels) == needed
+    # each label names its deltas exactly (the folder of a run is its label)
+    for deltas in ablate.runs():
+        assert label_deltas(run_label(deltas)) == list(deltas)
+        assert missing_prerequisites(deltas) == {}, run_label(deltas)
+    value = ablate.delta_lists()
+    assert value.startswith("[recipe],[recipe,stage_ratio,") and value.count("[") == len(labels)
+    assert ablate.labels(["kernel_size"]) == ["recipe", "separate_downsampling", "recipe+depthwise",
+                                              "recipe+depthwise+kernel_size", "separate_downsampling-kernel_size"]
+    with pytest.raises(ValueError, match="unknown delta 'bogus'"):
+        ablate.runs(["bogus"])
+
+
+def _flat(spec):
+    return {k: tuple(v) if isinstance(v, list) else v
+            for k, v in _flatten(dataclasses.asdict(spec)).items()}
+
+
+def _flatten(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+    return out
+
+
+def test_every_ablation_run_builds_the_model_its_label_names():
+    """Compose each run as make ablate does (+delta=[...]) and compare every spec field with what its label's
+    deltas set, each delta's fields measured alone on ResNet-50 (they are disjoint, so they add up)."""
+    from modernize.config import compose, model_spec
+
+    base = _flat(model_spec(compose(["+delta=[]"])))
+    sets = {}
+    for delta in DELTAS:
+        alone = _flat(model_spec(compose([f"+delta=[{delta}]"])))
+        sets[delta] = {k: v for k, v in alone.items() if v != base[k]}
+        assert sets[delta], f"{delta} changes no field"
+    for a in DELTAS:
+        for b in DELTAS:
+            assert a == b or not set(sets[a]) & set(sets[b]), (a, b)
+    for deltas in ablate.runs():
+        cfg = compose([f"+delta=[{','.join(deltas)}]"])
+        assert cfg.step_name == run_label(deltas)
+        expected = dict(base)
+        for d in deltas:
+            expected.update(sets[d])
+        assert _flat(model_spec(cfg)) == expected, cfg.step_name
+        assert (cfg.recipe.name == "modern") == ("recipe" in deltas)
+        spec = model_spec(cfg)  # and what the prerequisites protect: no dense 7x7, no dense inverted block
+        if spec.block.kernel_size > 3 or spec.block.inverted or spec.block.spatial_position == "top" \
+                or spec.widths != (64, 128, 256, 512):
+            assert spec.block.groups == "depthwise", cfg.step_name
+        if spec.block.spatial_position == "top":
+            assert spec.block.inverted, cfg.step_name
+
+
+# ------------------------------------------------------------------------------------------------ the table
+def _result(label, top1, seed):
+    return {"status": "ok", "step": label, "seed": seed, "final_top1": top1, "params": 1, "gflops_224": 1.0}
+
+
+def _collected(top1_of):
+    """Every run of the plan on seeds 0-2, top-1 from top1_of(label, seed)."""
+    return {label: [_result(label, top1_of(label, s), s) for s in range(3)] for label in ablate.labels()}
+
+
+def test_gains_are_with_minus_without_paired_by_seed_for_both_directions():
+    def top1(label, seed):
+        value = 80.0 + seed  # the seed's share cancels in the pairing
+        if "kernel_size" in label_deltas(label):
+            value += 1.0 + 0.1 * seed
+        return value
+
+    table, runs = ablate.summarize(_collected(top1))
+    row = {r["delta"]: r for r in table}["kernel_size"]
+    assert row["add_run"] == "recipe+depthwise+kernel_size" and row["add_reference"] == "recipe+depthwise"
+    assert row["add_effect"] == pytest.approx(1.1) and row["remove_effect"] == pytest.approx(1.1)
+    assert row["add_low"] < 1.1 < row["add_high"] and row["add_n"] == 3 and row["add_significant"] is True
+    assert row["paper_change"] == pytest.approx(0.7) and row["section"] == "2.5"
+    gelu = {r["delta"]: r for r in table}["gelu"]
+    assert gelu["add_effect"] == 0 and gelu["add_significant"] is False and gelu["remove_effect"] == 0
+    depthwise = {r["delta"]: r for r in table}["depthwise"]
+    # removing depthwise removes kernel_size with it, so ConvNeXt-T gains 1.1 from the pair
+    assert depthwise["remove_extra"] == "resnextify inverted_bottleneck move_up_dwconv kernel_size"
+    assert depthwise["remove_effect"] == pytest.approx(1.1) and depthwise["add_effect"] == 0
+    recipe = {r["delta"]: r for r in table}["recipe"]
+    assert recipe["add_status"] == "base has it" and recipe["add_effect"] is None
+    assert {r["run"]: r["role"] for r in runs}["recipe+depthwise"] == "add depthwise; base of add resnextify; " \
+        "base of add inverted_bottleneck; base of add kernel_size"
+
+
+def test_missing_failed_and_one_seed_rows_are_shown_not_hidden():
+    collected = {label: [_result(label, 80.0, 0)] for label in ablate.labels(["gelu"])}
+    collected["separate_downsampling-gelu"] = [{"status": "failed", "step": "separate_downsampling-gelu",
+                                                "error": "RunError: boom"}]
+    table, runs = ablate.summarize(collected)
+    row = {r["delta"]: r for r in table}
+    assert row["gelu"]["add_effect"] == 0 and row["gelu"]["add_p"] is None and row["gelu"]["add_low"] is None
+    assert row["gelu"]["remove_status"] == "failed" and row["stage_ratio"]["add_status"] == "missing"
+    markdown = ablate.to_markdown(table, runs, "t")
+    assert "n/a (1 seed)" in markdown and "failed: RunError: boom" in markdown
+    header = next(csv.reader([ablate.columns.to_csv(ablate.COLUMNS, table).splitlines()[0]]))
+    assert {"add_effect", "add_low", "add_high", "add_p", "remove_effect", "paper_change"} <= set(header)
+
+
+# ------------------------------------------------------------------------------------------------ make ablate
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
+def test_make_ablate_trains_tabulates_and_skips_what_is_finished(tmp_path):
+    """`make ablate` at smoke scale (one delta's rows and the anchors), then again: every run is skipped."""
+    command = ["make", "-s", "-o", "setup", "-o", "data", "ablate", f"PY={sys.executable}", "PROFILE=smoke",
+               "DATA=synthetic", "SEEDS=0", "ABLATE_DELTAS=kernel_size", f"RUNS={tmp_path}/runs",
+               f"RESULTS={tmp_path}", "ARGS=train.deterministic=true train.threads=1 train.device=cpu profile.epochs=1"]
+    environment = env() | {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=environment)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    sweep, out = tmp_path / "runs" / "ablate-smoke-synthetic", tmp_path / "ablate" / "smoke-synthetic"
+    labels = ablate.labels(["kernel_size"])
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == sorted(f"{label}-seed0" for label in labels)
+    rows = {r["delta"]: r for r in csv.DictReader(open(out / "ablation.csv"))}
+    runs = {r["run"]: r for r in csv.DictReader(open(out / "ablation_runs.csv"))}
+    kernel = rows["kernel_size"]
+    assert float(kernel["add_effect"]) == pytest.approx(
+        float(runs["recipe+depthwise+kernel_size"]["top1_mean"]) - float(runs["recipe+depthwise"]["top1_mean"]),
+        abs=1e-3)
+    convnext, without = runs["separate_downsampling"], runs["separate_downsampling-kernel_size"]
+    assert float(kernel["remove_effect"]) == pytest.approx(
+        float(convnext["top1_mean"]) - float(without["top1_mean"]), abs=1e-3)
+    assert rows["gelu"]["add_status"] == "missing"
+    assert (out / "ablation.png").read_bytes().startswith(b"\x89PNG")
+    assert "| kernel_size" in (out / "ablation.md").read_text()
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=environment)
+    assert again.returncode == 0 and again.stdout.count("already finished") == 5, again.stdout[-3000:]
