@@ -22,6 +22,10 @@ from modernize.roadmap import STEPS
 SEEDS = (0, 1)
 
 
+# The shared fixture composes and tabulates ~45 run configs (about 40 s): the whole file is in the slow tier.
+pytestmark = pytest.mark.slow
+
+
 # ------------------------------------------------------------------------------------------------ fixture
 def _write_run(sweep: Path, folder: str, cfg, seed: int, top1: float) -> None:
     """A finished run as train.py leaves it: config.yaml, metrics.jsonl (2 epochs), summary.json."""
