@@ -57,7 +57,7 @@ test: setup data browser
 
 # The in-process tier for your own iterations (config, builder, tables, the loop on tiny models): under a minute.
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist load
 
 flops: setup
 	$(PY) -m modernize.flops --out experiments/flops

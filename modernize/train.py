@@ -95,6 +95,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             return finished
         interrupt = cleanup.enter_context(watch_signals())  # SIGTERM/SIGINT/SIGUSR*: save, then stop
         run = setup(cfg, run_dir)
+        cleanup.callback(run.batches.close)
         run.interrupt = interrupt
         if run.processes.is_main:
             run.tracker = cleanup.enter_context(open_tracker(run))
