@@ -85,6 +85,7 @@ def _flatten(d, prefix=""):
     return out
 
 
+@pytest.mark.slow  # composes all 27 runs
 def test_every_ablation_run_builds_the_model_its_label_names():
     """Compose each run as make ablate does (+delta=[...]) and compare every spec field with what its label's
     deltas set, each delta's fields measured alone on ResNet-50 (they are disjoint, so they add up)."""

@@ -20,12 +20,14 @@ from modernize.spec import model_config_defaults
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # traces 14 paper-scale models; the fast tier keeps the 4.6-GFLOPs step
 @pytest.mark.parametrize("step", STEPS)
 def test_every_step_has_the_papers_gflops_within_0_1(step, step_model):
     gflops = count_gflops(step_model(step), 224)
     assert abs(gflops - paper_step(step)["gflops"]) <= 0.1, f"{step}: {gflops:.3f} GFLOPs"
 
 
+@pytest.mark.slow  # traces paper-scale models
 @pytest.mark.parametrize("kernel", [5, 9, 11])
 def test_kernel_size_sweep_has_the_papers_gflops(kernel, step_model):
     model = step_model("kernel_size", (f"model.block.kernel_size={kernel}",))
