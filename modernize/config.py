@@ -136,10 +136,11 @@ def check_step_overrides(overrides: Sequence[str]) -> None:
         values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
         for value in values:
             requested.setdefault(key, []).extend([value] if isinstance(value, str) else list(value))
+    user_folders = f"the folders added with hydra.searchpath=[file://<dir>] or ${SEARCH_PATH_ENV}"
+    where = {"step": f"the roadmap's (modernize.roadmap.STEPS) and conf/step/<name>.yaml in {user_folders}",
+             "delta": f"conf/delta/<name>.yaml in the package and in {user_folders}"}
     for group, names in requested.items():
-        check_names(group, names, config_names(group, overrides),
-                    hint=f"{group}s are conf/{group}/<name>.yaml in the package and in the folders added with "
-                         f"hydra.searchpath=[file://<dir>] or ${SEARCH_PATH_ENV}")
+        check_names(group, names, config_names(group, overrides), hint=f"{group}s are {where[group]}")
 
 
 def compose(overrides: Sequence[str] = ()) -> DictConfig:
