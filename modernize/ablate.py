@@ -244,40 +244,32 @@ def _run_cell(kind: str):
     return cell
 
 
+def _comparison_columns(kind: str, runs: str, gain: str, significant: str) -> tuple[Column, ...]:
+    """One comparison's columns ("add" or "remove"): which run against which, its gain [95% CI] and its test."""
+    return (
+        Column(None, f"{runs}: run vs reference", _run_cell(kind), align="left"),
+        Column(f"{kind}_run"), Column(f"{kind}_reference"), Column(f"{kind}_extra"),
+        Column(f"{kind}_effect", f"{gain} [95% CI]", _effect_cell(kind)),
+        Column(f"{kind}_low"), Column(f"{kind}_high"), Column(f"{kind}_p"),
+        Column(f"{kind}_significant", f"{significant} (p)", _significant_cell(kind), align="left"),
+        Column(f"{kind}_n"), Column(f"{kind}_status"),
+    )
+
+
 # One row per delta: ablation.csv has every named column, ablation.md every column with a header.
 COLUMNS = (
     Column("delta", "delta", align="left"),
     Column("section", "paper §", align="left"),
-    Column(None, "added alone: run vs reference", _run_cell("add"), align="left"),
-    Column("add_run"), Column("add_reference"), Column("add_extra"),
-    Column("add_effect", "gain added alone [95% CI]", _effect_cell("add")),
-    Column("add_low"), Column("add_high"), Column("add_p"),
-    Column("add_significant", "significant added (p)", _significant_cell("add"), align="left"),
-    Column("add_n"), Column("add_status"),
-    Column(None, "removed from ConvNeXt-T: run vs reference", _run_cell("remove"), align="left"),
-    Column("remove_run"), Column("remove_reference"), Column("remove_extra"),
-    Column("remove_effect", "gain in ConvNeXt-T [95% CI]", _effect_cell("remove")),
-    Column("remove_low"), Column("remove_high"), Column("remove_p"),
-    Column("remove_significant", "significant removed (p)", _significant_cell("remove"), align="left"),
-    Column("remove_n"), Column("remove_status"),
+    *_comparison_columns("add", "added alone", "gain added alone", "significant added"),
+    *_comparison_columns("remove", "removed from ConvNeXt-T", "gain in ConvNeXt-T", "significant removed"),
     Column("paper_change", "paper step change", "+.1f"),
 )
-
-
-def _top1_cell(r: dict) -> str:
-    if r["top1_mean"] is None:
-        return f"failed: {r['error']}" if r["failed"] else ("unfinished" if r["unfinished"] else "missing")
-    return f"{r['top1_mean']:.2f} ± {r['top1_std']:.2f}" if r["n"] > 1 else f"{r['top1_mean']:.2f}"
 
 
 RUN_COLUMNS = (
     Column("run", "run", align="left"),
     Column("role", "role", align="left"),
-    Column("n", "n"),
-    Column("failed"),
-    Column("unfinished"),
-    Column("top1_mean", "top-1", _top1_cell),
-    Column("top1_std"),
+    *columns.pooled_top1_columns("top-1"),
     Column("params", "params", ",.0f"),
     Column("gflops_224", "GFLOPs 224", ".2f"),
     Column("error"),

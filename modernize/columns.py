@@ -43,6 +43,24 @@ class Column:
         return round(value, CSV_DIGITS) if isinstance(value, float) else value
 
 
+def pooled_top1_cell(r: dict) -> str:
+    """The top-1 of a row that pools a run's seeds: mean ± std (the mean alone for one seed), with the number of
+    failed seeds; without a finished seed, why: the first failure's error, "unfinished" or "missing" (not started)."""
+    if r["top1_mean"] is None:
+        if r["failed"]:
+            return f"failed: {r['error']}"
+        return "unfinished" if r["unfinished"] else "missing"
+    top1 = f"{r['top1_mean']:.2f} ± {r['top1_std']:.2f}" if r["n"] > 1 else f"{r['top1_mean']:.2f}"
+    return top1 + (f" ({r['failed']} failed)" if r["failed"] else "")
+
+
+def pooled_top1_columns(header: str) -> tuple[Column, ...]:
+    """The columns of a seed-pooled row's outcome (roadmap and ablation tables alike): seeds finished, failed and
+    unfinished, and the top-1 mean ± std under `header`."""
+    return (Column("n", "n"), Column("failed"), Column("unfinished"),
+            Column("top1_mean", header, pooled_top1_cell), Column("top1_std"))
+
+
 def csv_names(columns: Iterable[Column]) -> list[str]:
     return [c.name for c in columns if c.name is not None]
 

@@ -207,13 +207,6 @@ def _fmt(value: Any, spec: str = ".2f") -> str:
     return format(value, spec)
 
 
-def _top1_cell(r: dict) -> str:
-    if r["top1_mean"] is None:
-        return f"failed: {r['error']}" if r["failed"] else "unfinished"
-    top1 = f"{r['top1_mean']:.2f} ± {r['top1_std']:.2f}" if r["n"] > 1 else f"{r['top1_mean']:.2f}"
-    return top1 + (f" ({r['failed']} failed)" if r["failed"] else "")
-
-
 def _significant_cell(r: dict) -> str:
     if r["p_value"] is None:
         return "" if r["delta"] is None else "n/a (1 seed)"
@@ -224,11 +217,7 @@ def _significant_cell(r: dict) -> str:
 # name, roadmap.md every column with a header, in this order.
 COLUMNS = (
     Column("step", "step", align="left"),
-    Column("n", "n"),
-    Column("failed"),
-    Column("unfinished"),
-    Column("top1_mean", "top-1 (ours)", _top1_cell),
-    Column("top1_std"),
+    *columns.pooled_top1_columns("top-1 (ours)"),
     Column("delta", "change", "+.2f"),
     Column("paper_top1", "paper top-1", ".1f"),
     Column("paper_delta", "paper change", "+.1f"),
