@@ -46,28 +46,33 @@ ERASE_SCALE = (0.02, 0.33)  # torchvision's / timm's RandomErasing defaults
 ERASE_RATIO = (0.3, 3.3)
 
 
+def recipe_crop(recipe: Mapping[str, Any]) -> tuple[tuple[float, float] | None, bool]:
+    """The recipe's training crop and flip: (random-resized-crop scale, or None for no random crop; flip or not)."""
+    crop_scale = tuple(recipe["random_resized_crop_scale"]) if recipe["random_resized_crop"] else None
+    return crop_scale, bool(recipe["hflip"])
+
+
 def build_augmentations(recipe: Mapping[str, Any], *, resolution: int, mean: Sequence[float],
                         std: Sequence[float], loader_crops: bool,
                         device: torch.device | str | None = None) -> tuple[TrainAugment, EvalTransform]:
     """The training augmentation and the evaluation transform for ``recipe`` (a recipe config: its
     ``random_resized_crop``, ``random_resized_crop_scale``, ``hflip``, ``randaugment`` and ``random_erasing``).
 
-    ``loader_crops``: the images come from a DataLoader whose workers already did the random-resized crop and
-    the flip (folder data sets, :func:`.datasets.make_loader`), so they arrive at ``resolution`` and the
-    training augmentation must not crop or flip them again. In-memory data sets arrive at native size and are
-    cropped and flipped here, batched. The loader's crop is torchvision's default (scale 0.08..1, always with a
-    flip): the recipe's crop switches and scale only reach in-memory data. ``device``: where to put both modules
-    (None: leave them on the CPU).
+    ``loader_crops``: the images come from a DataLoader whose workers already did the recipe's crop and flip
+    (folder data sets: :func:`.datasets.load_data` with ``train_crop_scale`` and ``train_hflip``), so they arrive
+    at ``resolution`` and the training augmentation must not crop or flip them again. In-memory data sets arrive
+    at native size and are cropped and flipped here, batched. ``device``: where to put both modules (None: leave
+    them on the CPU).
     """
     missing = [k for k in ("random_resized_crop", "random_resized_crop_scale", "hflip", "randaugment",
                            "random_erasing") if k not in recipe]
     if missing:
         raise ValueError(f"the recipe lacks {', '.join(missing)}: is it a conf/recipe/*.yaml config?")
-    crop = bool(recipe["random_resized_crop"]) and not loader_crops
+    crop_scale, hflip = recipe_crop(recipe)
     train = TrainAugment(
         resolution=resolution, mean=mean, std=std,
-        crop_scale=tuple(recipe["random_resized_crop_scale"]) if crop else None,
-        hflip=bool(recipe["hflip"]) and not loader_crops,
+        crop_scale=None if loader_crops else crop_scale,
+        hflip=hflip and not loader_crops,
         randaugment=tuple(recipe["randaugment"]) if recipe["randaugment"] else None,
         random_erasing=float(recipe["random_erasing"]))
     evaluate = EvalTransform(resolution=resolution, mean=mean, std=std)

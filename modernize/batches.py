@@ -51,8 +51,8 @@ class InMemoryBatches:
 
 
 class LoaderBatches:
-    """A folder data set read by DataLoader workers, which decode, random-resize-crop and flip to uint8
-    (modernize.data.make_loader); batches are moved to the device here."""
+    """A folder data set read by DataLoader workers, which decode, crop and flip to uint8 as the recipe says
+    (modernize.datasets.load_data, make_loader); batches are moved to the device here."""
 
     loader_crops = True
 

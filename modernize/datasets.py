@@ -144,12 +144,17 @@ def load_data(
     synthetic_size: int = 512,
     synthetic_classes: int = 10,
     download: bool = True,
+    train_crop_scale: tuple[float, float] | None = (0.08, 1.0),
+    train_hflip: bool = True,
 ) -> DataBundle:
     """Load data set ``name`` (one of :data:`DATASET_NAMES`).
 
     ``root`` is the folder holding the data (None: ``~/.cache/modernize``; unused by ``synthetic``).
     ``resolution`` only matters for ``imagefolder`` (crop size in the loader) and ``synthetic``
-    (image size); tensor data sets keep their native size. ``train_subset``/``val_subset`` keep a
+    (image size); tensor data sets keep their native size. ``train_crop_scale`` (None: no random crop, the
+    evaluation's resize and centre crop) and ``train_hflip`` are the recipe's crop and flip as the profile trains
+    it (modernize.proxy); only ``imagefolder`` uses them here, as its loader workers crop and flip, while in-memory
+    data sets are cropped and flipped batched by augment.TrainAugment. ``train_subset``/``val_subset`` keep a
     seeded, class-stratified subset of that many samples. ``download`` lets ``fashion_mnist``
     (the only data set small enough to fetch silently) download via torchvision as a last resort.
     """
@@ -164,7 +169,7 @@ def load_data(
         train, val = _load_cifar(name, root_path)
         num_classes = 10 if name == "cifar10" else 100
     elif name == "imagefolder":
-        train, val, num_classes = _load_imagefolder(root_path, resolution)
+        train, val, num_classes = _load_imagefolder(root_path, resolution, train_crop_scale, train_hflip)
     else:
         train, val = _make_synthetic(synthetic_size, synthetic_classes, resolution, seed)
         num_classes = synthetic_classes
@@ -357,19 +362,17 @@ def _read_cifar_pickle(path: Path) -> dict[str, object]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _load_imagefolder(root: Path | None, resolution: int) -> tuple[Dataset, Dataset, int]:
+def _load_imagefolder(root: Path | None, resolution: int, crop_scale: tuple[float, float] | None,
+                      hflip: bool) -> tuple[Dataset, Dataset, int]:
     if root is None:
         raise DataError("imagefolder needs data.root=<folder with train/ and val/ class subfolders>.")
     # Only the cheap per-sample work happens in the loader workers: decode, crop, flip, all on uint8.
     # RandAugment, normalisation and erasing run batched on the device (augment.TrainAugment, built with
-    # loader_crops=True so it does not crop or flip a second time).
-    train_tf = v2.Compose(
-        [
-            v2.PILToTensor(),
-            v2.RandomResizedCrop(resolution, antialias=True),
-            v2.RandomHorizontalFlip(),
-        ]
-    )
+    # loader_crops=True so it does not crop or flip a second time). Without a random crop, training images get
+    # what augment.TrainAugment gives in-memory data then: the shorter side resized to `resolution`, centre-cropped.
+    crop = ([v2.RandomResizedCrop(resolution, scale=tuple(crop_scale), antialias=True)] if crop_scale is not None
+            else [v2.Resize(resolution, antialias=True), v2.CenterCrop(resolution)])
+    train_tf = v2.Compose([v2.PILToTensor(), *crop, *([v2.RandomHorizontalFlip()] if hflip else [])])
     val_tf = v2.Compose(
         [
             v2.PILToTensor(),

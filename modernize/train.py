@@ -26,7 +26,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from . import datasets
-from .augment import build_augmentations
+from .augment import build_augmentations, recipe_crop
 from .batches import InMemoryBatches, LoaderBatches, make_batches
 from .config import config_hash, model_spec, run_spec, step_label
 from .engine import NonFiniteLoss, TrainStep, evaluate, inference_throughput, make_scaler, prepare_batch
@@ -164,10 +164,12 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     # Same seed on every process for the model (DDP also broadcasts rank 0's weights); per-process seeds for data.
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
+    crop_scale, hflip = recipe_crop(recipe)  # folder data sets crop and flip in their loader workers
     data = datasets.load_data(cfg.data.name, cfg.data.root, resolution=profile.resolution,
                               train_subset=profile.train_subset, val_subset=profile.val_subset, seed=cfg.seed,
                               synthetic_size=OmegaConf.select(cfg, "data.size", default=512),
-                              synthetic_classes=OmegaConf.select(cfg, "data.classes", default=10))
+                              synthetic_classes=OmegaConf.select(cfg, "data.classes", default=10),
+                              train_crop_scale=crop_scale, train_hflip=hflip)
     batches = make_batches(data, device, global_batch, processes, cfg.seed, train_cfg.workers)
     spec = run_spec(cfg, data.num_classes)
     memory_format = torch.channels_last if train_cfg.channels_last else torch.contiguous_format

@@ -237,6 +237,25 @@ def test_imagefolder_loader_yields_uint8_at_resolution(tmp_path):
         assert sum(len(b[1]) for b in loader) == 12
 
 
+def test_imagefolder_training_crop_and_flip_follow_the_recipe(tmp_path):
+    """A profile's crop rule reaches folder data too: no random crop means the evaluation's resize and centre crop,
+    every epoch the same; the recipe's scale is the loader's scale."""
+    from modernize.augment import resize_center_crop
+
+    write_imagefolder(tmp_path, per_class=2)
+    still = load_data("imagefolder", tmp_path, resolution=16, train_crop_scale=None, train_hflip=False)
+    first, second = (torch.cat([still.train[i][0][None] for i in range(6)]) for _ in range(2))
+    assert torch.equal(first, second)
+    path = still.train.samples[0][0]
+    image = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))).permute(2, 0, 1)
+    assert torch.equal(first[0], resize_center_crop(image[None], 16)[0])
+    cropped = load_data("imagefolder", tmp_path, resolution=16, train_crop_scale=(0.5, 0.9))
+    crop = next(t for t in cropped.train.transform.transforms if type(t).__name__ == "RandomResizedCrop")
+    assert crop.scale == (0.5, 0.9)
+    assert any(type(t).__name__ == "RandomHorizontalFlip" for t in cropped.train.transform.transforms)
+    assert not any(type(t).__name__ == "RandomHorizontalFlip" for t in still.train.transform.transforms)
+
+
 def test_imagefolder_loader_with_worker(tmp_path):
     # Transforms must pickle into worker processes; persistent workers must survive a second epoch.
     write_imagefolder(tmp_path, per_class=2)
