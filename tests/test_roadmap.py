@@ -90,6 +90,19 @@ def test_committed_runs_keep_their_config_hash():
         assert config_hash(cfg) == done["config_hash"], path
 
 
+@pytest.mark.slow  # composes the config of every committed run
+def test_committed_ablation_runs_keep_their_config_hash():
+    """The committed ablation matrix's runs are made of deltas (`make ablate`): composing each label's deltas
+    must give the hash it was trained under, or a re-run of the matrix would train it again."""
+    records = sorted(ROOT.glob("experiments/runs/ablate-*/*/summary.json"))
+    for path in records:
+        done = json.loads(path.read_text())
+        deltas = ",".join(label_deltas(done["step"]))
+        cfg = compose([f"+delta=[{deltas}]", f"seed={done['seed']}", f"profile={done['profile']}",
+                       f"data={done['data']}"])
+        assert config_hash(cfg) == done["config_hash"], path
+
+
 def test_model_spec_defaults_are_resnet50_and_written_once():
     composed = model_spec(compose([]))
     assert composed == ModelSpec()  # conf/model/resnet50.yaml starts from the dataclass's defaults
