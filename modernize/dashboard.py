@@ -151,8 +151,7 @@ def referenced_keys(spec: dict) -> dict[str, set[str]]:
         keys["config" if section == "config" else section].add(key.replace(".value", "", 1))
 
     def key(k: dict) -> None:  # runset filters, grouping and sort: {"section", "name"}
-        section = k["section"]
-        keys[section if section != "run" else "run"].add(k["name"].replace(".value", "", 1))
+        keys[k["section"]].add(k["name"].replace(".value", "", 1))
 
     section = spec["spec"]["section"]
     backend(section["settings"].get("xAxis"), history=True)

@@ -34,6 +34,11 @@ class Processes:
         return self.count > 1
 
 
+def is_main_process() -> bool:
+    """Rank 0 of torchrun / SLURM's tasks, known from the environment before any process group exists."""
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) == 0
+
+
 def setup_processes(device_kind: str) -> Processes:
     """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; under SLURM (hydra/launcher=slurm) submitit derives them from
     the job's tasks. gloo on CPU, nccl on CUDA."""
@@ -54,12 +59,23 @@ def wants_cuda(device: str) -> bool:
     return (device == "auto" and torch.cuda.is_available()) or str(device).startswith("cuda")
 
 
+def check_device(name: str) -> None:
+    """train.device names a device torch knows, and one this machine has."""
+    if name == "auto":
+        return
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise RunError(f"train.device must be auto, cpu, cuda, cuda:N or mps, got {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RunError(f"train.device={name} but CUDA is not available; use train.device=cpu or auto")
+
+
 def pick_device(name: str, local_rank: int) -> torch.device:
     if name == "auto":
         return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    check_device(name)
     device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RunError(f"train.device={name} but CUDA is not available; use train.device=cpu or auto")
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", local_rank)
     return device

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import random
 import sys
 import time
@@ -38,7 +37,7 @@ from .model import build
 from .proxy import describe, effective_recipe
 from .recipe import make_mixing, make_optimizer, make_scheduler, scaled_lr
 from .roadmap import paper_step
-from .runtime import Processes, RunError, barrier, gather, git_commit, setup_runtime
+from .runtime import Processes, RunError, barrier, gather, git_commit, is_main_process, setup_runtime
 from .state import TrainState, load_checkpoint, save_checkpoint
 from .validation import validate
 
@@ -112,11 +111,6 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             if epoch + 1 < run.epochs and interrupt.requested(run.processes, run.device):
                 raise interrupt.stop(f"the end of epoch {epoch + 1}", str(run.checkpoint_path), run.tracker)
         return finish(run, train_images_per_s)
-
-
-def is_main_process() -> bool:
-    """Rank 0 of torchrun / SLURM's tasks (known from the environment before any process group exists)."""
-    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0"))) == 0
 
 
 def finished_summary(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:

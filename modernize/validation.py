@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from . import datasets
 from .config import model_spec, run_spec
 from .engine import PRECISIONS
 from .proxy import check_rules
-from .runtime import RunError
+from .runtime import RunError, check_device
 
 RECIPES = ("original", "modern")
 OPTIMIZERS = ("sgd", "adamw")
@@ -80,17 +79,3 @@ def validate(cfg: DictConfig) -> None:
     except ValueError as e:
         raise RunError(str(e)) from None
 
-
-def check_device(name: str) -> None:
-    """train.device names a device torch knows, and one this machine has."""
-    import torch
-
-    from .runtime import wants_cuda
-
-    if name != "auto":
-        try:
-            torch.device(name)
-        except (RuntimeError, ValueError):
-            raise RunError(f"train.device must be auto, cpu, cuda, cuda:N or mps, got {name!r}") from None
-    if name != "auto" and wants_cuda(name) and not torch.cuda.is_available():
-        raise RunError(f"train.device={name} but CUDA is not available; use train.device=cpu or auto")
