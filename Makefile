@@ -120,8 +120,9 @@ DASHBOARD ?=
 dashboard: setup
 	$(PY) -m modernize.dashboard experiments/runs/$(SWEEP) --out experiments/roadmap/$(PROFILE)-$(DATA) $(DASHBOARD)
 
+# ARGS: e.g. "--precision bf16 --channels-last" on a GPU, "--profile gpu" for what a profile's seed costs here.
 bench: setup
-	$(PY) -m modernize.bench
+	$(PY) -m modernize.bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -2,11 +2,14 @@
 
     python -m modernize.bench                                   # CPU: a few minutes, experiments/bench/cpu.md
     python -m modernize.bench --precision bf16 --channels-last  # GPU: experiments/bench/<gpu name>.md
+    python -m modernize.bench --profile gpu --precision bf16 --channels-last   # ... and section 4 for `gpu`
 
-Three sections:
+Sections:
 1. our ResNet-50 and ConvNeXt-T against torchvision's and timm's, in one process and interleaved;
 2. every roadmap step (ours only);
-3. the real per-step pipeline of `modernize.train` on in-memory uint8 data against the bare model step.
+3. the real per-step pipeline of `modernize.train` on in-memory uint8 data against the bare model step;
+4. with --profile: every step's end-to-end step at that profile's sizes and recipe rules, and so what one seed
+   of the profile's roadmap costs on this device before it is trained.
 
 Timings on a shared machine drift (other processes, turbo, thermal state). Comparisons are therefore
 interleaved (A B A B ...) so that drift hits both sides alike, every number is the median of several
@@ -32,15 +35,17 @@ from pathlib import Path
 
 import torch
 import torchvision
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from . import datasets
 from .augment import build_augmentations
 from .batches import InMemoryBatches
-from .config import build_model, compose, model_spec, run_spec
+from .config import build_model, compose, config_names, model_spec, run_spec
 from .engine import TrainStep, make_scaler, prepare_batch, timed
 from .io import atomic_write_text
 from .model import build
+from .proxy import effective_recipe
 from .recipe import make_mixing, make_optimizer
 from .roadmap import STEPS, check_names
 from .runtime import Processes
@@ -61,6 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps-per-repeat", type=int, help="steps in one timed repeat (default: 10 on GPU, 2 on CPU)")
     p.add_argument("--steps", help="comma-separated roadmap steps for section 2 (default: all)")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: PyTorch's, one per core)")
+    p.add_argument("--profile", help="also section 4: what one seed of this profile's roadmap costs here (e.g. gpu)")
+    p.add_argument("--sections", default="1,2,3,4", help="comma-separated sections to run (default: all; 4 needs "
+                   "--profile)")
     p.add_argument("--quick", action="store_true", help="tiny sizes and counts, for the tests")
     p.add_argument("--out", default="experiments/bench", help="folder of the <device>.md report")
     args = p.parse_args(argv)
@@ -88,6 +96,17 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
         check_names("step", args.steps, STEPS)
     except ValueError as e:
         raise SystemExit(str(e)) from None
+    bad_sections = SystemExit(f"--sections takes numbers 1-4 separated by commas, got {args.sections!r}")
+    try:
+        args.sections = sorted({int(x) for x in args.sections.split(",") if x.strip()})
+    except ValueError:
+        raise bad_sections from None
+    if not args.sections or not set(args.sections) <= {1, 2, 3, 4}:
+        raise bad_sections
+    if args.profile is not None:
+        profiles = config_names("profile")
+        if args.profile not in profiles:
+            raise SystemExit(f"unknown --profile {args.profile!r}; known profiles: {', '.join(profiles)}")
     for name in ("resolution", "batch", "repeats", "warmup", "steps_per_repeat", "threads"):
         if getattr(args, name) is None:
             continue
@@ -236,6 +255,33 @@ def roadmap_section(args) -> list[str]:
     return lines
 
 
+class InMemoryPipeline:
+    """The per-step data work of `modernize.train` on an in-memory data set, built from a recipe exactly as the
+    training loop builds it: index a uint8 TensorDataset on the device -> TrainAugment -> MixUp / CutMix.
+    The images are random uint8 like data=synthetic, a few batches' worth, at the given size."""
+
+    def __init__(self, recipe: DictConfig, resolution: int, batch: int, num_classes: int, device: torch.device):
+        gen = torch.Generator().manual_seed(0)
+        n = batch * 4
+        dataset = datasets.TensorDataset(
+            torch.randint(0, 256, (n, 3, resolution, resolution), dtype=torch.uint8, generator=gen),
+            torch.randint(0, num_classes, (n,), generator=gen)).to(device)
+        mean, std = datasets.MEAN_STD["synthetic"]
+        self.augment, _ = build_augmentations(recipe, resolution=resolution, mean=mean, std=std, loader_crops=False,
+                                              device=device)
+        self.mixing = make_mixing(recipe, num_classes)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+        # The batch source of modernize.train itself, one epoch after another.
+        source = InMemoryBatches(dataset, dataset, device, batch, Processes(), seed=0)
+        self.batches = (b for epoch in itertools.count() for b in source.train_batches(epoch))
+
+    def next_batch(self, trainer: Trainer) -> tuple[torch.Tensor, torch.Tensor]:
+        return prepare_batch(*next(self.batches), self.augment, self.mixing, trainer.memory_format)
+
+    def end_to_end_step(self, trainer: Trainer) -> Callable[[], None]:
+        return lambda: trainer.step(*self.next_batch(trainer))
+
+
 def pipeline_section(args) -> list[str]:
     """The per-step work of `modernize.train` on an in-memory data set vs the model step alone."""
     cfg = compose(["+step=separate_downsampling"])  # ConvNeXt-T, the modern recipe, the cpu profile
@@ -251,35 +297,58 @@ def pipeline_section(args) -> list[str]:
                   "their min..max. Target >= 0.95.",
                   ["model", "width x", "params (M)", "bare img/s", "end-to-end img/s", "end-to-end/bare",
                    "spread (min..max)"])
-    # Random uint8 images like data=synthetic, at the profile's size: a few batches' worth on the device.
-    gen = torch.Generator().manual_seed(0)
-    n = batch * 4
-    dataset = datasets.TensorDataset(
-        torch.randint(0, 256, (n, 3, resolution, resolution), dtype=torch.uint8, generator=gen),
-        torch.randint(0, num_classes, (n,), generator=gen)).to(args.device)
-    mean, std = datasets.MEAN_STD["synthetic"]
-    # Built from the recipe exactly as modernize.train builds its in-memory training pipeline.
-    augment, _ = build_augmentations(r, resolution=resolution, mean=mean, std=std, loader_crops=False,
-                                     device=args.device)
-    mixing = make_mixing(r, num_classes)
-    criterion = nn.CrossEntropyLoss(label_smoothing=r.label_smoothing)
-    # The batch source, batch preparation and step of modernize.train itself, one epoch after another.
-    source = InMemoryBatches(dataset, dataset, args.device, batch, Processes(), seed=0)
-    batches = (b for epoch in itertools.count() for b in source.train_batches(epoch))
-
+    pipeline = InMemoryPipeline(r, resolution, batch, num_classes, args.device)
     for spec in (run_spec(cfg, num_classes), model_spec(cfg, num_classes=num_classes)):  # profile, full width
-        trainer = Trainer(build(spec), args, criterion)
-
-        def end_to_end_step(trainer: Trainer = trainer) -> None:
-            trainer.step(*prepare_batch(*next(batches), augment, mixing, trainer.memory_format))
-
-        x, y = prepare_batch(*next(batches), augment, mixing, trainer.memory_format)  # the bare step's batch
-        bare, e2e = measure([bare_step(trainer, x, y), end_to_end_step], [batch] * 2, args)
+        trainer = Trainer(build(spec), args, pipeline.criterion)
+        x, y = pipeline.next_batch(trainer)  # the bare step's batch
+        bare, e2e = measure([bare_step(trainer, x, y), pipeline.end_to_end_step(trainer)], [batch] * 2, args)
         ratio, lo, hi = ratio_stats(e2e, bare)
         params = sum(q.numel() for q in trainer.model.parameters()) / 1e6
         lines.append(f"| ConvNeXt-T | {spec.width_multiplier:g} | {params:.2f} | {fmt(bare.median)} | "
                      f"{fmt(e2e.median)} | {ratio:.3f} | {lo:.3f}..{hi:.3f} |")
         print(lines[-1], flush=True)
+    return lines
+
+
+# Fashion-MNIST, the data set every profile but `imagenet` is tabulated on: its training set and classes.
+COST_TRAIN_IMAGES, COST_CLASSES = 60_000, 10
+
+
+def profile_cost_section(args) -> list[str]:
+    """What one seed of a profile's roadmap costs on this device, before training it: each step's end-to-end
+    training step (the in-memory pipeline above) at the profile's width, resolution, batch and stem, with the
+    recipe as the profile trains it (modernize.proxy's epoch, regularization and crop rules), times its epochs."""
+    name = args.profile
+    lines = table(f"4. What one seed of the `{name}` profile's roadmap costs here",
+                  f"Each step as `python run.py +step=<step> profile={name}` trains it on Fashion-MNIST "
+                  f"({COST_TRAIN_IMAGES:,} training images, {COST_CLASSES} classes): the profile's width, "
+                  "resolution, batch and stem, the recipe after the profile's rules, the in-memory pipeline of "
+                  "section 3, this process's precision and memory format. img/s: median of "
+                  f"{args.repeats} repeats. training time = epochs x {COST_TRAIN_IMAGES:,} / img/s, one run at a "
+                  "time; evaluation, checkpoints and start-up are not counted. The optimizer is AdamW for every "
+                  "step (the original recipe's SGD is cheaper still).",
+                  ["#", "step", "width x", "resolution", "batch", "params (M)", "epochs", "img/s",
+                   "training time (min)"])
+    total_s = 0.0
+    for step in args.steps:
+        cfg = compose([f"+step={step}", f"profile={name}"])
+        epochs, recipe = effective_recipe(cfg)
+        recipe = OmegaConf.create(recipe)
+        p = cfg.profile
+        resolution = int(p.resolution)
+        batch = 4 if args.quick else int(p.batch_size)
+        pipeline = InMemoryPipeline(recipe, resolution, batch, COST_CLASSES, args.device)
+        spec = run_spec(cfg, COST_CLASSES)
+        trainer = Trainer(build(spec), args, pipeline.criterion)
+        (r,) = measure([pipeline.end_to_end_step(trainer)], [batch], args)
+        seconds = epochs * COST_TRAIN_IMAGES / r.median
+        total_s += seconds
+        params = sum(q.numel() for q in trainer.model.parameters()) / 1e6
+        lines.append(f"| {STEPS.index(step)} | `{step}` | {spec.width_multiplier:g} | {resolution} | {batch} | "
+                     f"{params:.2f} | {epochs} | {fmt(r.median)} | {seconds / 60:.1f} |")
+        print(lines[-1], flush=True)
+    scope = "one seed of the roadmap" if list(args.steps) == list(STEPS) else f"these {len(args.steps)} steps"
+    lines += ["", f"Training time of {scope} at the `{name}` profile, one run at a time: **{total_s / 60:.1f} min**."]
     return lines
 
 
@@ -325,11 +394,16 @@ def run(args) -> Path:
     start = time.perf_counter()
     lines = header(args)
     print("\n".join(lines), flush=True)
-    for section in (reference_section, roadmap_section, pipeline_section):
-        lines += section(args) + [""]
+    sections = {1: reference_section, 2: roadmap_section, 3: pipeline_section, 4: profile_cost_section}
+    for number in args.sections:
+        if number == 4 and args.profile is None:
+            continue  # what a profile costs is asked for by name (--profile)
+        lines += sections[number](args) + [""]
     lines.append(f"Total bench time: {time.perf_counter() - start:.0f} s.")
     text = "\n".join(lines) + "\n"
-    path = atomic_write_text(Path(args.out) / f"{device_slug(args.device)}.md", text)
+    # A partial run (--sections) gets its own file, so it never overwrites the whole report.
+    suffix = "" if args.sections == [1, 2, 3, 4] else "-sections-" + "".join(map(str, args.sections))
+    path = atomic_write_text(Path(args.out) / f"{device_slug(args.device)}{suffix}.md", text)
     print(f"\n{text}\nwrote {path}", flush=True)
     return path
 

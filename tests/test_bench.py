@@ -32,7 +32,7 @@ def positive(cell: str) -> float:
 def test_quick_bench_writes_every_section(tmp_path):
     out = tmp_path / "bench"
     path = bench.main(["--quick", "--threads", "1", "--steps", "resnet50,separate_downsampling",
-                       "--out", str(out)])
+                       "--profile", "gpu", "--out", str(out)])
     assert path == out / "cpu.md"
     text = path.read_text()
     assert "python -m modernize.bench --quick" in text  # the exact command line is in the header
@@ -57,6 +57,42 @@ def test_quick_bench_writes_every_section(tmp_path):
     for row in pipeline:
         positive(row[3]), positive(row[4]), positive(row[5])
         assert ".." in row[6]
+
+    # Section 4: each step at the gpu profile's sizes, with the epochs the profile's rules give it (the paper's
+    # 300 : 90 at 100 modern epochs), and the seed's training time is the sum of the steps' epochs x 60k / img/s.
+    cost = table_rows(text, "4.")
+    assert [(r[1], r[2], r[3], r[6]) for r in cost] == [("`resnet50`", "1", "64", "30"),
+                                                        ("`separate_downsampling`", "1", "64", "100")]
+    # img/s is printed to 3 significant digits (or whole), so the check allows that rounding.
+    minutes = [int(r[6]) * 60_000 / positive(r[7]) / 60 for r in cost]
+    for row, expected in zip(cost, minutes):
+        assert float(row[8]) == pytest.approx(expected, rel=0.006, abs=0.051)
+    total = float(re.search(r"these 2 steps at the `gpu` profile, one run at a time: \*\*([\d.]+) min", text)[1])
+    assert total == pytest.approx(sum(float(r[8]) for r in cost), abs=0.11)
+
+
+@pytest.mark.slow
+def test_a_chosen_section_is_written_to_its_own_file(tmp_path):
+    """--sections 4 writes <device>-sections-4.md and leaves the whole report (<device>.md) alone."""
+    path = bench.main(["--quick", "--threads", "1", "--steps", "resnet50", "--profile", "cpu", "--sections", "4",
+                       "--out", str(tmp_path)])
+    assert path == tmp_path / "cpu-sections-4.md"
+    text = path.read_text()
+    assert "## 4. What one seed of the `cpu` profile's roadmap costs here" in text
+    assert "## 1." not in text and "## 2." not in text and "## 3." not in text
+    assert [r[6] for r in table_rows(text, "4.")] == ["6"]  # the cpu profile's fixed 6 epochs
+    assert [p.name for p in tmp_path.iterdir()] == ["cpu-sections-4.md"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--profile", "laptop"], "unknown --profile 'laptop'; known profiles: cpu, gpu, imagenet, smoke"),
+    (["--sections", "5"], "--sections takes numbers 1-4 separated by commas, got '5'"),
+    (["--sections", "one"], "--sections takes numbers 1-4 separated by commas, got 'one'"),
+])
+def test_bad_profile_or_section_is_rejected_before_any_work(tmp_path, argv, message):
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        bench.main(["--quick", *argv, "--out", str(tmp_path)])
+    assert not any(tmp_path.iterdir())
 
 
 def test_bad_step_name_is_rejected(tmp_path):
