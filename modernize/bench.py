@@ -103,6 +103,8 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
         raise bad_sections from None
     if not args.sections or not set(args.sections) <= {1, 2, 3, 4}:
         raise bad_sections
+    if args.sections == [4] and args.profile is None:
+        raise SystemExit("--sections 4 needs --profile <name>: it says what that profile's roadmap costs")
     if args.profile is not None:
         profiles = config_names("profile")
         if args.profile not in profiles:
@@ -185,6 +187,10 @@ class Trainer:
                               optimizer=make_optimizer(self.model, modern_recipe(), 1e-4, self.device),
                               scaler=make_scaler(self.device.type, args.precision), precision=args.precision)
 
+    @property
+    def params_millions(self) -> float:
+        return sum(p.numel() for p in self.model.parameters()) / 1e6
+
     def batch(self, batch: int, resolution: int, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.randn(batch, 3, resolution, resolution, device=self.device)
         y = torch.randint(num_classes, (batch,), device=self.device)
@@ -246,7 +252,7 @@ def roadmap_section(args) -> list[str]:
                   ["#", "step", "params (M)", "img/s", "spread (min..max)"])
     for step in args.steps:
         trainer = Trainer(build_model(step), args)
-        params = sum(p.numel() for p in trainer.model.parameters()) / 1e6
+        params = trainer.params_millions
         x, y = trainer.batch(args.batch, args.resolution, 1000)
         (r,) = measure([bare_step(trainer, x, y)], [args.batch], args)
         lines.append(f"| {STEPS.index(step)} | `{step}` | {params:.1f} | {fmt(r.median)} | "
@@ -303,14 +309,15 @@ def pipeline_section(args) -> list[str]:
         x, y = pipeline.next_batch(trainer)  # the bare step's batch
         bare, e2e = measure([bare_step(trainer, x, y), pipeline.end_to_end_step(trainer)], [batch] * 2, args)
         ratio, lo, hi = ratio_stats(e2e, bare)
-        params = sum(q.numel() for q in trainer.model.parameters()) / 1e6
+        params = trainer.params_millions
         lines.append(f"| ConvNeXt-T | {spec.width_multiplier:g} | {params:.2f} | {fmt(bare.median)} | "
                      f"{fmt(e2e.median)} | {ratio:.3f} | {lo:.3f}..{hi:.3f} |")
         print(lines[-1], flush=True)
     return lines
 
 
-# Fashion-MNIST, the data set every profile but `imagenet` is tabulated on: its training set and classes.
+# Fashion-MNIST, the data set every profile but `imagenet` is tabulated on: its training set (a profile's
+# train_subset may take fewer) and classes.
 COST_TRAIN_IMAGES, COST_CLASSES = 60_000, 10
 
 
@@ -319,12 +326,14 @@ def profile_cost_section(args) -> list[str]:
     training step (the in-memory pipeline above) at the profile's width, resolution, batch and stem, with the
     recipe as the profile trains it (modernize.proxy's epoch, regularization and crop rules), times its epochs."""
     name = args.profile
+    subset = compose([f"profile={name}"]).profile.train_subset
+    images = COST_TRAIN_IMAGES if subset is None else min(int(subset), COST_TRAIN_IMAGES)
     lines = table(f"4. What one seed of the `{name}` profile's roadmap costs here",
                   f"Each step as `python run.py +step=<step> profile={name}` trains it on Fashion-MNIST "
-                  f"({COST_TRAIN_IMAGES:,} training images, {COST_CLASSES} classes): the profile's width, "
+                  f"({images:,} training images, {COST_CLASSES} classes): the profile's width, "
                   "resolution, batch and stem, the recipe after the profile's rules, the in-memory pipeline of "
                   "section 3, this process's precision and memory format. img/s: median of "
-                  f"{args.repeats} repeats. training time = epochs x {COST_TRAIN_IMAGES:,} / img/s, one run at a "
+                  f"{args.repeats} repeats. training time = epochs x {images:,} / img/s, one run at a "
                   "time; evaluation, checkpoints and start-up are not counted. The optimizer is AdamW for every "
                   "step (the original recipe's SGD is cheaper still).",
                   ["#", "step", "width x", "resolution", "batch", "params (M)", "epochs", "img/s",
@@ -341,9 +350,9 @@ def profile_cost_section(args) -> list[str]:
         spec = run_spec(cfg, COST_CLASSES)
         trainer = Trainer(build(spec), args, pipeline.criterion)
         (r,) = measure([pipeline.end_to_end_step(trainer)], [batch], args)
-        seconds = epochs * COST_TRAIN_IMAGES / r.median
+        seconds = epochs * images / r.median
         total_s += seconds
-        params = sum(q.numel() for q in trainer.model.parameters()) / 1e6
+        params = trainer.params_millions
         lines.append(f"| {STEPS.index(step)} | `{step}` | {spec.width_multiplier:g} | {resolution} | {batch} | "
                      f"{params:.2f} | {epochs} | {fmt(r.median)} | {seconds / 60:.1f} |")
         print(lines[-1], flush=True)

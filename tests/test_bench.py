@@ -84,8 +84,20 @@ def test_a_chosen_section_is_written_to_its_own_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["cpu-sections-4.md"]
 
 
+@pytest.mark.slow
+def test_a_profiles_training_subset_is_what_its_seed_costs(tmp_path):
+    """The smoke profile trains 256 images an epoch (train_subset), not the whole 60k."""
+    text = bench.main(["--quick", "--threads", "1", "--steps", "resnet50", "--profile", "smoke", "--sections", "4",
+                       "--out", str(tmp_path)]).read_text()
+    assert "(256 training images, 10 classes)" in text
+    (row,) = table_rows(text, "4.")
+    assert row[6] == "2"  # the smoke profile's epochs
+    assert float(row[8]) == pytest.approx(2 * 256 / positive(row[7]) / 60, rel=0.006, abs=0.051)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--profile", "laptop"], "unknown --profile 'laptop'; known profiles: cpu, gpu, imagenet, smoke"),
+    (["--sections", "4"], "--sections 4 needs --profile <name>: it says what that profile's roadmap costs"),
     (["--sections", "5"], "--sections takes numbers 1-4 separated by commas, got '5'"),
     (["--sections", "one"], "--sections takes numbers 1-4 separated by commas, got 'one'"),
 ])

@@ -78,27 +78,19 @@ def test_the_makefile_asks_python_for_the_roadmap():
 
 
 @pytest.mark.slow  # composes the config of every committed run
-def test_committed_runs_keep_their_config_hash():
-    """Finished runs are skipped by config hash: generating the step configs must not change a roadmap config.
-    (The committed roadmap sweeps use their profile as it is; other sweeps under experiments/runs/ add overrides.)"""
-    records = sorted(ROOT.glob("experiments/runs/roadmap-*/*/summary.json"))
+@pytest.mark.parametrize("sweeps, model", [
+    ("roadmap-*", lambda label: f"+step={label}"),                                  # make roadmap: a step each
+    ("ablate-*", lambda label: f"+delta=[{','.join(label_deltas(label))}]"),       # make ablate: a delta list each
+])
+def test_committed_runs_keep_their_config_hash(sweeps, model):
+    """Finished runs are skipped by config hash: composing a committed run's step (roadmap) or its label's deltas
+    (ablation matrix) must give the hash it was trained under, or a re-run of the sweep would train it again.
+    (These sweeps use their profile as it is; other sweeps under experiments/runs/ add overrides.)"""
+    records = sorted(ROOT.glob(f"experiments/runs/{sweeps}/*/summary.json"))
     assert records
     for path in records:
         done = json.loads(path.read_text())
-        cfg = compose([f"+step={done['step']}", f"seed={done['seed']}", f"profile={done['profile']}",
-                       f"data={done['data']}"])
-        assert config_hash(cfg) == done["config_hash"], path
-
-
-@pytest.mark.slow  # composes the config of every committed run
-def test_committed_ablation_runs_keep_their_config_hash():
-    """The committed ablation matrix's runs are made of deltas (`make ablate`): composing each label's deltas
-    must give the hash it was trained under, or a re-run of the matrix would train it again."""
-    records = sorted(ROOT.glob("experiments/runs/ablate-*/*/summary.json"))
-    for path in records:
-        done = json.loads(path.read_text())
-        deltas = ",".join(label_deltas(done["step"]))
-        cfg = compose([f"+delta=[{deltas}]", f"seed={done['seed']}", f"profile={done['profile']}",
+        cfg = compose([model(done["step"]), f"seed={done['seed']}", f"profile={done['profile']}",
                        f"data={done['data']}"])
         assert config_hash(cfg) == done["config_hash"], path
 
