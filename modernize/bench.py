@@ -42,7 +42,7 @@ from . import datasets
 from .augment import build_augmentations
 from .batches import InMemoryBatches
 from .config import build_model, compose, config_names, model_spec, run_spec
-from .engine import TrainStep, make_scaler, prepare_batch, timed
+from .engine import TrainStep, compile_model, make_scaler, prepare_batch, timed
 from .io import atomic_write_text
 from .model import build
 from .proxy import effective_recipe
@@ -182,10 +182,16 @@ class Trainer:
         self.device = args.device
         self.memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self.memory_format).train()
-        self.step = TrainStep(forward=torch.compile(self.model) if args.compile else self.model, model=self.model,
+        if args.compile:
+            # One process compiles many models here (a training run compiles one): start each from an empty cache,
+            # or models sharing a block's code would count against each other's recompile limit and fall back
+            # to eager.
+            torch._dynamo.reset()
+        self.step = TrainStep(forward=compile_model(self.model) if args.compile else self.model, model=self.model,
                               criterion=criterion or nn.CrossEntropyLoss(),
                               optimizer=make_optimizer(self.model, modern_recipe(), 1e-4, self.device),
-                              scaler=make_scaler(self.device.type, args.precision), precision=args.precision)
+                              scaler=make_scaler(self.device.type, args.precision), precision=args.precision,
+                              defer_finite_check=self.device.type != "cpu")
 
     @property
     def params_millions(self) -> float:
