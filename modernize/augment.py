@@ -108,15 +108,6 @@ def resize_center_crop(x: Tensor, resolution: int) -> Tensor:
     return TF.center_crop(x, [resolution, resolution])
 
 
-def _to_device(drawn: Tensor, device: torch.device) -> Tensor:
-    """Parameters drawn on the host, onto the images' device. To a GPU through pinned memory and without blocking:
-    a copy from pageable memory first waits for all work queued on the GPU (CUDA's "API synchronization
-    behavior"), which would stop the host from launching the next kernels while the GPU runs."""
-    if device.type == "cuda":
-        return drawn.pin_memory().to(device, non_blocking=True)
-    return drawn.to(device)
-
-
 def _check_images(images: Tensor, who: str) -> None:
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"{who} expects uint8 [B, 3, H, W], got {images.dtype} {tuple(images.shape)}")
@@ -251,7 +242,7 @@ class TrainAugment(nn.Module):
         else:
             x = resize_center_crop(images.float(), self.resolution)
         if self.hflip:
-            flip = _to_device(torch.rand(x.shape[0]) < 0.5, x.device)
+            flip = (torch.rand(x.shape[0]) < 0.5).to(x.device)
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
         if self.randaugment is not None:
             x = self._apply_randaugment(x.round().clamp_(0, 255).to(torch.uint8)).float()
@@ -263,7 +254,7 @@ class TrainAugment(nn.Module):
     def _random_resized_crop(self, images: Tensor) -> Tensor:
         """Per-sample RandomResizedCrop for the whole batch in one ``roi_align`` call."""
         batch, _, height, width = images.shape
-        boxes = _to_device(sample_crop_boxes(batch, height, width, self.crop_scale), images.device)
+        boxes = sample_crop_boxes(batch, height, width, self.crop_scale).to(images.device)
         # aligned=True puts pixel centres at +0.5, so a box [left, top, left+w, top+h] covers exactly
         # the crop's pixels; sampling_ratio=-1 averages ceil(crop/out) samples per output pixel,
         # which antialiases downscaled crops and is plain bilinear when upscaling.
@@ -281,7 +272,7 @@ class TrainAugment(nn.Module):
         in_rows = (rows >= top[:, None]) & (rows < (top + h)[:, None])  # [B, H]
         in_cols = (cols >= left[:, None]) & (cols < (left + w)[:, None])  # [B, W]
         mask = in_rows[:, :, None] & in_cols[:, None, :] & erase[:, None, None]
-        return x.masked_fill(_to_device(mask[:, None], x.device), 0.0)
+        return x.masked_fill(mask[:, None].to(x.device), 0.0)
 
     def _apply_randaugment(self, x: Tensor) -> Tensor:
         magnitude, magnitude_std = self.randaugment

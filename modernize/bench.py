@@ -190,8 +190,7 @@ class Trainer:
         self.step = TrainStep(forward=compile_model(self.model) if args.compile else self.model, model=self.model,
                               criterion=criterion or nn.CrossEntropyLoss(),
                               optimizer=make_optimizer(self.model, modern_recipe(), 1e-4, self.device),
-                              scaler=make_scaler(self.device.type, args.precision), precision=args.precision,
-                              defer_finite_check=self.device.type != "cpu")
+                              scaler=make_scaler(self.device.type, args.precision), precision=args.precision)
 
     @property
     def params_millions(self) -> float:

@@ -16,13 +16,11 @@ PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat1
 
 
 class NonFiniteLoss(FloatingPointError):
-    """The loss of a step was inf or NaN. Raised before the optimizer touches the weights, or, when the check is
-    deferred (`TrainStep.defer_finite_check`), at the next `TrainStep.raise_if_nonfinite`: `steps_ago` says how
-    many steps before that call the loss went bad (0: this step)."""
+    """The loss of a step was inf or NaN; raised before the optimizer touches the weights."""
 
-    def __init__(self, value: float, steps_ago: int = 0):
+    def __init__(self, value: float):
         super().__init__(f"the loss became {value}")
-        self.value, self.steps_ago = value, steps_ago
+        self.value = value
 
 
 def compile_model(model: nn.Module) -> nn.Module:
@@ -47,15 +45,7 @@ def make_scaler(device_type: str, precision: str) -> torch.amp.GradScaler:
 @dataclass
 class TrainStep:
     """One optimizer step: autocast forward and loss, backward (scaled for fp16), optional gradient clipping,
-    the optimizer, then the lr schedule and the EMA when the run has them.
-
-    A non-finite loss stops the run. On the CPU it is checked before the backward pass, so the weights never see
-    it. On a GPU, reading the loss on the host every step would make the host wait for the GPU in the middle of
-    each step, and in this project's small-image profiles the GPU is idle while the host launches kernels
-    (`modernize.bench` section 3), so the two would run in series. So with ``defer_finite_check`` the step only
-    remembers, on the device, the first bad step, and the loop calls `raise_if_nonfinite` at the points where it
-    reads the host anyway (progress lines, checkpoints, the end of an epoch): a checkpoint is never written after a
-    bad step, and the error names the step where the loss went bad."""
+    the optimizer, then the lr schedule and the EMA when the run has them."""
 
     forward: nn.Module  # what is called: the model, maybe compiled and/or wrapped in DistributedDataParallel
     model: nn.Module  # the bare model: its parameters are clipped and followed by the EMA
@@ -66,19 +56,11 @@ class TrainStep:
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     ema: torch.optim.swa_utils.AveragedModel | None = None
     grad_clip: float | None = None
-    defer_finite_check: bool = False
-
-    def __post_init__(self) -> None:
-        self._calls = 0
-        self._first_bad: tuple[torch.Tensor, torch.Tensor] | None = None  # (its call number or -1, its loss)
 
     def __call__(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         with autocast(inputs.device.type, self.precision):
             loss = self.criterion(self.forward(inputs), targets)
-        self._calls += 1
-        if self.defer_finite_check:
-            self._remember_if_nonfinite(loss.detach().float())
-        elif not torch.isfinite(loss):
+        if not torch.isfinite(loss):
             raise NonFiniteLoss(loss.item())
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -92,23 +74,6 @@ class TrainStep:
         if self.ema is not None:
             self.ema.update_parameters(self.model)
         return loss.detach()
-
-    def _remember_if_nonfinite(self, loss: torch.Tensor) -> None:
-        """Device-side: keep the first call whose loss is not finite (no host sync)."""
-        if self._first_bad is None:
-            self._first_bad = (torch.full((), -1, dtype=torch.int64, device=loss.device), torch.zeros_like(loss))
-        step, value = self._first_bad
-        first = ~torch.isfinite(loss) & (step < 0)
-        self._first_bad = (torch.where(first, self._calls, step), torch.where(first, loss, value))
-
-    def raise_if_nonfinite(self) -> None:
-        """Raise NonFiniteLoss for the first deferred bad step, if there was one (a host sync; a no-op when the check
-        is not deferred: then the step itself has raised)."""
-        if self._first_bad is None:
-            return
-        step, value = (t.item() for t in self._first_bad)
-        if step >= 0:
-            raise NonFiniteLoss(value, steps_ago=self._calls - step)
 
 
 def prepare_batch(images: torch.Tensor, labels: torch.Tensor, augment: nn.Module, mixing: nn.Module | None,

@@ -208,7 +208,7 @@ def make_train_step(model: nn.Module, recipe: DictConfig, lr: float, epochs: int
                      criterion=nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing), optimizer=optimizer,
                      scaler=make_scaler(device.type, train_cfg.precision), precision=train_cfg.precision,
                      scheduler=make_scheduler(optimizer, recipe, epochs, steps_per_epoch), ema=ema,
-                     grad_clip=train_cfg.grad_clip, defer_finite_check=device.type != "cpu")
+                     grad_clip=train_cfg.grad_clip)
 
 
 def open_tracker(run: Run):
@@ -269,19 +269,19 @@ def train_epoch(run: Run, epoch: int) -> dict[str, float]:
         inputs, targets = prepare_batch(images, labels, run.augment_train, run.mixing, run.memory_format)
         try:
             loss = run.step(inputs, targets)
-            every = train_cfg.checkpoint_every_steps
-            stop = run.interrupt is not None and run.interrupt.requested(processes, run.device)
-            checkpoint = i + 1 < steps and (stop or bool(every and (i + 1) % every == 0))
-            # Before anything is saved, and every progress interval on every process alike (the same step on each).
-            if checkpoint or i + 1 == steps or (i + 1) % max(train_cfg.log_every_steps, 1) == 0:
-                run.step.raise_if_nonfinite()
         except NonFiniteLoss as e:
-            raise diverged(run, e, epoch, i + 1 - e.steps_ago) from None
+            saved = (f"The last good checkpoint {run.checkpoint_path} is kept" if run.checkpoint_path.exists()
+                     else "No checkpoint had been saved yet")
+            raise TrainingDiverged(
+                f"{run.label}: {e} at epoch {epoch + 1}, step {i + 1} (lr {run.step.scheduler.get_last_lr()[0]:.3g}); "
+                f"stopped. {saved}; try a lower recipe.lr, train.precision=fp32 or train.grad_clip=1.0") from None
         loss_sum += loss.double() * len(labels)
         seen += len(labels)
-        progress.update(loss=loss, lr=run.step.scheduler.get_last_lr()[0],
+        progress.update(loss=loss.item(), lr=run.step.scheduler.get_last_lr()[0],
                         img_s=(seen - seen_at_start) * processes.count / max(time.perf_counter() - epoch_start, 1e-9))
-        if checkpoint:
+        every = train_cfg.checkpoint_every_steps
+        stop = run.interrupt is not None and run.interrupt.requested(processes, run.device)
+        if i + 1 < steps and (stop or (every and (i + 1) % every == 0)):
             save_mid_epoch(run, i + 1, loss_sum, seen)
             if stop:
                 progress.close()
@@ -294,15 +294,6 @@ def train_epoch(run: Run, epoch: int) -> dict[str, float]:
     return {"epoch": epoch + 1, "train_loss": loss_sum.item() / max(seen * processes.count, 1),
             "lr": run.step.scheduler.get_last_lr()[0],
             "train_images_per_s": (seen - seen_at_start) * processes.count / epoch_time, "epoch_time_s": epoch_time}
-
-
-def diverged(run: Run, error: NonFiniteLoss, epoch: int, step: int) -> TrainingDiverged:
-    """The error that stops a run whose loss went inf or NaN at `step` (1-based) of `epoch` (0-based)."""
-    saved = (f"The last good checkpoint {run.checkpoint_path} is kept" if run.checkpoint_path.exists()
-             else "No checkpoint had been saved yet")
-    return TrainingDiverged(
-        f"{run.label}: {error} at epoch {epoch + 1}, step {step} (lr {run.step.scheduler.get_last_lr()[0]:.3g}); "
-        f"stopped. {saved}; try a lower recipe.lr, train.precision=fp32 or train.grad_clip=1.0")
 
 
 def validation_metrics(run: Run) -> dict[str, float]:
@@ -394,18 +385,15 @@ class Progress:
             from tqdm import tqdm
             self.bar = tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, leave=False)
 
-    def update(self, **fields: float | torch.Tensor) -> None:
-        # A field may be a device tensor: it is read (a host sync on a GPU) only on the updates that show it.
+    def update(self, **fields: float) -> None:
         self.n += 1
-        if not self.enabled or not (self.n % self.every == 0 or self.n == self.total):
-            if self.bar is not None:
-                self.bar.update(1)
+        if not self.enabled:
             return
-        text = " ".join(f"{k}={float(v):.4g}" for k, v in fields.items())
+        text = " ".join(f"{k}={v:.4g}" for k, v in fields.items())
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix_str(text, refresh=False)
-        else:
+        elif self.n % self.every == 0 or self.n == self.total:
             print(f"{self.desc} {self.n}/{self.total} {text}", flush=True)
 
     def close(self) -> None:
