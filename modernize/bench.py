@@ -43,6 +43,7 @@ from .augment import build_augmentations
 from .batches import InMemoryBatches
 from .config import build_model, compose, config_names, model_spec, run_spec
 from .engine import TrainStep, compile_model, make_scaler, prepare_batch, timed
+from .flops import count_params
 from .io import atomic_write_text
 from .model import build
 from .proxy import effective_recipe
@@ -194,7 +195,7 @@ class Trainer:
 
     @property
     def params_millions(self) -> float:
-        return sum(p.numel() for p in self.model.parameters()) / 1e6
+        return count_params(self.model) / 1e6
 
     def batch(self, batch: int, resolution: int, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.randn(batch, 3, resolution, resolution, device=self.device)
