@@ -159,6 +159,7 @@ def summarize_runs(collected: dict[str, list[dict]]) -> dict[str, dict[str, Any]
             "top1_by_seed": {r.get("seed", i): r["final_top1"] for i, r in enumerate(ok)},
             "top1_mean": statistics.mean(top1) if top1 else None,
             "top1_std": statistics.stdev(top1) if len(top1) > 1 else (0.0 if top1 else None),
+            "ema_top1_mean": columns.ema_top1_mean(ok),
             "error": failed[0].get("error", "") if failed else "",
         }
         for key in ("params", "gflops_224"):
@@ -270,6 +271,7 @@ RUN_COLUMNS = (
     Column("run", "run", align="left"),
     Column("role", "role", align="left"),
     *columns.pooled_top1_columns("top-1"),
+    columns.EMA_TOP1,
     Column("params", "params", ",.0f"),
     Column("gflops_224", "GFLOPs 224", ".2f"),
     Column("error"),
@@ -286,7 +288,8 @@ def to_markdown(table: list[dict], run_rows: list[dict], title: str) -> str:
         f"p < {SIGNIFICANCE_LEVEL} (needs 2+ seeds). "
         f"A delta with prerequisites is added with them and compared with the run that has only them; removing a "
         f"delta removes the deltas that need it too: both show in the run labels. Seeds: "
-        f"{', '.join(map(str, seeds)) or 'none finished'}.\n\n"
+        f"{', '.join(map(str, seeds)) or 'none finished'}."
+        f"{' ' + columns.EMA_NOTE if columns.has_ema(run_rows) else ''}\n\n"
         + columns.to_markdown(COLUMNS, table)
         + "\n## Runs\n\n" + columns.to_markdown(RUN_COLUMNS, run_rows)
     )

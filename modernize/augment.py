@@ -1,5 +1,6 @@
-"""Batched on-device augmentation: the training pipeline and the evaluation transform, two separate modules,
-both built from the recipe by :func:`build_augmentations`.
+"""Augmentation. Folder data sets (ImageNet): the official code's per-image transforms in the loader workers
+(:func:`folder_transforms`). In-memory data sets: batched on the device, the training pipeline and the evaluation
+transform, two separate modules, both built from the recipe by :func:`build_augmentations`.
 
 Both take uint8 ``[B, 3, H, W]`` on any device and return normalised float ``[B, 3, resolution, resolution]``.
 Train (the paper's / timm's order): random-resized crop -> horizontal flip -> RandAugment (on uint8) ->
@@ -12,9 +13,9 @@ faster at nothing beyond the noise; kornia/ours time over four runs at 32 px / 6
 
 * random-resized crop (ours: one ``roi_align``): 1.7-3.0x / 1.0-1.1x
 * horizontal flip: 1.7-2.1x / 1.1-1.5x
-* RandAugment (ours: torchvision's ops, per group of 16 samples): 0.97-1.2x (a tie) / 1.2-1.9x. kornia's
-  ``auto.RandAugment`` also draws one op pair for the whole batch, has no magnitude std (timm's ``mstd0.5``) and
-  works on float images, so it is not the paper's "RandAugment (9, 0.5)" either.
+* RandAugment (then torchvision's ops per group of 16 samples; since replaced by timm's semantics per image,
+  modernize.randaugment): 0.97-1.2x (a tie) / 1.2-1.9x. kornia's ``auto.RandAugment`` draws one op pair for the
+  whole batch, has no magnitude std (timm's ``mstd0.5``) and works on float images: not the paper's either.
 * random erasing (ours: one masked fill): 1.7-3.6x / 1.3-1.4x
 * the whole training pipeline: 1.2-1.4x / 1.1-1.4x
 * MixUp / CutMix are not ours but torchvision's ``v2.MixUp`` / ``v2.CutMix`` (``train.make_mixing``); kornia's take
@@ -35,8 +36,9 @@ from typing import Any
 import torch
 import torchvision
 from torch import Tensor, nn
-from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
+
+from .randaugment import BatchedRandAugment
 
 __all__ = ["EvalTransform", "Normalize", "TrainAugment", "build_augmentations", "resize_center_crop"]
 
@@ -52,29 +54,87 @@ def recipe_crop(recipe: Mapping[str, Any]) -> tuple[tuple[float, float] | None, 
     return crop_scale, bool(recipe["hflip"])
 
 
+# ------------------------------------------------------------------------------ folder data: the official pipeline
+# Folder data sets (ImageNet) are what the paper trained on, so their loader workers run the official code's own
+# per-image transforms, not a re-implementation: official datasets.py build_transform, i.e. timm's
+# create_transform for training and torchvision's Resize + CenterCrop for evaluation. The original recipe's
+# reference (torchvision's references/classification presets) is the same pipeline with bilinear interpolation
+# and no RandAugment or erasing. docs/recipe.md compares every setting.
+EVAL_CROP_PCT = 0.875  # official datasets.py: crop_pct = 224 / 256; torchvision's reference: resize 256, crop 224
+
+
+def randaugment_policy(magnitude: float, std: float) -> str:
+    """timm's RandAugment string for the paper's "RandAugment (9, 0.5)": the official main.py's --aa
+    rand-m9-mstd0.5-inc1 (two ops per image, each applied with probability 0.5, the 'increasing' op set)."""
+    return f"rand-m{round(magnitude)}-mstd{std:g}-inc1"
+
+
+def folder_transforms(recipe: Mapping[str, Any], *, resolution: int, mean: Sequence[float],
+                      std: Sequence[float]):
+    """(train, eval) per-image transforms of a folder data set's loader workers: PIL image -> normalised float
+    ``[3, resolution, resolution]``, as the official code's (``recipe=None``: the eval transform for both)."""
+    from timm.data import create_transform
+    from torchvision import transforms as T
+
+    interpolation = str(recipe["interpolation"]) if recipe is not None else "bilinear"
+    mode = T.InterpolationMode(interpolation)
+    normalize = [T.ToTensor(), T.Normalize(mean, std)]
+    evaluate = T.Compose([T.Resize(int(resolution / EVAL_CROP_PCT), interpolation=mode),
+                          T.CenterCrop(resolution), *normalize])
+    if recipe is None:
+        return evaluate, evaluate
+    crop_scale, hflip = recipe_crop(recipe)
+    randaugment = recipe["randaugment"]
+    train = create_transform(
+        resolution, is_training=True, scale=tuple(crop_scale or (1.0, 1.0)), ratio=CROP_RATIO,
+        hflip=0.5 if hflip else 0.0,
+        color_jitter=None,  # the official 0.4 is inert: timm applies no colour jitter next to RandAugment
+        auto_augment=randaugment_policy(*randaugment) if randaugment else None, interpolation=interpolation,
+        re_prob=float(recipe["random_erasing"]), re_mode=str(recipe["random_erasing_mode"]), re_count=1,
+        mean=tuple(mean), std=tuple(std))
+    if crop_scale is None:  # a profile's crop rule switched the random crop off: the evaluation's resize and crop
+        train.transforms[0] = T.Compose([T.Resize(resolution, interpolation=mode), T.CenterCrop(resolution)])
+    if randaugment:
+        for op in next(t for t in train.transforms if type(t).__name__ == "RandAugment").ops:
+            op.magnitude = float(randaugment[0])  # timm's string holds an integer; a budget rule may scale it
+            if op.name == "PosterizeIncreasing":
+                op.aug_fn = posterize
+    return train, evaluate
+
+
+def posterize(image, bits: int, **_):
+    """PIL's posterize as timm 0.3.2 ran it in the official runs: 0 bits kept is a black image. Pillow >= 12 refuses
+    0 bits (ValueError), which timm's PosterizeIncreasing asks for whenever a magnitude draw reaches 10 (at M=9,
+    std 0.5: 2.3% of its draws), so timm's own op would stop a run every few hundred images."""
+    if bits >= 8:
+        return image
+    mask = ~(2 ** (8 - int(bits)) - 1) & 0xFF
+    return image.point([level & mask for level in range(256)] * len(image.getbands()))
+
+
+# ------------------------------------------------------------------------------- in-memory data: batched on device
 def build_augmentations(recipe: Mapping[str, Any], *, resolution: int, mean: Sequence[float],
-                        std: Sequence[float], loader_crops: bool,
-                        device: torch.device | str | None = None) -> tuple[TrainAugment, EvalTransform]:
+                        std: Sequence[float], loader_transforms: bool,
+                        device: torch.device | str | None = None) -> tuple[nn.Module, nn.Module]:
     """The training augmentation and the evaluation transform for ``recipe`` (a recipe config: its
     ``random_resized_crop``, ``random_resized_crop_scale``, ``hflip``, ``randaugment`` and ``random_erasing``).
 
-    ``loader_crops``: the images come from a DataLoader whose workers already did the recipe's crop and flip
-    (folder data sets: :func:`.datasets.load_data` with ``train_crop_scale`` and ``train_hflip``), so they arrive
-    at ``resolution`` and the training augmentation must not crop or flip them again. In-memory data sets arrive
-    at native size and are cropped and flipped here, batched. ``device``: where to put both modules (None: leave
-    them on the CPU).
+    ``loader_transforms``: the images come from a DataLoader whose workers already ran the whole per-image
+    pipeline (folder data sets, :func:`folder_transforms`), so they arrive augmented and normalised and both
+    modules are the identity. In-memory data sets arrive as uint8 at native size and are augmented here, batched.
+    ``device``: where to put both modules (None: leave them on the CPU).
     """
+    if loader_transforms:
+        return nn.Identity(), nn.Identity()
     missing = [k for k in ("random_resized_crop", "random_resized_crop_scale", "hflip", "randaugment",
                            "random_erasing") if k not in recipe]
     if missing:
         raise ValueError(f"the recipe lacks {', '.join(missing)}: is it a conf/recipe/*.yaml config?")
     crop_scale, hflip = recipe_crop(recipe)
     train = TrainAugment(
-        resolution=resolution, mean=mean, std=std,
-        crop_scale=None if loader_crops else crop_scale,
-        hflip=hflip and not loader_crops,
+        resolution=resolution, mean=mean, std=std, crop_scale=crop_scale, hflip=hflip,
         randaugment=tuple(recipe["randaugment"]) if recipe["randaugment"] else None,
-        random_erasing=float(recipe["random_erasing"]))
+        random_erasing=float(recipe["random_erasing"]), interpolation=str(recipe.get("interpolation", "bilinear")))
     evaluate = EvalTransform(resolution=resolution, mean=mean, std=std)
     if device is not None:
         train, evaluate = train.to(device), evaluate.to(device)
@@ -183,15 +243,12 @@ class TrainAugment(nn.Module):
     the evaluation resize and centre crop) -> horizontal flip -> RandAugment -> normalise -> random erasing.
 
     ``crop_scale``: RandomResizedCrop's area-scale range, or None for no random crop. ``randaugment`` is the
-    paper's "RandAugment (9, 0.5)", i.e. timm's ``rand-m9-mstd0.5``: ``(magnitude M on timm's 0..10 scale,
-    magnitude std)``, with timm's default of 2 ops per image. It maps to
-    ``v2.RandAugment(num_ops=2, magnitude=M, num_magnitude_bins=11)``: with 11 bins torchvision's magnitude
-    index equals timm's M/10 fraction of each op's maximum (e.g. rotate 27 deg at M=9); the default 31 bins
-    would make magnitude=9 a much weaker 9/30. torchvision has no magnitude std, so each group of
-    ``randaugment_group`` samples draws its own magnitude ``round(N(M, std))`` clipped to 0..10 (timm draws a
-    float per op). torchvision draws one op for a whole batch tensor, so groups also give different samples
-    different ops; group size 1 is per-sample RandAugment at the cost of B small kernel launches.
-    ``random_erasing``: the probability that a sample gets one zeroed box (after normalisation: the mean colour).
+    paper's "RandAugment (9, 0.5)": ``(magnitude M on timm's 0..10 scale, magnitude std)``, applied as the official
+    code's timm ``rand-m{M}-mstd{std}-inc1`` (modernize.randaugment: per image two ops of timm's 15, each with
+    probability 0.5, a magnitude drawn per op), its geometric ops resampled with ``interpolation`` (the recipe's).
+    ``random_erasing``: the probability that a sample gets one box filled with zeros after normalisation, i.e. the
+    mean colour (timm's ``re_mode='const'``; the official recipe's per-pixel noise is the folder pipeline's:
+    docs/recipe.md says why the batched one keeps the mean).
 
     Randomness is drawn from torch's global *CPU* generator regardless of the images' device, so a run resumed
     from ``torch.get_rng_state()`` reproduces the same crops, flips and ops on CPU or GPU.
@@ -200,7 +257,7 @@ class TrainAugment(nn.Module):
     def __init__(self, *, resolution: int, mean: Sequence[float], std: Sequence[float],
                  crop_scale: tuple[float, float] | None = (0.08, 1.0), hflip: bool = True,
                  randaugment: tuple[float, float] | None = None, random_erasing: float = 0.0,
-                 randaugment_group: int = 16) -> None:
+                 interpolation: str = "bicubic") -> None:
         super().__init__()
         _check_resolution(resolution)
         if crop_scale is not None and not (len(crop_scale) == 2 and 0 < crop_scale[0] <= crop_scale[1]):
@@ -210,29 +267,20 @@ class TrainAugment(nn.Module):
             raise ValueError(f"randaugment must be (magnitude in 0..10, std >= 0) or None; got {randaugment}")
         if not 0 <= random_erasing <= 1:
             raise ValueError(f"random_erasing is a probability in [0, 1], got {random_erasing}")
-        if randaugment_group < 1:
-            raise ValueError(f"randaugment_group must be >= 1, got {randaugment_group}")
         self.resolution = resolution
         self.crop_scale = tuple(crop_scale) if crop_scale is not None else None
         self.hflip = hflip
         self.randaugment = tuple(randaugment) if randaugment is not None else None
         self.random_erasing = random_erasing
-        self.randaugment_group = randaugment_group
         self.normalize = Normalize(mean, std)
-        # One torchvision RandAugment per integer magnitude 0..10, so a group's drawn magnitude picks one.
-        # A plain list, not submodules: they hold no state, and timm fills pixels uncovered by
-        # rotate/shear/translate with the data set's mean colour.
-        fill = [round(255 * m) for m in mean]
-        self._randaugment_ops = [
-            v2.RandAugment(num_ops=2, magnitude=m, num_magnitude_bins=11,
-                           interpolation=v2.InterpolationMode.BILINEAR, fill=fill)
-            for m in range(11)
-        ] if self.randaugment is not None else []
+        # timm fills pixels uncovered by rotate/shear/translate with the data set's mean colour
+        self._randaugment = (BatchedRandAugment(*self.randaugment, fill=[round(255 * m) for m in mean],
+                                                interpolation=interpolation)
+                             if self.randaugment is not None else None)
 
     def extra_repr(self) -> str:
         return (f"resolution={self.resolution}, crop_scale={self.crop_scale}, hflip={self.hflip}, "
-                f"randaugment={self.randaugment}, random_erasing={self.random_erasing}, "
-                f"randaugment_group={self.randaugment_group}")
+                f"randaugment={self._randaugment}, random_erasing={self.random_erasing}")
 
     def forward(self, images: Tensor) -> Tensor:
         # The order of the draws below is the RNG stream the committed results were made with: keep it.
@@ -275,12 +323,4 @@ class TrainAugment(nn.Module):
         return x.masked_fill(mask[:, None].to(x.device), 0.0)
 
     def _apply_randaugment(self, x: Tensor) -> Tensor:
-        magnitude, magnitude_std = self.randaugment
-        groups = []
-        for group in x.split(self.randaugment_group):
-            m = magnitude
-            if magnitude_std > 0:
-                m = magnitude + magnitude_std * torch.randn(()).item()
-            m = round(min(max(m, 0.0), 10.0))
-            groups.append(self._randaugment_ops[m](group))
-        return torch.cat(groups)
+        return self._randaugment(x)

@@ -3,7 +3,7 @@
 Two kinds exist (see modernize.data): small data sets held whole on the device as uint8 tensors, sliced into
 batches there, and folder data sets read by DataLoader workers that also crop and flip. Both give this
 process's shard of each epoch as `(uint8 images, labels)` on the device, start mid-epoch for a resumed run, and
-say whether the random-resized crop and flip were already done (`loader_crops`).
+say whether the loader workers already augmented and normalised them (`loader_transforms`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class InMemoryBatches:
     """A data set held whole on the device: each epoch is DistributedSampler's seeded permutation (every
     process its own shard), sliced into batches by indexing; no workers, no host-to-device copies."""
 
-    loader_crops = False  # the batched augmentation on the device crops and flips these
+    loader_transforms = False  # the batched augmentation on the device augments these
 
     def __init__(self, train: datasets.TensorDataset, val: datasets.TensorDataset, device: torch.device,
                  local_batch: int, processes: Processes, seed: int):
@@ -51,18 +51,20 @@ class InMemoryBatches:
 
 
 class LoaderBatches:
-    """A folder data set read by DataLoader workers, which decode, crop and flip to uint8 as the recipe says
-    (modernize.datasets.load_data, make_loader); batches are moved to the device here."""
+    """A folder data set read by DataLoader workers, which decode and run the recipe's per-image pipeline
+    (modernize.augment.folder_transforms) to normalised floats; batches are moved to the device here."""
 
-    loader_crops = True
+    loader_transforms = True
 
     def __init__(self, data: datasets.DataBundle, device: torch.device, local_batch: int, processes: Processes,
                  seed: int, workers: int):
         self.device = device
         self.train_loader = datasets.make_loader(data.train, local_batch, shuffle=True, workers=workers,
-                                                 distributed=processes.distributed, seed=seed, drop_last=True)
+                                                 distributed=processes.distributed, seed=seed, drop_last=True,
+                                                 rank=processes.rank)
         self.val_loader = datasets.make_loader(data.val, local_batch, shuffle=False, workers=workers,
-                                               distributed=processes.distributed, seed=seed, drop_last=False)
+                                               distributed=processes.distributed, seed=seed, drop_last=False,
+                                               rank=processes.rank)
         self.steps_per_epoch = len(self.train_loader)
 
     def _on_device(self, batches) -> Iterator[Batch]:
@@ -97,10 +99,13 @@ class LoaderBatches:
 
 
 def make_batches(data: datasets.DataBundle, device: torch.device, global_batch: int, processes: Processes,
-                 seed: int, workers: int) -> InMemoryBatches | LoaderBatches:
-    """The batch source for a data set: in memory when it was loaded as tensors, else a DataLoader."""
-    if global_batch % processes.count:
-        raise RunError(f"the global batch {global_batch} must divide evenly over {processes.count} processes")
+                 seed: int, workers: int, accumulation_steps: int = 1) -> InMemoryBatches | LoaderBatches:
+    """The batch source for a data set: in memory when it was loaded as tensors, else a DataLoader. Each process
+    gets global_batch / processes images per optimizer step (engine.TrainStep splits them into
+    `accumulation_steps` micro-batches)."""
+    if global_batch % (processes.count * accumulation_steps):
+        raise RunError(f"the global batch {global_batch} must divide evenly over {processes.count} process(es) x "
+                       f"{accumulation_steps} accumulation step(s) (train.accumulation_steps)")
     local_batch = global_batch // processes.count
     if isinstance(data.train, datasets.TensorDataset):
         source = InMemoryBatches(data.train, data.val, device, local_batch, processes, seed)

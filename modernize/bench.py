@@ -279,8 +279,8 @@ class InMemoryPipeline:
             torch.randint(0, 256, (n, 3, resolution, resolution), dtype=torch.uint8, generator=gen),
             torch.randint(0, num_classes, (n,), generator=gen)).to(device)
         mean, std = datasets.MEAN_STD["synthetic"]
-        self.augment, _ = build_augmentations(recipe, resolution=resolution, mean=mean, std=std, loader_crops=False,
-                                              device=device)
+        self.augment, _ = build_augmentations(recipe, resolution=resolution, mean=mean, std=std,
+                                              loader_transforms=False, device=device)
         self.mixing = make_mixing(recipe, num_classes)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
         # The batch source of modernize.train itself, one epoch after another.

@@ -1,4 +1,4 @@
-"""`python run.py ...`: the Hydra entry point. Tasks: train (default) and profile."""
+"""`python run.py ...`: the Hydra entry point. Tasks: train (default), profile and eval."""
 
 from __future__ import annotations
 
@@ -11,17 +11,18 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from .config import check_step_overrides, model_spec, step_label
+from .config import check_step_overrides, is_folder_data, model_spec, run_spec, step_label
 from .flops import count_gflops, count_params
 from .io import atomic_write_json
 from .model import build
 from .roadmap import paper_step
 
-TASKS = ("train", "profile")
+TASKS = ("train", "profile", "eval")
 
 
 def profile(cfg: DictConfig) -> dict:
-    """Build the step's model (the paper's: full width, 224 px, 1000 classes) and print what it is."""
+    """Build the step's model (the paper's: full width, 224 px, 1000 classes) and print what it is, then the recipe
+    as the profile trains it (modernize.proxy's rules applied)."""
     spec = model_spec(cfg)
     model = build(spec)
     step = step_label(cfg)
@@ -42,10 +43,70 @@ def profile(cfg: DictConfig) -> dict:
     params, gflops = count_params(model), count_gflops(model, 224)
     ref = paper_step(step)
     print(f"  params {params:,}, GFLOPs at 224x224 {gflops:.3f} (paper: {ref['gflops'] if ref else 'n/a'})")
+    recipe = trained_recipe(cfg)
+    print(f"recipe {recipe['name']} at profile={cfg.profile.name} (as trained; docs/recipe.md compares it with the "
+          f"official code):")
+    for line in describe_recipe(recipe):
+        print(f"  {line}")
     result = {"step": step, "params": params, "gflops": round(gflops, 4),
-              "paper_gflops": ref["gflops"] if ref else None, "paper_top1": ref["top1"] if ref else None}
+              "paper_gflops": ref["gflops"] if ref else None, "paper_top1": ref["top1"] if ref else None,
+              "recipe": recipe}
     print(json.dumps(result))
     return result
+
+
+def trained_recipe(cfg: DictConfig) -> dict:
+    """The recipe as the profile trains it: epochs, the global batch and its lr, and every recipe field after the
+    profile's rules (modernize.proxy), with the EMA decay of its rule (the horizon rule needs the run's steps, known
+    only once the data is loaded: then null here, and the decay is in summary.json)."""
+    from .proxy import effective_recipe, ema_decay, rule
+    from .recipe import scaled_lr
+
+    profile = cfg.profile
+    epochs, recipe = effective_recipe(cfg)
+    batch = int(profile.batch_size or recipe["batch_size"])
+    recipe.update(run_epochs=epochs, batch_size=batch, lr=scaled_lr(recipe["lr"], batch, recipe["lr_batch"],
+                                                                 profile.lr_scaling),
+                  lr_scaling=str(profile.lr_scaling), accumulation_steps=int(cfg.train.accumulation_steps),
+                  ema_rule=rule(profile, "ema_rule"), precision=str(cfg.train.precision),
+                  folder_data=is_folder_data(cfg))
+    horizon = rule(profile, "ema_rule") == "horizon"
+    recipe["recipe_ema_decay"] = recipe["ema_decay"]
+    recipe["ema_decay"] = None if horizon else ema_decay(profile, recipe["ema_decay"], 1)
+    spec = run_spec(cfg, num_classes=1)
+    recipe.update(drop_path_rate=round(spec.drop_path_rate, 6), layer_scale_init=spec.block.layer_scale_init)
+    return recipe
+
+
+def describe_recipe(r: dict) -> list[str]:
+    """The trained recipe as a few readable lines."""
+    opt = (f"AdamW betas {tuple(r['betas'])}" if r["optimizer"] == "adamw"
+           else f"SGD momentum {r['momentum']}{' nesterov' if r['nesterov'] else ''}")
+    share = r["run_epochs"] / r["epochs"]  # warmup and milestones keep their share of the run (recipe.make_scheduler)
+    schedule = (f"x{r['gamma']:g} at epochs {[round(m * share, 2) for m in r['milestones']]} (the recipe's "
+                f"{list(r['milestones'])} of {r['epochs']})" if r["schedule"] == "step"
+                else f"{r['warmup_epochs'] * share:g}-epoch linear warmup (the recipe's {r['warmup_epochs']} of "
+                     f"{r['epochs']}), cosine to {r['min_lr']:g}")
+    decay = "all parameters" if r["decay_norm_and_bias"] else "not on norms, biases, layer scale"
+    crop = (f"random-resized crop {list(r['random_resized_crop_scale'])}" if r["random_resized_crop"]
+            else "no random crop (resize, centre crop)")
+    ra = (f"RandAugment {r['randaugment'][0]:g} (std {r['randaugment'][1]:g})" if r["randaugment"]
+          else "no RandAugment")
+    horizon = r["ema_rule"] == "horizon" and r["recipe_ema_decay"] is not None
+    ema = (f"EMA {r['ema_decay']:g}" if r["ema_decay"] else
+           "EMA by the horizon rule (its decay in summary.json)" if horizon else "no EMA")
+    return [
+        f"optimizer: {opt}, lr {r['lr']:.4g} at global batch {r['batch_size']} ({r['lr_scaling']} scaling of "
+        f"{r['lr_batch']}-batch lr), accumulation steps {r['accumulation_steps']}",
+        f"schedule: {r['run_epochs']} epochs, {schedule}",
+        f"weight decay {r['weight_decay']:g} ({decay}), label smoothing {r['label_smoothing']:g}",
+        f"augmentation: {crop}, flip {r['hflip']}, {ra}, Mixup {r['mixup']:g}, CutMix {r['cutmix']:g}, random "
+        f"erasing {r['random_erasing']:g}, " + (
+            f"fill {r['random_erasing_mode']}, interpolation {r['interpolation']} (timm's transforms in the loader)"
+            if r["folder_data"] else "batched on the device (docs/recipe.md: in-memory data sets)"),
+        f"model: drop path {r['drop_path_rate']:g}, layer scale {r['layer_scale_init']:g}; {ema}; "
+        f"precision {r['precision']}",
+    ]
 
 
 def run_task(cfg: DictConfig, run_dir: Path, multirun: bool):
@@ -63,6 +124,10 @@ def run_task(cfg: DictConfig, run_dir: Path, multirun: bool):
     try:
         if cfg.task == "profile":
             return profile(cfg)
+        if cfg.task == "eval":
+            from .evaluation import evaluate_weights
+
+            return evaluate_weights(cfg)
         result = train(cfg, run_dir)
         (run_dir / "failed.json").unlink(missing_ok=True)
         return result

@@ -30,6 +30,7 @@ class Column:
     header: str | None = None
     fmt: str | Callable[[dict], str] = ""
     align: Literal["left", "right"] = "right"
+    optional: bool = False  # in the markdown only when some row has a value (always in the CSV)
 
     def cell(self, row: dict) -> str:
         if callable(self.fmt):
@@ -61,19 +62,39 @@ def pooled_top1_columns(header: str) -> tuple[Column, ...]:
             Column("top1_mean", header, pooled_top1_cell), Column("top1_std"))
 
 
+# The EMA's top-1 beside the model's, where a run has an EMA (the recipe's, as the profile's ema_rule trains it).
+EMA_TOP1 = Column("ema_top1_mean", "EMA top-1", ".2f", optional=True)
+EMA_NOTE = ("'EMA top-1' is the final-epoch top-1 of the weights' exponential moving average (the recipe's EMA, "
+            "as the profile's ema_rule trains it; mean over seeds). The paper's released ConvNeXt-T (82.1) is an EMA "
+            "model, so compare it with that column; changes, tests and fidelity use the model's own top-1, which "
+            "every step has (the original recipe has no EMA): docs/recipe.md.")
+
+
+def ema_top1_mean(finished_runs: Sequence[dict]) -> float | None:
+    """The mean EMA top-1 of a row's finished runs, or None when they have no EMA."""
+    values = [r["ema_final_top1"] for r in finished_runs if r.get("ema_final_top1") is not None]
+    return sum(values) / len(values) if values else None
+
+
+def has_ema(rows: Iterable[dict]) -> bool:
+    return any(r.get("ema_top1_mean") is not None for r in rows)
+
+
 def csv_names(columns: Iterable[Column]) -> list[str]:
     return [c.name for c in columns if c.name is not None]
 
 
-def markdown_columns(columns: Iterable[Column]) -> list[Column]:
-    return [c for c in columns if c.header is not None]
+def markdown_columns(columns: Iterable[Column], rows: Sequence[dict] = ()) -> list[Column]:
+    return [c for c in columns if c.header is not None
+            and (not c.optional or any(r.get(c.name) is not None for r in rows))]
 
 
 def to_markdown(columns: Sequence[Column], rows: Iterable[dict]) -> str:
     """A pipe table (GitHub markdown) of the columns with a header; "|" in a cell is escaped."""
     from tabulate import tabulate
 
-    shown = markdown_columns(columns)
+    rows = list(rows)
+    shown = markdown_columns(columns, rows)
     body = [[c.cell(r).replace("|", r"\|") for c in shown] for r in rows]
     return tabulate(body, headers=[c.header for c in shown], tablefmt="pipe", disable_numparse=True,
                     colalign=[c.align for c in shown]) + "\n"

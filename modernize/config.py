@@ -187,14 +187,45 @@ def step_label(cfg: DictConfig) -> str:
 
 
 def config_hash(cfg: DictConfig) -> str:
-    """A short hash of everything that changes a result (not where it is written or how it is logged)."""
+    """A short hash of what the run trains (not where it is written, how it is logged, or how the global batch is
+    split over processes and accumulation steps).
+
+    Settings the run does not use are left out, so adding one to the recipe left the hash of every run that does
+    not use it, committed ones included, as it was (unused_recipe_settings); and the recipe's EMA decay is hashed as
+    null where the profile's ema_rule is "disabled", as before EMA was part of the recipe."""
     data = OmegaConf.to_container(cfg, resolve=True)
-    for key in ("out_root", "sweep_name", "logger", "hydra"):
+    for key in ("out_root", "sweep_name", "logger", "hydra", "eval"):
         data.pop(key, None)
     for key in ("workers", "log_every_steps", "resume", "checkpoint_every_steps", "throughput_batch",
-                "threads"):
+                "threads", "accumulation_steps"):
         data.get("train", {}).pop(key, None)
+    recipe, profile = data.get("recipe", {}), data.get("profile", {})
+    if profile.get("ema_rule") == "disabled":
+        profile.pop("ema_rule")
+        recipe["ema_decay"] = None
+    for key in unused_recipe_settings(cfg):
+        recipe.pop(key, None)
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def unused_recipe_settings(cfg: DictConfig) -> list[str]:
+    """Recipe settings a run does not read: an in-memory data set's batched augmentation (modernize.augment) erases
+    with the mean colour whatever random_erasing_mode says, and uses the interpolation only in RandAugment's
+    geometric ops; folder data sets use both (the official code's transforms, augment.folder_transforms)."""
+    if is_folder_data(cfg):
+        return []
+    from .proxy import effective_recipe
+
+    unused = ["random_erasing_mode"]
+    if not effective_recipe(cfg)[1]["randaugment"]:
+        unused.append("interpolation")
+    return unused
+
+
+def is_folder_data(cfg: DictConfig) -> bool:
+    from .datasets import is_folder
+
+    return is_folder(OmegaConf.select(cfg, "data.name", default=""))
 
 
 register_generated_configs()

@@ -7,10 +7,9 @@ Two kinds of data flow through the trainer:
   sliced into batches there and augmented batched on the device (:class:`.augment.TrainAugment`), so
   no CPU worker pipeline can become the bottleneck for these tiny images.
 * Folder data sets (ImageNet, Imagenette, Tiny-ImageNet) are too big for that and are read by a
-  :class:`torch.utils.data.DataLoader` (:func:`make_loader`). Workers only decode, crop and flip to
-  uint8 tensors at the training resolution (``loader_crops=True`` in
-  :func:`.augment.build_augmentations`); RandAugment, normalisation and random erasing still run
-  batched on the device.
+  :class:`torch.utils.data.DataLoader` (:func:`make_loader`) whose workers run the official code's
+  per-image pipeline (:func:`.augment.folder_transforms`: timm's create_transform, as the official
+  ConvNeXt code), yielding normalised float tensors.
 
 Subsets and synthetic data are seeded through private ``torch.Generator``\\ s built from ``seed``, so
 they never consume the global stream that the augmentation draws from.
@@ -24,15 +23,18 @@ import os
 import pickle
 import warnings
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torchvision
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
-from torchvision.transforms import v2
+
+from .augment import folder_transforms
 
 __all__ = [
     "DATASET_NAMES",
@@ -46,6 +48,12 @@ __all__ = [
 ]
 
 DATASET_NAMES = ("fashion_mnist", "cifar10", "cifar100", "imagefolder", "synthetic")
+FOLDER_DATASETS = ("imagefolder",)  # read from disk by DataLoader workers; the others are held in memory
+
+
+def is_folder(name: str) -> bool:
+    """Whether data set `name` is read from image files by loader workers (else it is held whole in memory)."""
+    return name in FOLDER_DATASETS
 
 # Where the Debian/Ubuntu package `dataset-fashion-mnist` installs the gzipped idx files. A module
 # constant so tests (and unusual installs) can point it elsewhere.
@@ -63,8 +71,6 @@ MEAN_STD: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]
     "synthetic": ((0.5,) * 3, (0.25,) * 3),
 }
 
-# The standard "resize to res/0.875, centre-crop res" ImageNet evaluation protocol.
-_EVAL_CROP_PCT = 0.875
 
 
 class DataError(RuntimeError):
@@ -144,17 +150,16 @@ def load_data(
     synthetic_size: int = 512,
     synthetic_classes: int = 10,
     download: bool = True,
-    train_crop_scale: tuple[float, float] | None = (0.08, 1.0),
-    train_hflip: bool = True,
+    recipe: Mapping[str, Any] | None = None,
 ) -> DataBundle:
     """Load data set ``name`` (one of :data:`DATASET_NAMES`).
 
     ``root`` is the folder holding the data (None: ``~/.cache/modernize``; unused by ``synthetic``).
     ``resolution`` only matters for ``imagefolder`` (crop size in the loader) and ``synthetic``
-    (image size); tensor data sets keep their native size. ``train_crop_scale`` (None: no random crop, the
-    evaluation's resize and centre crop) and ``train_hflip`` are the recipe's crop and flip as the profile trains
-    it (modernize.proxy); only ``imagefolder`` uses them here, as its loader workers crop and flip, while in-memory
-    data sets are cropped and flipped batched by augment.TrainAugment. ``train_subset``/``val_subset`` keep a
+    (image size); tensor data sets keep their native size. ``recipe`` (as the profile trains it, modernize.proxy)
+    gives ``imagefolder``'s loader workers the official code's per-image transforms (augment.folder_transforms;
+    None: the evaluation transform for both splits); in-memory data sets are augmented batched by
+    augment.TrainAugment instead. ``train_subset``/``val_subset`` keep a
     seeded, class-stratified subset of that many samples. ``download`` lets ``fashion_mnist``
     (the only data set small enough to fetch silently) download via torchvision as a last resort.
     """
@@ -169,7 +174,9 @@ def load_data(
         train, val = _load_cifar(name, root_path)
         num_classes = 10 if name == "cifar10" else 100
     elif name == "imagefolder":
-        train, val, num_classes = _load_imagefolder(root_path, resolution, train_crop_scale, train_hflip)
+        train_tf, val_tf = folder_transforms(recipe, resolution=resolution, mean=MEAN_STD[name][0],
+                                             std=MEAN_STD[name][1])
+        train, val, num_classes = _load_imagefolder(root_path, train_tf, val_tf)
     else:
         train, val = _make_synthetic(synthetic_size, synthetic_classes, resolution, seed)
         num_classes = synthetic_classes
@@ -362,24 +369,9 @@ def _read_cifar_pickle(path: Path) -> dict[str, object]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _load_imagefolder(root: Path | None, resolution: int, crop_scale: tuple[float, float] | None,
-                      hflip: bool) -> tuple[Dataset, Dataset, int]:
+def _load_imagefolder(root: Path | None, train_tf, val_tf) -> tuple[Dataset, Dataset, int]:
     if root is None:
         raise DataError("imagefolder needs data.root=<folder with train/ and val/ class subfolders>.")
-    # Only the cheap per-sample work happens in the loader workers: decode, crop, flip, all on uint8.
-    # RandAugment, normalisation and erasing run batched on the device (augment.TrainAugment, built with
-    # loader_crops=True so it does not crop or flip a second time). Without a random crop, training images get
-    # what augment.TrainAugment gives in-memory data then: the shorter side resized to `resolution`, centre-cropped.
-    crop = ([v2.RandomResizedCrop(resolution, scale=tuple(crop_scale), antialias=True)] if crop_scale is not None
-            else [v2.Resize(resolution, antialias=True), v2.CenterCrop(resolution)])
-    train_tf = v2.Compose([v2.PILToTensor(), *crop, *([v2.RandomHorizontalFlip()] if hflip else [])])
-    val_tf = v2.Compose(
-        [
-            v2.PILToTensor(),
-            v2.Resize(int(resolution / _EVAL_CROP_PCT), antialias=True),
-            v2.CenterCrop(resolution),
-        ]
-    )
     splits = []
     for split, tf in (("train", train_tf), ("val", val_tf)):
         folder = root / split
@@ -459,14 +451,17 @@ def make_loader(
     distributed: bool,
     seed: int,
     drop_last: bool,
+    rank: int = 0,
 ) -> DataLoader:
     """A DataLoader for the folder data sets.
 
     With ``distributed`` every rank reads its own shard through a DistributedSampler; the trainer
     must call ``loader.sampler.set_epoch(epoch)`` each epoch or every epoch repeats one order.
-    The seeded generator fixes the shuffle order and the worker seeds (hence their crops/flips).
+    The sampler's ``seed`` is the same on every rank (one shared permutation, split into shards); the
+    generator that seeds the workers (hence their crops, flips and RandAugment draws) is ``seed + rank``, as the
+    official code seeds each rank's RNG with seed + rank: otherwise every rank would draw the same stream.
     """
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed + rank)
     sampler = None
     if distributed:
         sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -45,7 +46,14 @@ def make_scaler(device_type: str, precision: str) -> torch.amp.GradScaler:
 @dataclass
 class TrainStep:
     """One optimizer step: autocast forward and loss, backward (scaled for fp16), optional gradient clipping,
-    the optimizer, then the lr schedule and the EMA when the run has them."""
+    the optimizer, then the lr schedule and the EMA when the run has them.
+
+    With ``accumulation_steps`` n > 1 the batch is split into n equal micro-batches, each forward and backward on
+    its own (activations for only one in memory), their gradients summed with weights 1/n before the one
+    optimizer step, as the official code's --update_freq: the update of a batch of B equals that of n x B/n up to
+    float rounding, for any model without BatchNorm (BatchNorm sees micro-batches, as it would on more GPUs).
+    Under DistributedDataParallel only the last micro-batch all-reduces (no_sync). An accumulation is never
+    split across a checkpoint: the step is atomic, so a run saves and resumes at its boundaries."""
 
     forward: nn.Module  # what is called: the model, maybe compiled and/or wrapped in DistributedDataParallel
     model: nn.Module  # the bare model: its parameters are clipped and followed by the EMA
@@ -55,15 +63,26 @@ class TrainStep:
     precision: str = "fp32"
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     ema: torch.optim.swa_utils.AveragedModel | None = None
+    ema_decay: float | None = None  # the EMA's, for the summary
     grad_clip: float | None = None
+    accumulation_steps: int = 1
 
     def __call__(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        with autocast(inputs.device.type, self.precision):
-            loss = self.criterion(self.forward(inputs), targets)
-        if not torch.isfinite(loss):
-            raise NonFiniteLoss(loss.item())
+        n = self.accumulation_steps
+        if len(inputs) % n:
+            raise ValueError(f"a batch of {len(inputs)} does not split into {n} equal micro-batches")
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        loss = torch.zeros((), device=inputs.device)
+        for i, (x, y) in enumerate(zip(inputs.chunk(n), targets.chunk(n))):
+            last = i == n - 1
+            no_sync = self.forward.no_sync if isinstance(self.forward, DDP) and not last else contextlib.nullcontext
+            with no_sync():
+                with autocast(inputs.device.type, self.precision):
+                    micro_loss = self.criterion(self.forward(x), y)
+                if not torch.isfinite(micro_loss):  # before the optimizer touches the weights
+                    raise NonFiniteLoss(micro_loss.item())
+                self.scaler.scale(micro_loss / n if n > 1 else micro_loss).backward()
+            loss = loss + micro_loss.detach().float() / n
         if self.grad_clip:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
@@ -73,8 +92,7 @@ class TrainStep:
             self.scheduler.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
-        return loss.detach()
-
+        return loss
 
 def prepare_batch(images: torch.Tensor, labels: torch.Tensor, augment: nn.Module, mixing: nn.Module | None,
                   memory_format: torch.memory_format) -> tuple[torch.Tensor, torch.Tensor]:

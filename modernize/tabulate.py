@@ -165,7 +165,7 @@ def summarize(runs: dict[str, list[dict]]) -> list[dict[str, Any]]:
             "step": name, "n": len(ok), "failed": len(failed), "unfinished": len(unfinished),
             "top1_mean": statistics.mean(top1) if top1 else None,
             "top1_std": statistics.stdev(top1) if len(top1) > 1 else (0.0 if top1 else None),
-            "top1_seeds": top1, "top1_by_seed": top1_by_seed,
+            "top1_seeds": top1, "top1_by_seed": top1_by_seed, "ema_top1_mean": columns.ema_top1_mean(ok),
             "paper_top1": ref.get("top1"), "paper_gflops": ref.get("gflops"),
             "error": failed[0].get("error", "") if failed else "",
         }
@@ -218,6 +218,7 @@ def _significant_cell(r: dict) -> str:
 COLUMNS = (
     Column("step", "step", align="left"),
     *columns.pooled_top1_columns("top-1 (ours)"),
+    columns.EMA_TOP1,
     Column("delta", "change", "+.2f"),
     Column("paper_top1", "paper top-1", ".1f"),
     Column("paper_delta", "paper change", "+.1f"),
@@ -403,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
               f"extends) on the seeds both have; 'significant' is a two-sided t-test against that row at "
               f"p < {SIGNIFICANCE_LEVEL}, paired by seed (needs 2+ seeds). "
               f"Params and GFLOPs 224 are the paper-scale model's; GFLOPs run is the trained model at the profile's "
-              f"resolution.\n\n")
+              f"resolution.{' ' + columns.EMA_NOTE if columns.has_ema(table) else ''}\n\n")
     if scaled_line:
         header += scaled_line + "\n\n"
     score = None if args.by_kernel else fidelity.score(table)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
@@ -25,7 +26,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from . import datasets
-from .augment import build_augmentations, recipe_crop
+from .augment import build_augmentations
 from .batches import InMemoryBatches, LoaderBatches, make_batches
 from .config import config_hash, model_spec, run_spec, step_label
 from .engine import (NonFiniteLoss, TrainStep, compile_model, evaluate, inference_throughput, make_scaler,
@@ -36,6 +37,7 @@ from .io import atomic_write_json, atomic_write_text, read_json
 from .lock import run_lock
 from .model import build
 from .proxy import describe, effective_recipe
+from .proxy import ema_decay as proxy_ema_decay
 from .recipe import make_mixing, make_optimizer, make_scheduler, scaled_lr
 from .roadmap import paper_step
 from .runtime import Processes, RunError, barrier, gather, git_commit, is_main_process, setup_runtime
@@ -159,21 +161,24 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     # Same seed on every process for the model (DDP also broadcasts rank 0's weights); per-process seeds for data.
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    crop_scale, hflip = recipe_crop(recipe)  # folder data sets crop and flip in their loader workers
+    np.random.seed(cfg.seed + processes.rank)  # timm's RandAugment picks its ops with numpy (workers=0: here)
     data = datasets.load_data(cfg.data.name, cfg.data.root, resolution=profile.resolution,
                               train_subset=profile.train_subset, val_subset=profile.val_subset, seed=cfg.seed,
                               synthetic_size=OmegaConf.select(cfg, "data.size", default=512),
                               synthetic_classes=OmegaConf.select(cfg, "data.classes", default=10),
-                              train_crop_scale=crop_scale, train_hflip=hflip)
-    batches = make_batches(data, device, global_batch, processes, cfg.seed, train_cfg.workers)
+                              recipe=recipe)  # folder data sets augment in their loader workers
+    batches = make_batches(data, device, global_batch, processes, cfg.seed, train_cfg.workers,
+                           int(train_cfg.accumulation_steps))
     spec = run_spec(cfg, data.num_classes)
     memory_format = torch.channels_last if train_cfg.channels_last else torch.contiguous_format
     model = build(spec).to(device, memory_format=memory_format)
     stats = {**paper_scale_stats(model_spec(cfg)), "params_run": count_params(model),
              "gflops_run": count_gflops(model, profile.resolution)}
     augment_train, augment_eval = build_augmentations(recipe, resolution=profile.resolution, mean=data.mean,
-                                                      std=data.std, loader_crops=batches.loader_crops, device=device)
-    step = make_train_step(model, recipe, lr, epochs, batches.steps_per_epoch, train_cfg, processes)
+                                                      std=data.std, loader_transforms=batches.loader_transforms,
+                                                      device=device)
+    ema = proxy_ema_decay(profile, recipe.ema_decay, epochs * batches.steps_per_epoch)
+    step = make_train_step(model, recipe, lr, epochs, batches.steps_per_epoch, train_cfg, processes, ema)
     state = TrainState(model, step.optimizer, step.scheduler, step.scaler, step.ema)
     label, chash = step_label(cfg), config_hash(cfg)
     checkpoint = run_dir / "last.pt"
@@ -193,13 +198,16 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
 
 
 def make_train_step(model: nn.Module, recipe: DictConfig, lr: float, epochs: int, steps_per_epoch: int,
-                    train_cfg: DictConfig, processes: Processes) -> TrainStep:
-    """The recipe's optimizer, schedule, loss and EMA around the model, compiled and/or DDP-wrapped if asked."""
+                    train_cfg: DictConfig, processes: Processes, ema_decay: float | None = None) -> TrainStep:
+    """The recipe's optimizer, schedule, loss and EMA (of `ema_decay`, the profile's rule applied to the recipe's:
+    modernize.proxy.ema_decay) around the model, compiled and/or DDP-wrapped if asked. The EMA follows every
+    parameter and buffer (BatchNorm's statistics too) after each optimizer step, as timm's ModelEma in the official
+    code (engine.py: model_ema.update(model) after optimizer.step())."""
     device = next(model.parameters()).device
     optimizer = make_optimizer(model, recipe, lr, device)
     ema = None
-    if recipe.ema_decay:
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
+    if ema_decay:
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
     forward: nn.Module = compile_model(model) if train_cfg.compile else model
     if processes.distributed:
         forward = nn.parallel.DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda"
@@ -208,7 +216,8 @@ def make_train_step(model: nn.Module, recipe: DictConfig, lr: float, epochs: int
                      criterion=nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing), optimizer=optimizer,
                      scaler=make_scaler(device.type, train_cfg.precision), precision=train_cfg.precision,
                      scheduler=make_scheduler(optimizer, recipe, epochs, steps_per_epoch), ema=ema,
-                     grad_clip=train_cfg.grad_clip)
+                     ema_decay=ema_decay if ema is not None else None, grad_clip=train_cfg.grad_clip,
+                     accumulation_steps=int(OmegaConf.select(train_cfg, "accumulation_steps", default=1)))
 
 
 def open_tracker(run: Run):
@@ -247,8 +256,11 @@ def open_tracker(run: Run):
     print(f"{run.label}: {s['params']:,} params, {s['gflops_224']:.2f} GFLOPs at 224 (paper model); trained at "
           f"width x{profile.width_multiplier}, {profile.resolution}px: {s['params_run']:,} params, "
           f"{s['gflops_run'] * 1e3:.1f} MFLOPs; {run.epochs} epochs x {run.batches.steps_per_epoch} steps, "
-          f"batch {run.global_batch}, lr "
-          f"{run.lr:.3g}, recipe {run.recipe.name}, data {cfg.data.name}, device {run.device}, "
+          f"batch {run.global_batch}"
+          f"{f' ({run.step.accumulation_steps} accumulation steps)' if run.step.accumulation_steps > 1 else ''}, lr "
+          f"{run.lr:.3g}, recipe {run.recipe.name}"
+          f"{f', EMA {run.step.ema_decay:.6g}' if run.step.ema is not None else ''}, data {cfg.data.name}, "
+          f"device {run.device}, "
           f"{run.processes.count} process(es)", flush=True)
     return tracker
 
@@ -357,12 +369,16 @@ def finish(run: Run, train_images_per_s: list[float]) -> dict[str, Any]:
         else None,
         "infer_images_per_s": infer, "wall_time_s": run.state.elapsed_s,
         "epochs": run.epochs, "global_batch": run.global_batch, "lr": run.lr, "world_size": run.processes.count,
+        "accumulation_steps": run.step.accumulation_steps,
+        "micro_batch": run.global_batch // (run.processes.count * run.step.accumulation_steps),
+        "ema_decay": run.step.ema_decay,
         "device": str(run.device), "precision": train_cfg.precision, "scaled": run.description,
         "paper_top1": paper.get("top1"), "paper_gflops": paper.get("gflops"),
         "git_commit": git_commit(), "config_hash": run.config_hash,
     }
-    if "ema_val_top1" in final:
-        summary.update(ema_final_top1=final["ema_val_top1"], ema_final_top5=final["ema_val_top5"])
+    if "ema_val_top1" in final:  # docs/recipe.md: the EMA's top-1 is what the paper's ConvNeXt-T 82.1 reports
+        summary.update(ema_final_top1=final["ema_val_top1"], ema_final_top5=final["ema_val_top5"],
+                       ema_best_top1=max(h["ema_val_top1"] for h in history))
     if run.processes.is_main:
         atomic_write_json(run.run_dir / "summary.json", summary)
         run.tracker.summary({k: v for k, v in summary.items() if not isinstance(v, dict)})

@@ -18,6 +18,8 @@ RECIPES = ("original", "modern")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("step", "cosine")
 LR_SCALING = ("linear", "sqrt")
+INTERPOLATIONS = ("bilinear", "bicubic")
+ERASING_MODES = ("const", "rand", "pixel")  # timm's RandomErasing modes
 
 
 def validate(cfg: DictConfig) -> None:
@@ -48,12 +50,7 @@ def validate(cfg: DictConfig) -> None:
     positive("recipe.lr_batch", r.lr_batch, integer=True)
     positive("recipe.epochs", r.epochs, integer=True)
     positive("recipe.batch_size", r.batch_size, integer=True)
-    if r.weight_decay < 0 or r.warmup_epochs < 0 or r.label_smoothing < 0 or r.mixup < 0 or r.cutmix < 0:
-        raise RunError("recipe.weight_decay, warmup_epochs, label_smoothing, mixup and cutmix must be >= 0")
-    if not 0 <= r.random_erasing <= 1:
-        raise RunError(f"recipe.random_erasing is a probability in [0, 1], got {r.random_erasing!r}")
-    if r.ema_decay is not None and not 0 < r.ema_decay < 1:
-        raise RunError(f"recipe.ema_decay must be in (0, 1) or null, got {r.ema_decay!r}")
+    check_recipe_ranges(r)
     positive("profile.epochs", p.epochs, allow_none=True, integer=True)
     positive("profile.batch_size", p.batch_size, allow_none=True, integer=True)
     positive("profile.resolution", p.resolution, integer=True)
@@ -62,6 +59,13 @@ def validate(cfg: DictConfig) -> None:
     positive("profile.val_subset", p.val_subset, allow_none=True, integer=True)
     if p.lr_scaling not in LR_SCALING:
         raise RunError(f"profile.lr_scaling must be one of {', '.join(LR_SCALING)}, got {p.lr_scaling!r}")
+    accumulation = OmegaConf.select(t, "accumulation_steps", default=1)
+    positive("train.accumulation_steps", accumulation, integer=True)
+    global_batch = p.batch_size or r.batch_size
+    if global_batch % accumulation:
+        raise RunError(f"the global batch {global_batch} must divide evenly into train.accumulation_steps="
+                       f"{accumulation} micro-batches")
+    positive("train.grad_clip", t.grad_clip, allow_none=True)
     check_device(str(t.device))
     if t.precision not in PRECISIONS:
         raise RunError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}")
@@ -79,3 +83,53 @@ def validate(cfg: DictConfig) -> None:
     except ValueError as e:
         raise RunError(str(e)) from None
 
+
+
+def check_recipe_ranges(r: DictConfig) -> None:
+    """Every numeric recipe field within its range (one line naming the field, the value and what is allowed)."""
+    def within(name: str, value: Any, low: float, high: float, *, low_open: bool = False, high_open: bool = False,
+               allow_none: bool = False) -> None:
+        if value is None and allow_none:
+            return
+        number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        ok = number and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+        if not ok:
+            interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            raise RunError(f"recipe.{name} must be a number in {interval}{' or null' if allow_none else ''}, "
+                           f"got {value!r}")
+
+    within("weight_decay", r.weight_decay, 0, math.inf, high_open=True)
+    within("warmup_epochs", r.warmup_epochs, 0, r.epochs, high_open=True)
+    within("min_lr", r.min_lr, 0, math.inf, high_open=True)
+    within("label_smoothing", r.label_smoothing, 0, 1, high_open=True)
+    within("mixup", r.mixup, 0, math.inf, high_open=True)
+    within("cutmix", r.cutmix, 0, math.inf, high_open=True)
+    within("random_erasing", r.random_erasing, 0, 1)
+    within("ema_decay", r.ema_decay, 0, 1, low_open=True, high_open=True, allow_none=True)
+    within("momentum", r.momentum, 0, 1, high_open=True, allow_none=r.optimizer != "sgd")
+    within("gamma", r.gamma, 0, math.inf, low_open=True, high_open=True, allow_none=r.schedule != "step")
+    if r.optimizer == "adamw":
+        betas = list(r.betas) if OmegaConf.is_list(r.betas) else r.betas
+        if not (isinstance(betas, list) and len(betas) == 2):
+            raise RunError(f"recipe.betas must be two numbers in [0, 1), got {betas!r}")
+        for i, beta in enumerate(betas):
+            within(f"betas[{i}]", beta, 0, 1, high_open=True)
+    if r.schedule == "step":
+        milestones = list(r.milestones or [])
+        if not milestones or milestones != sorted(set(milestones)) or not all(
+                isinstance(m, int) and 0 < m < r.epochs for m in milestones):
+            raise RunError(f"recipe.milestones must be increasing whole epochs in (0, {r.epochs}) for schedule=step, "
+                           f"got {r.milestones!r}")
+    scale = list(r.random_resized_crop_scale)
+    if len(scale) != 2 or not all(isinstance(v, (int, float)) for v in scale) or not 0 < scale[0] <= scale[1] <= 1:
+        raise RunError(f"recipe.random_resized_crop_scale must be [low, high] with 0 < low <= high <= 1, got {scale}")
+    if r.randaugment is not None:
+        ra = list(r.randaugment)
+        if len(ra) != 2 or not all(isinstance(v, (int, float)) for v in ra) or not (0 <= ra[0] <= 10 and ra[1] >= 0):
+            raise RunError(f"recipe.randaugment must be [magnitude in 0..10, magnitude std >= 0] or null, got {ra}")
+    interpolation = OmegaConf.select(r, "interpolation", default="bilinear")
+    if interpolation not in INTERPOLATIONS:
+        raise RunError(f"recipe.interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
+    mode = OmegaConf.select(r, "random_erasing_mode", default="const")
+    if mode not in ERASING_MODES:
+        raise RunError(f"recipe.random_erasing_mode must be one of {', '.join(ERASING_MODES)}, got {mode!r}")

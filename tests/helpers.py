@@ -30,3 +30,17 @@ def run_cli(*args: str, timeout: float = 300, check: bool = False) -> subprocess
 def popen_cli(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "run.py", *args], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=env(), start_new_session=True)
+
+
+def photo(width: int, height: int, seed: int):
+    """A real-size RGB PIL image with structure at several scales (smooth gradients, edges, noise), so that
+    interpolation kernels differ visibly."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    image = np.stack([127 + 100 * np.sin(x / (7 + 5 * c) + y / (11 + 3 * c)) for c in range(3)], axis=-1)
+    image[(x // 37 + y // 29) % 2 == 0] *= 0.6
+    image += rng.normal(0, 12, image.shape)
+    return Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))

@@ -224,15 +224,22 @@ def test_cifar_missing_raises_helpful_error(tmp_path, name):
 # --------------------------------------------------------------------------------------------------
 
 
-def test_imagefolder_loader_yields_uint8_at_resolution(tmp_path):
+def recipe(name: str, **overrides):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.merge(OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "recipe" / f"{name}.yaml"),
+                           overrides)
+
+
+def test_imagefolder_loader_yields_normalised_floats_at_resolution(tmp_path):
     write_imagefolder(tmp_path)
-    bundle = load_data("imagefolder", tmp_path, resolution=16)
+    bundle = load_data("imagefolder", tmp_path, resolution=16, recipe=recipe("modern"))
     assert bundle.num_classes == 3 and bundle.mean == (0.485, 0.456, 0.406)
     assert len(bundle.train) == 12 and len(bundle.val) == 12
     for split in (bundle.train, bundle.val):
         loader = make_loader(split, 5, shuffle=True, workers=0, distributed=False, seed=0, drop_last=False)
         images, labels = next(iter(loader))
-        assert images.dtype == torch.uint8 and images.shape == (5, 3, 16, 16)
+        assert images.dtype == torch.float32 and images.shape == (5, 3, 16, 16)
         assert labels.dtype == torch.int64 and set(labels.tolist()) <= {0, 1, 2}
         assert sum(len(b[1]) for b in loader) == 12
 
@@ -240,18 +247,21 @@ def test_imagefolder_loader_yields_uint8_at_resolution(tmp_path):
 def test_imagefolder_training_crop_and_flip_follow_the_recipe(tmp_path):
     """A profile's crop rule reaches folder data too: no random crop means the evaluation's resize and centre crop,
     every epoch the same; the recipe's scale is the loader's scale."""
-    from modernize.augment import resize_center_crop
-
     write_imagefolder(tmp_path, per_class=2)
-    still = load_data("imagefolder", tmp_path, resolution=16, train_crop_scale=None, train_hflip=False)
+    still = load_data("imagefolder", tmp_path, resolution=16, recipe=recipe(
+        "original", random_resized_crop=False, hflip=False))
     first, second = (torch.cat([still.train[i][0][None] for i in range(6)]) for _ in range(2))
     assert torch.equal(first, second)
     path = still.train.samples[0][0]
-    image = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"))).permute(2, 0, 1)
-    assert torch.equal(first[0], resize_center_crop(image[None], 16)[0])
-    cropped = load_data("imagefolder", tmp_path, resolution=16, train_crop_scale=(0.5, 0.9))
-    crop = next(t for t in cropped.train.transform.transforms if type(t).__name__ == "RandomResizedCrop")
-    assert crop.scale == (0.5, 0.9)
+    from torchvision import transforms as T
+
+    from modernize.datasets import MEAN_STD
+    reference = T.Compose([T.Resize(16), T.CenterCrop(16), T.ToTensor(), T.Normalize(*MEAN_STD["imagefolder"])])
+    assert torch.allclose(first[0], reference(Image.open(path).convert("RGB")))
+    cropped = load_data("imagefolder", tmp_path, resolution=16, recipe=recipe(
+        "original", random_resized_crop_scale=[0.5, 0.9]))
+    crop = cropped.train.transform.transforms[0]
+    assert type(crop).__name__ == "RandomResizedCropAndInterpolation" and crop.scale == (0.5, 0.9)
     assert any(type(t).__name__ == "RandomHorizontalFlip" for t in cropped.train.transform.transforms)
     assert not any(type(t).__name__ == "RandomHorizontalFlip" for t in still.train.transform.transforms)
 

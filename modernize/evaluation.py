@@ -1,0 +1,145 @@
+"""`python run.py task=eval +step=X eval.weights=<file> ...`: top-1/top-5 of a checkpoint through a recipe's own
+evaluation pipeline, so a cluster user can check the pipeline before spending GPU-days on it: the official
+`convnext_tiny_1k_224_ema.pth` must give 82.1 on ImageNet's validation folder, torchvision's ResNet-50
+(IMAGENET1K_V1) 76.1.
+
+The weights can be ours (a run's last.pt or weights.pt: the EMA's when the file holds one and eval.ema allows it),
+or an official / timm / torchvision state dict (modernize.weights converts them). The model is the step's as the
+profile trains it (profile=imagenet: the paper's full-width model), with as many classes as the data set has.
+Everything that can be wrong with the weights (no file, a truncated file, another architecture) fails with one line
+before any image is read. Writes eval.json and predictions.csv (path,label,top5) next to the weights (eval.out:
+elsewhere).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from . import datasets
+from .augment import build_augmentations
+from .batches import make_batches
+from .config import run_spec, step_label
+from .engine import autocast
+from .io import atomic_write, atomic_write_json
+from .model import build
+from .proxy import effective_recipe
+from .runtime import Processes, RunError, pick_device
+from .weights import load_pretrained, unwrap_state_dict
+
+EMA_CHOICES = ("auto", True, False)
+
+
+def read_weights(path: Path, use_ema: str | bool) -> tuple[dict[str, torch.Tensor], str]:
+    """The state dict in `path` and what it is ("model" or "ema"); RunError (one line) for a missing, unreadable
+    or truncated file. Our last.pt / weights.pt hold the model and, with an EMA, its average under "ema"."""
+    if not path.is_file():
+        raise RunError(f"eval.weights={path} does not exist or is not a file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a truncated zip, a pickle torch refuses, not a checkpoint at all
+        reason = " ".join(str(e).split())[:160]
+        raise RunError(f"eval.weights={path} is not a readable PyTorch checkpoint ({type(e).__name__}: {reason}); "
+                       f"is the file complete?") from None
+    ema = obj.get("ema") if isinstance(obj, dict) else None
+    if use_ema is True and ema is None:
+        raise RunError(f"eval.ema=true but {path} holds no EMA weights (no 'ema' entry)")
+    if ema is not None and use_ema in ("auto", True):
+        # torch's AveragedModel: the model's names under "module.", and its update count
+        return {k.removeprefix("module."): v for k, v in ema.items() if k != "n_averaged"}, "ema"
+    try:
+        return unwrap_state_dict(obj), "model"
+    except (ValueError, TypeError) as e:
+        raise RunError(f"eval.weights={path}: {e}") from None
+
+
+def evaluate_weights(cfg: DictConfig) -> dict[str, Any]:
+    """Load the weights into the step's model, evaluate on the data set's validation split, write the results."""
+    from .validation import validate
+
+    validate(cfg)
+    ev = cfg.eval
+    if ev.weights is None:
+        raise RunError("task=eval needs eval.weights=<checkpoint file>")
+    if ev.ema not in EMA_CHOICES:
+        raise RunError(f"eval.ema must be one of auto, true, false; got {ev.ema!r}")
+    weights_path = Path(str(ev.weights)).expanduser()
+    out_dir = Path(str(ev.out)).expanduser() if ev.out else weights_path.parent
+    state_dict, which = read_weights(weights_path, ev.ema)
+
+    device = pick_device(str(cfg.train.device), 0)
+    if cfg.train.threads:
+        torch.set_num_threads(int(cfg.train.threads))
+    profile = cfg.profile
+    _, recipe = effective_recipe(cfg)
+    recipe = OmegaConf.create(recipe)
+    data = datasets.load_data(cfg.data.name, cfg.data.root, resolution=profile.resolution,
+                              val_subset=profile.val_subset, seed=cfg.seed,
+                              synthetic_size=OmegaConf.select(cfg, "data.size", default=512),
+                              synthetic_classes=OmegaConf.select(cfg, "data.classes", default=10), recipe=recipe)
+    model = build(run_spec(cfg, data.num_classes))
+    try:
+        load_pretrained(model, state_dict)
+    except ValueError as e:
+        first = str(e).splitlines()
+        raise RunError(f"eval.weights={weights_path} does not fit {step_label(cfg)} at profile={profile.name} "
+                       f"(width x{profile.width_multiplier}, {data.num_classes} classes): "
+                       f"{' '.join(line.strip() for line in first[:3])} (profile=imagenet for the paper's models)"
+                       ) from None
+    memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=memory_format).eval()
+    batch = int(ev.batch_size)
+    batches = make_batches(data, device, batch, Processes(), cfg.seed, int(cfg.train.workers))
+    _, transform = build_augmentations(recipe, resolution=profile.resolution, mean=data.mean, std=data.std,
+                                       loader_transforms=batches.loader_transforms, device=device)
+    top5_rows, hits1, hits5, n = [], 0, 0, 0
+    with torch.no_grad():
+        try:
+            for images, labels in batches.val_batches():
+                with autocast(device.type, cfg.train.precision):
+                    logits = model(transform(images).contiguous(memory_format=memory_format)).float()
+                top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+                hits1 += int(top[:, 0].eq(labels).sum())
+                hits5 += int(top.eq(labels[:, None]).any(dim=1).sum())
+                n += len(labels)
+                top5_rows += [(int(label), top_k) for label, top_k in zip(labels.tolist(), top.tolist())]
+        finally:
+            batches.close()
+    paths = sample_names(data.val)
+    result = {"step": step_label(cfg), "weights": str(weights_path), "weights_used": which,
+              "profile": profile.name, "data": cfg.data.name, "data_root": cfg.data.root, "images": n,
+              "top1": 100 * hits1 / n, "top5": 100 * hits5 / n, "resolution": profile.resolution,
+              "interpolation": str(recipe.interpolation) if datasets.is_folder(cfg.data.name) else None,
+              "precision": cfg.train.precision, "device": str(device)}
+    write_predictions(out_dir / "predictions.csv", paths, top5_rows)
+    atomic_write_json(out_dir / "eval.json", result)
+    print(f"{result['step']} ({which} weights of {weights_path.name}) on {cfg.data.name} val, {n} images: "
+          f"top-1 {result['top1']:.2f}, top-5 {result['top5']:.2f}; wrote {out_dir / 'eval.json'} and "
+          f"{out_dir / 'predictions.csv'}", flush=True)
+    return result
+
+
+def sample_names(dataset) -> list[str]:
+    """Each validation sample's name, in loader order: the file path of a folder data set, else its index."""
+    while isinstance(dataset, torch.utils.data.Subset):
+        base = sample_names(dataset.dataset)
+        return [base[i] for i in dataset.indices]
+    samples = getattr(dataset, "samples", None)
+    if samples is not None:
+        return [path for path, _label in samples]
+    return [str(i) for i in range(len(dataset))]
+
+
+def write_predictions(path: Path, names: list[str], rows: list[tuple[int, list[int]]]) -> None:
+    """predictions.csv: path,label,top5 (the five best class indices, best first, space-separated)."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["path", "label", "top5"])
+    for name, (label, top5) in zip(names, rows):
+        writer.writerow([name, label, " ".join(map(str, top5))])
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text.getvalue()))

@@ -1,0 +1,185 @@
+"""`python run.py task=eval`: a checkpoint's top-1/top-5 through the recipe's evaluation pipeline, with weights in
+our, timm's and torchvision's formats, on an image folder the tests write; bad weights fail with one line before
+any image is read."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from modernize import compose
+from modernize.cli import run_task
+from modernize.datasets import MEAN_STD
+from helpers import photo
+
+CLASSES = ("cat", "dog", "fox")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """Real-size images (landscape and portrait), three per class in train/ and val/."""
+    root = tmp_path_factory.mktemp("imagefolder")
+    for split in ("train", "val"):
+        for c, name in enumerate(CLASSES):
+            (root / split / name).mkdir(parents=True)
+            for i in range(3):
+                size = (320, 240) if i % 2 else (240, 320)
+                photo(*size, seed=100 * c + 10 * i + (split == "val")).save(root / split / name / f"{i}.jpg")
+    return root
+
+
+def evaluate(tmp_path, folder, weights, *overrides):
+    cfg = compose(["task=eval", "data=imagefolder", f"data.root={folder}", f"eval.weights={weights}",
+                   f"eval.out={tmp_path / 'out'}", "eval.batch_size=4", "train.device=cpu", "train.workers=0",
+                   *overrides])
+    result = run_task(cfg, tmp_path / "run", multirun=False)
+    written = json.loads((tmp_path / "out" / "eval.json").read_text())
+    with open(tmp_path / "out" / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return result, written, rows
+
+
+def reference_predictions(model, transform, folder) -> list[list[int]]:
+    from torchvision.datasets import ImageFolder
+
+    model.eval()
+    dataset = ImageFolder(str(folder / "val"), transform=transform)
+    with torch.no_grad():
+        logits = model(torch.stack([dataset[i][0] for i in range(len(dataset))]))
+    return logits.topk(3, dim=1).indices.tolist()
+
+
+def check(result, written, rows, expected_top, folder):
+    from torchvision.datasets import ImageFolder
+
+    samples = ImageFolder(str(folder / "val")).samples
+    assert result == written and result["images"] == len(samples) == len(rows)
+    assert [r["path"] for r in rows] == [path for path, _ in samples]
+    assert [int(r["label"]) for r in rows] == [label for _, label in samples]
+    assert [[int(i) for i in r["top5"].split()] for r in rows] == expected_top
+    top1 = 100 * sum(top[0] == label for top, (_, label) in zip(expected_top, samples)) / len(samples)
+    assert result["top1"] == pytest.approx(top1) and result["top5"] == 100.0  # 3 classes: the top 3 hold all
+
+
+def test_timm_convnext_weights_give_timms_predictions(tmp_path, folder):
+    import timm
+    from timm.data import create_transform
+
+    torch.manual_seed(0)
+    reference = timm.create_model("convnext_tiny", num_classes=len(CLASSES))
+    torch.save(reference.state_dict(), tmp_path / "convnext_tiny_timm.pth")
+    result, written, rows = evaluate(tmp_path, folder, tmp_path / "convnext_tiny_timm.pth",
+                                     "+step=separate_downsampling", "profile=imagenet")
+    transform = create_transform(224, is_training=False, crop_pct=0.875, interpolation="bicubic",
+                                 mean=MEAN_STD["imagefolder"][0], std=MEAN_STD["imagefolder"][1])
+    check(result, written, rows, reference_predictions(reference, transform, folder), folder)
+    assert result["weights_used"] == "model" and result["interpolation"] == "bicubic"
+
+
+def test_official_convnext_checkpoint_layout_is_read(tmp_path, folder):
+    """The official convnext_tiny_1k_224_ema.pth stores {"model": state_dict} with the official names."""
+    import timm
+    from timm.data import create_transform
+
+    from test_weights import timm_to_official
+
+    torch.manual_seed(1)
+    reference = timm.create_model("convnext_tiny", num_classes=len(CLASSES))
+    torch.save({"model": timm_to_official(reference.state_dict()), "epoch": 299}, tmp_path / "official.pth")
+    result, written, rows = evaluate(tmp_path, folder, tmp_path / "official.pth", "+step=separate_downsampling",
+                                     "profile=imagenet")
+    transform = create_transform(224, is_training=False, crop_pct=0.875, interpolation="bicubic",
+                                 mean=MEAN_STD["imagefolder"][0], std=MEAN_STD["imagefolder"][1])
+    check(result, written, rows, reference_predictions(reference, transform, folder), folder)
+
+
+def test_torchvision_resnet50_weights_give_torchvisions_predictions(tmp_path, folder):
+    import torchvision
+    from torchvision.transforms import v2
+
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet50(num_classes=len(CLASSES))
+    torch.save(reference.state_dict(), tmp_path / "resnet50.pth")
+    result, written, rows = evaluate(tmp_path, folder, tmp_path / "resnet50.pth", "+step=resnet50",
+                                     "profile=imagenet")
+    transform = v2.Compose([v2.PILToTensor(), v2.Resize(256, antialias=True), v2.CenterCrop(224),
+                            v2.ToDtype(torch.float, scale=True), v2.Normalize(*MEAN_STD["imagefolder"])])
+    check(result, written, rows, reference_predictions(reference, transform, folder), folder)
+    assert result["interpolation"] == "bilinear"
+
+
+def test_our_checkpoint_evaluates_to_its_runs_own_top1(tmp_path, folder):
+    """A run's last.pt: by default its EMA's weights (the paper's ConvNeXt-T number is an EMA's), the model's with
+    eval.ema=false; each gives the top-1 the run itself reported for them."""
+    from modernize.train import train
+
+    run = ["+step=separate_downsampling", "profile=smoke", "profile.batch_size=3", "profile.epochs=1",
+           "profile.train_subset=null", "profile.val_subset=null",
+           "recipe.ema_decay=0.9", "data=imagefolder", f"data.root={folder}", "train.device=cpu", "train.workers=0",
+           "train.threads=1", "logger.wandb.mode=disabled"]
+    summary = train(compose(run), tmp_path / "trained")
+    weights = tmp_path / "trained" / "last.pt"
+    same = [o for o in run if not o.startswith(("logger", "train.threads"))]
+    ema, _, _ = evaluate(tmp_path, folder, weights, *same)
+    assert ema["weights_used"] == "ema" and ema["top1"] == pytest.approx(summary["ema_final_top1"])
+    model, _, _ = evaluate(tmp_path, folder, weights, *same, "eval.ema=false")
+    assert model["weights_used"] == "model" and model["top1"] == pytest.approx(summary["final_top1"])
+
+
+def _unreadable_images(root):
+    """A data set whose every image is garbage: reading one would fail with DataError naming it."""
+    for split in ("train", "val"):
+        for name in CLASSES:
+            (root / split / name).mkdir(parents=True)
+            (root / split / name / "0.jpg").write_bytes(b"not an image")
+    return root
+
+
+@pytest.mark.parametrize("make_weights, expected", [
+    (lambda d: d / "missing.pth", "does not exist or is not a file"),
+    (lambda d: _truncated(d), "is not a readable PyTorch checkpoint"),
+    (lambda d: _resnet(d), "does not fit separate_downsampling at profile=imagenet"),
+    (lambda d: _not_a_state_dict(d), "checkpoint is not a state dict"),
+])
+def test_bad_weights_fail_with_one_line_before_any_image_is_read(tmp_path, capsys, make_weights, expected):
+    root = _unreadable_images(tmp_path / "data")
+    weights = make_weights(tmp_path)
+    cfg = compose(["task=eval", "+step=separate_downsampling", "profile=imagenet", "data=imagefolder",
+                   f"data.root={root}", f"eval.weights={weights}", "train.device=cpu", "train.workers=0"])
+    with pytest.raises(SystemExit) as info:
+        run_task(cfg, tmp_path / "run", multirun=False)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and expected in err and "not a readable image" not in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "eval.json").exists()
+
+
+def _truncated(d):
+    import torchvision
+
+    torch.save(torchvision.models.resnet50(num_classes=3).state_dict(), d / "full.pth")
+    data = (d / "full.pth").read_bytes()
+    (d / "truncated.pth").write_bytes(data[: len(data) // 2])
+    return d / "truncated.pth"
+
+
+def _resnet(d):
+    import torchvision
+
+    torch.save(torchvision.models.resnet50(num_classes=3).state_dict(), d / "resnet50.pth")
+    return d / "resnet50.pth"
+
+
+def _not_a_state_dict(d):
+    torch.save({"epoch": 3, "args": [1, 2]}, d / "odd.pth")
+    return d / "odd.pth"
+
+
+def test_eval_needs_weights(tmp_path, capsys):
+    cfg = compose(["task=eval", "+step=resnet50", "data=synthetic", "train.device=cpu"])
+    with pytest.raises(SystemExit):
+        run_task(cfg, tmp_path / "run", multirun=False)
+    assert "task=eval needs eval.weights=<checkpoint file>" in capsys.readouterr().err
