@@ -95,11 +95,23 @@ def folder_transforms(recipe: Mapping[str, Any], *, resolution: int, mean: Seque
     if crop_scale is None:  # a profile's crop rule switched the random crop off: the evaluation's resize and crop
         train.transforms[0] = T.Compose([T.Resize(resolution, interpolation=mode), T.CenterCrop(resolution)])
     if randaugment:
-        for op in next(t for t in train.transforms if type(t).__name__ == "RandAugment").ops:
+        for op in randaugment_ops(train):
             op.magnitude = float(randaugment[0])  # timm's string holds an integer; a budget rule may scale it
-            if op.name == "PosterizeIncreasing":
-                op.aug_fn = posterize
+        with_zero_bit_posterize(train)
     return train, evaluate
+
+
+def randaugment_ops(compose) -> list:
+    """The AugmentOps of the timm RandAugment in a Compose (none without one)."""
+    return [op for t in compose.transforms if type(t).__name__ == "RandAugment" for op in t.ops]
+
+
+def with_zero_bit_posterize(compose):
+    """timm's RandAugment in `compose` with PosterizeIncreasing as the official runs had it (see `posterize`)."""
+    for op in randaugment_ops(compose):
+        if op.name == "PosterizeIncreasing":
+            op.aug_fn = posterize
+    return compose
 
 
 def posterize(image, bits: int, **_):

@@ -9,7 +9,9 @@ Sections:
 2. every roadmap step (ours only);
 3. the real per-step pipeline of `modernize.train` on in-memory uint8 data against the bare model step;
 4. with --profile: every step's end-to-end step at that profile's sizes and recipe rules, and so what one seed
-   of the profile's roadmap costs on this device before it is trained.
+   of the profile's roadmap costs on this device before it is trained;
+5. folder data (ImageNet) at 224 px: images/s of one loader worker, ours (modernize.datasets + the recipe's
+   augment.folder_transforms) against timm's own loader with the official code's transforms.
 
 Timings on a shared machine drift (other processes, turbo, thermal state). Comparisons are therefore
 interleaved (A B A B ...) so that drift hits both sides alike, every number is the median of several
@@ -68,7 +70,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--steps", help="comma-separated roadmap steps for section 2 (default: all)")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: PyTorch's, one per core)")
     p.add_argument("--profile", help="also section 4: what one seed of this profile's roadmap costs here (e.g. gpu)")
-    p.add_argument("--sections", default="1,2,3,4", help="comma-separated sections to run (default: all; 4 needs "
+    p.add_argument("--sections", default="1,2,3,4,5", help="comma-separated sections to run (default: all; 4 needs "
                    "--profile)")
     p.add_argument("--quick", action="store_true", help="tiny sizes and counts, for the tests")
     p.add_argument("--out", default="experiments/bench", help="folder of the <device>.md report")
@@ -97,12 +99,12 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
         check_names("step", args.steps, STEPS)
     except ValueError as e:
         raise SystemExit(str(e)) from None
-    bad_sections = SystemExit(f"--sections takes numbers 1-4 separated by commas, got {args.sections!r}")
+    bad_sections = SystemExit(f"--sections takes numbers 1-5 separated by commas, got {args.sections!r}")
     try:
         args.sections = sorted({int(x) for x in args.sections.split(",") if x.strip()})
     except ValueError:
         raise bad_sections from None
-    if not args.sections or not set(args.sections) <= {1, 2, 3, 4}:
+    if not args.sections or not set(args.sections) <= set(SECTIONS):
         raise bad_sections
     if args.sections == [4] and args.profile is None:
         raise SystemExit("--sections 4 needs --profile <name>: it says what that profile's roadmap costs")
@@ -389,6 +391,72 @@ def header(args) -> list[str]:
             f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", ""]
 
 
+def folder_section(args) -> list[str]:
+    """What one DataLoader worker delivers at 224 px on ImageNet-sized JPEGs: ours against timm's own loader."""
+    import tempfile
+
+    from PIL import Image
+    from timm.data import ImageDataset, create_transform
+    from torch.utils.data import DataLoader
+
+    from .augment import randaugment_policy, with_zero_bit_posterize
+
+    images, batch = (16, 8) if args.quick else (192, 32)
+    lines = table("5. Folder data: one loader worker at 224 px",
+                  f"{images} JPEGs of 500x375 px (ImageNet's typical size), batch {batch}, one worker process each "
+                  "(the official code runs 10 per GPU). ours: `datasets.load_data('imagefolder', recipe=...)` and "
+                  "`make_loader`, i.e. the recipe's `augment.folder_transforms` (timm's transforms, full decode to "
+                  "RGB first); timm: `timm.data.ImageDataset` and a DataLoader with `timm.data.create_transform` "
+                  "as the official datasets.py calls it. Alternated; img/s: median of the repeats (one pass over "
+                  "the images each, workers started before timing).",
+                  ["recipe", "pipeline", "ours img/s", "timm img/s", "ours/timm", "spread (min..max)"])
+    mean, std = datasets.MEAN_STD["imagefolder"]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        generator = torch.Generator().manual_seed(0)
+        for split in ("train", "val"):
+            for i in range(images):
+                folder = root / split / f"c{i % 4}"
+                folder.mkdir(parents=True, exist_ok=True)
+                pixels = torch.randint(0, 256, (375, 500, 3), dtype=torch.uint8, generator=generator)
+                smooth = nn.functional.avg_pool2d(pixels.permute(2, 0, 1)[None].float(), 9, 1, 4)[0]  # photo-like
+                Image.fromarray(smooth.to(torch.uint8).permute(1, 2, 0).numpy()).save(folder / f"{i}.jpg", quality=90)
+        for step, name in (("separate_downsampling", "modern"), ("resnet50", "original")):
+            recipe = effective_recipe(compose([f"+step={step}", "profile=imagenet"]))[1]
+            ours = datasets.load_data("imagefolder", root, resolution=224, recipe=recipe).train
+            ra = recipe["randaugment"]
+            timm_transform = create_transform(
+                224, is_training=True, color_jitter=0.4 if ra else None,
+                auto_augment=randaugment_policy(*ra) if ra else None, interpolation=recipe["interpolation"],
+                re_prob=recipe["random_erasing"], re_mode=recipe["random_erasing_mode"], re_count=1, mean=mean,
+                std=std)
+            # Pillow >= 12 refuses timm's 0-bit posterize (docs/recipe.md): both sides get the official runs' op
+            theirs = ImageDataset(str(root / "train"), transform=with_zero_bit_posterize(timm_transform))
+            loaders = [datasets.make_loader(ours, batch, shuffle=True, workers=1, distributed=False, seed=0,
+                                            drop_last=True),
+                       DataLoader(theirs, batch_size=batch, shuffle=True, num_workers=1, persistent_workers=True,
+                                  drop_last=True)]
+            passes = [lambda loader=loader: sum(len(labels) for _, labels in loader) for loader in loaders]
+            for fn in passes:  # start the persistent workers and warm the page cache
+                fn()
+            results = [Result(), Result()]
+            for _ in range(args.repeats):
+                for fn, result in zip(passes, results):
+                    start = time.perf_counter()
+                    n = fn()
+                    result.images_per_s.append(n / (time.perf_counter() - start))
+            ratio, lo, hi = ratio_stats(*results)
+            what = "timm RandAugment m9 inc1, bicubic, pixel erasing" if ra else "bilinear crop and flip"
+            lines.append(f"| {name} | {what} | {fmt(results[0].median)} | {fmt(results[1].median)} | "
+                         f"{ratio:.3f} | {lo:.3f}..{hi:.3f} |")
+            print(lines[-1], flush=True)
+    return lines
+
+
+SECTIONS = {1: reference_section, 2: roadmap_section, 3: pipeline_section, 4: profile_cost_section,
+            5: folder_section}
+
+
 def main(argv: list[str] | None = None) -> Path:
     args = resolve(parse_args(argv))
     threads = torch.get_num_threads()
@@ -409,15 +477,14 @@ def run(args) -> Path:
     start = time.perf_counter()
     lines = header(args)
     print("\n".join(lines), flush=True)
-    sections = {1: reference_section, 2: roadmap_section, 3: pipeline_section, 4: profile_cost_section}
     for number in args.sections:
         if number == 4 and args.profile is None:
             continue  # what a profile costs is asked for by name (--profile)
-        lines += sections[number](args) + [""]
+        lines += SECTIONS[number](args) + [""]
     lines.append(f"Total bench time: {time.perf_counter() - start:.0f} s.")
     text = "\n".join(lines) + "\n"
     # A partial run (--sections) gets its own file, so it never overwrites the whole report.
-    suffix = "" if args.sections == [1, 2, 3, 4] else "-sections-" + "".join(map(str, args.sections))
+    suffix = "" if args.sections == sorted(SECTIONS) else "-sections-" + "".join(map(str, args.sections))
     path = atomic_write_text(Path(args.out) / f"{device_slug(args.device)}{suffix}.md", text)
     print(f"\n{text}\nwrote {path}", flush=True)
     return path

@@ -60,6 +60,10 @@ def test_quick_bench_writes_every_section(tmp_path):
 
     # Section 4: each step at the gpu profile's sizes, with the epochs the profile's rules give it (the paper's
     # 300 : 90 at 100 modern epochs), and the seed's training time is the sum of the steps' epochs x 60k / img/s.
+    folder = table_rows(text, "5.")
+    assert [r[0] for r in folder] == ["modern", "original"]
+    for row in folder:
+        positive(row[2]), positive(row[3]), positive(row[4])
     cost = table_rows(text, "4.")
     assert [(r[1], r[2], r[3], r[6]) for r in cost] == [("`resnet50`", "1", "64", "30"),
                                                         ("`separate_downsampling`", "1", "64", "100")]
@@ -98,8 +102,8 @@ def test_a_profiles_training_subset_is_what_its_seed_costs(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--profile", "laptop"], "unknown --profile 'laptop'; known profiles: cpu, gpu, imagenet, smoke"),
     (["--sections", "4"], "--sections 4 needs --profile <name>: it says what that profile's roadmap costs"),
-    (["--sections", "5"], "--sections takes numbers 1-4 separated by commas, got '5'"),
-    (["--sections", "one"], "--sections takes numbers 1-4 separated by commas, got 'one'"),
+    (["--sections", "6"], "--sections takes numbers 1-5 separated by commas, got '6'"),
+    (["--sections", "one"], "--sections takes numbers 1-5 separated by commas, got 'one'"),
 ])
 def test_bad_profile_or_section_is_rejected_before_any_work(tmp_path, argv, message):
     with pytest.raises(SystemExit, match=re.escape(message)):

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from timm.data import auto_augment as timm_aa
 
+from modernize.augment import posterize
 from modernize.randaugment import OPS, BatchedRandAugment, apply_op, op_arguments
 from helpers import photo
 
@@ -71,9 +72,8 @@ def test_the_policy_matches_timms_statistically():
     x = as_tensor(images)
     theirs_transform = timm_aa.rand_augment_transform(
         "rand-m9-mstd0.5-inc1", {"translate_const": 18, "img_mean": FILL, "interpolation": Image.BICUBIC})
-    for op in theirs_transform.ops:  # Pillow >= 12 refuses 0 bits: the official code's black image instead
+    for op in theirs_transform.ops:  # Pillow >= 12 refuses 0 bits: the official runs' black image instead
         if op.name == "PosterizeIncreasing":
-            from modernize.augment import posterize
             op.aug_fn = posterize
     ours_transform = BatchedRandAugment(9, 0.5, fill=FILL)
 

@@ -260,3 +260,17 @@ def test_a_run_of_the_modern_recipe_evaluates_its_ema(tmp_path):
                              "train.threads=1", "logger.wandb.mode=disabled", "profile.epochs=1"]), tmp_path)
     assert summary["ema_decay"] == 0.9999  # the smoke profile keeps the paper's rule
     assert {"ema_final_top1", "ema_final_top5", "ema_best_top1"} <= set(summary)
+
+
+def test_task_profile_shows_the_recipe_as_the_profile_trains_it(capsys):
+    from modernize.cli import profile
+
+    paper = profile(compose(["+step=separate_downsampling", "profile=imagenet"]))["recipe"]
+    assert (paper["run_epochs"], paper["batch_size"], paper["lr"], paper["ema_decay"]) == (300, 4096, 4e-3, 0.9999)
+    assert paper["randaugment"] == [9, 0.5] and paper["interpolation"] == "bicubic" and paper["layer_scale_init"] == 1e-6
+    cpu = profile(compose(["+step=separate_downsampling", "train.accumulation_steps=2"]))["recipe"]
+    assert cpu["run_epochs"] == 6 and cpu["randaugment"] is None and cpu["ema_decay"] is None
+    assert cpu["mixup"] == pytest.approx(0.8 * 6 / 300) and cpu["layer_scale_init"] == 0.1
+    assert cpu["accumulation_steps"] == 2
+    out = capsys.readouterr().out
+    assert "recipe modern at profile=imagenet" in out and "EMA 0.9999" in out and "no EMA" in out
