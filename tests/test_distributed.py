@@ -74,6 +74,21 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(single_
         sorted(p.name for p in single_process.iterdir() if not p.name.startswith("."))
 
 
+def test_accumulation_under_ddp_matches_one_process(single_process, tmp_path):
+    """2 gloo processes x 2 accumulated micro-batches (the first under no_sync, the last all-reduced) train as one
+    process on the whole global batch: the official --update_freq on several GPUs."""
+    run_dir = tmp_path / "ddp-accumulated"
+    proc = torchrun(*DETERMINISTIC_BATCHES, "train.accumulation_steps=2", f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    one = json.loads((single_process / "summary.json").read_text())
+    two = json.loads((run_dir / "summary.json").read_text())
+    assert (two["world_size"], two["accumulation_steps"], two["micro_batch"]) == (2, 2, one["global_batch"] // 4)
+    assert two["config_hash"] == one["config_hash"] and two["lr"] == one["lr"]
+    losses = [[json.loads(x)["train_loss"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+              for run in (run_dir, single_process)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-3)
+
+
 def test_a_distributed_run_killed_mid_epoch_resumes_to_the_same_result(two_processes, tmp_path):
     run_dir = tmp_path / "ddp"
     args = [*DETERMINISTIC_BATCHES, "train.checkpoint_every_steps=1", f"hydra.run.dir={run_dir}"]
