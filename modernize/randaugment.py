@@ -145,25 +145,21 @@ def _affine(x: Tensor, matrices: Tensor, fill: Tensor, interpolation: str) -> Te
     return _to_uint8(sampled[:, :3] + (1 - coverage) * fill.to(x.device).view(1, 3, 1, 1))
 
 
-def _rotate(x: Tensor, degrees: Tensor, fill: Tensor, interpolation: str) -> Tensor:
+def _rotation(degrees: Tensor, width: int, height: int) -> Tensor:
     """PIL's Image.rotate(degrees): counter-clockwise about the image centre."""
-    height, width = x.shape[-2:]
-    angle = -torch.deg2rad(degrees.cpu())
+    angle = -torch.deg2rad(degrees)
     cos, sin = torch.cos(angle), torch.sin(angle)
     cx, cy = width / 2.0, height / 2.0
-    matrices = torch.stack([torch.stack([cos, sin, cx - cos * cx - sin * cy], 1),
-                            torch.stack([-sin, cos, cy + sin * cx - cos * cy], 1)], 1)
-    return _affine(x, matrices, fill, interpolation)
+    return torch.stack([torch.stack([cos, sin, cx - cos * cx - sin * cy], 1),
+                        torch.stack([-sin, cos, cy + sin * cx - cos * cy], 1)], 1)
 
 
-def _linear_map(entries: Callable[[Tensor, int, int], tuple[Tensor, ...]]):
-    """An affine op whose matrix rows are (a, b, c, d, e, f) of PIL's AFFINE data, from the arguments."""
-    def op(x: Tensor, argument: Tensor, fill: Tensor, interpolation: str) -> Tensor:
-        height, width = x.shape[-2:]
-        a, b, c, d, e, f = entries(argument.cpu(), width, height)
-        matrices = torch.stack([torch.stack([a, b, c], 1), torch.stack([d, e, f], 1)], 1)
-        return _affine(x, matrices, fill, interpolation)
-    return op
+def _pil_affine(entries: Callable[[Tensor, int, int], tuple[Tensor, ...]]):
+    """The [n, 2, 3] matrices of PIL's AFFINE data (a, b, c, d, e, f) that `entries` gives for the arguments."""
+    def matrices(argument: Tensor, width: int, height: int) -> Tensor:
+        a, b, c, d, e, f = entries(argument, width, height)
+        return torch.stack([torch.stack([a, b, c], 1), torch.stack([d, e, f], 1)], 1)
+    return matrices
 
 
 def _ones(t: Tensor) -> Tensor:
@@ -174,22 +170,32 @@ def _zeros(t: Tensor) -> Tensor:
     return torch.zeros_like(t)
 
 
+# The geometric ops as their output-to-input matrices (arguments on the CPU, float64): one grid_sample serves all
+# of a layer's geometric ops at once. timm: shear_x (1, f, 0, 0, 1, 0), shear_y (1, 0, 0, f, 1, 0),
+# translate_*_rel by pct * the side in pixels, rotate about the centre.
+GEOMETRIC: dict[str, Callable[[Tensor, int, int], Tensor]] = {
+    "Rotate": _rotation,
+    "ShearX": _pil_affine(lambda t, w, h: (_ones(t), t, _zeros(t), _zeros(t), _ones(t), _zeros(t))),
+    "ShearY": _pil_affine(lambda t, w, h: (_ones(t), _zeros(t), _zeros(t), t, _ones(t), _zeros(t))),
+    "TranslateXRel": _pil_affine(lambda t, w, h: (_ones(t), _zeros(t), t * w, _zeros(t), _ones(t), _zeros(t))),
+    "TranslateYRel": _pil_affine(lambda t, w, h: (_ones(t), _zeros(t), _zeros(t), _zeros(t), _ones(t), t * h)),
+}
+
+
 OP_FUNCTIONS: dict[str, Callable[..., Tensor]] = {
-    "AutoContrast": _autocontrast, "Equalize": _equalize, "Invert": _invert, "Rotate": _rotate,
+    "AutoContrast": _autocontrast, "Equalize": _equalize, "Invert": _invert,
     "PosterizeIncreasing": _posterize, "SolarizeIncreasing": _solarize, "SolarizeAdd": _solarize_add,
     "ColorIncreasing": _color, "ContrastIncreasing": _contrast, "BrightnessIncreasing": _brightness,
     "SharpnessIncreasing": _sharpness,
-    # timm: shear_x (1, f, 0, 0, 1, 0), shear_y (1, 0, 0, f, 1, 0), translate_*_rel by pct * the side in pixels
-    "ShearX": _linear_map(lambda t, w, h: (_ones(t), t, _zeros(t), _zeros(t), _ones(t), _zeros(t))),
-    "ShearY": _linear_map(lambda t, w, h: (_ones(t), _zeros(t), _zeros(t), t, _ones(t), _zeros(t))),
-    "TranslateXRel": _linear_map(lambda t, w, h: (_ones(t), _zeros(t), t * w, _zeros(t), _ones(t), _zeros(t))),
-    "TranslateYRel": _linear_map(lambda t, w, h: (_ones(t), _zeros(t), _zeros(t), _zeros(t), _ones(t), t * h)),
 }
 
 
 def apply_op(name: str, x: Tensor, argument: Tensor, fill: Sequence[float], interpolation: str = "bicubic") -> Tensor:
     """One op on a batch, each image with its own argument (as op_arguments gives it)."""
-    return OP_FUNCTIONS[name](x, argument, torch.tensor(fill, dtype=torch.float32), interpolation)
+    fill_tensor = torch.tensor(fill, dtype=torch.float32)
+    if name in GEOMETRIC:
+        return _affine(x, GEOMETRIC[name](argument.cpu(), x.shape[-1], x.shape[-2]), fill_tensor, interpolation)
+    return OP_FUNCTIONS[name](x, argument, fill_tensor, interpolation)
 
 
 class BatchedRandAugment:
@@ -226,13 +232,25 @@ class BatchedRandAugment:
     def __call__(self, x: Tensor) -> Tensor:
         if x.dtype != torch.uint8:
             raise ValueError(f"RandAugment works on uint8 images, got {x.dtype}")
+        x = x.clone()  # written in place below; the caller's images stay as they were
+        height, width = x.shape[-2:]
+        fill = torch.tensor(self.fill, dtype=torch.float32)
         for op, applied, magnitude, negate in self.draw(x.shape[0]):
-            x = x.clone()
+            # An image gets one op per layer, so the ops of a layer touch disjoint images: their order is free, and
+            # the geometric ones share one resampling (their matrices concatenated).
+            warped, matrices = [], []
             for k, name in enumerate(OPS):
                 chosen = (applied & (op == k)).nonzero().flatten()
                 if len(chosen) == 0:
                     continue
                 argument = op_arguments(name, magnitude[chosen], negate[chosen])
+                if name in GEOMETRIC:
+                    warped.append(chosen)
+                    matrices.append(GEOMETRIC[name](argument, width, height))
+                    continue
                 index = chosen.to(x.device)
-                x[index] = apply_op(name, x[index], argument, self.fill, self.interpolation)
+                x[index] = OP_FUNCTIONS[name](x[index], argument, fill, self.interpolation)
+            if warped:
+                index = torch.cat(warped).to(x.device)
+                x[index] = _affine(x[index], torch.cat(matrices), fill, self.interpolation)
         return x
