@@ -1,9 +1,10 @@
 """Batch sources: the one interface the training loop reads data through, whatever kind of data set it is.
 
-Two kinds exist (see modernize.data): small data sets held whole on the device as uint8 tensors, sliced into
-batches there, and folder data sets read by DataLoader workers that also crop and flip. Both give this
-process's shard of each epoch as `(uint8 images, labels)` on the device, start mid-epoch for a resumed run, and
-say whether the loader workers already augmented and normalised them (`loader_transforms`).
+Two kinds exist (see modernize.datasets): small data sets held whole on the device as uint8 tensors, sliced into
+batches there, and folder data sets read by DataLoader workers that also run the recipe's per-image pipeline. Both
+give this process's shard of each epoch as `(images, labels)` on the device (uint8 from memory, normalised floats
+from the workers), start mid-epoch for a resumed run, and say whether the loader workers already augmented and
+normalised them (`loader_transforms`).
 """
 
 from __future__ import annotations

@@ -94,6 +94,7 @@ class TrainStep:
             self.ema.update_parameters(self.model)
         return loss
 
+
 def prepare_batch(images: torch.Tensor, labels: torch.Tensor, augment: nn.Module, mixing: nn.Module | None,
                   memory_format: torch.memory_format) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of uint8 images on the device -> the model's input (augmented, normalized, in the model's memory

@@ -217,7 +217,7 @@ def make_train_step(model: nn.Module, recipe: DictConfig, lr: float, epochs: int
                      scaler=make_scaler(device.type, train_cfg.precision), precision=train_cfg.precision,
                      scheduler=make_scheduler(optimizer, recipe, epochs, steps_per_epoch), ema=ema,
                      ema_decay=ema_decay if ema is not None else None, grad_clip=train_cfg.grad_clip,
-                     accumulation_steps=int(OmegaConf.select(train_cfg, "accumulation_steps", default=1)))
+                     accumulation_steps=int(train_cfg.accumulation_steps))
 
 
 def open_tracker(run: Run):
