@@ -26,13 +26,14 @@ class InMemoryBatches:
 
     loader_transforms = False  # the batched augmentation on the device augments these
 
-    def __init__(self, train: datasets.TensorDataset, val: datasets.TensorDataset, device: torch.device,
+    def __init__(self, train: datasets.TensorDataset | None, val: datasets.TensorDataset, device: torch.device,
                  local_batch: int, processes: Processes, seed: int):
-        self.train_set, self.val_set = train.to(device), val.to(device)
+        self.train_set, self.val_set = (train.to(device) if train is not None else None), val.to(device)
         self.local_batch, self.processes = local_batch, processes
-        self.steps_per_epoch = len(self.train_set) // (local_batch * processes.count)
-        self.sampler = DistributedSampler(range(len(self.train_set)), num_replicas=processes.count,
-                                          rank=processes.rank, shuffle=True, seed=seed, drop_last=True)
+        train_size = len(train) if train is not None else 0  # no train split: validation batches only
+        self.steps_per_epoch = train_size // (local_batch * processes.count)
+        self.sampler = DistributedSampler(range(train_size), num_replicas=processes.count, rank=processes.rank,
+                                          shuffle=True, seed=seed, drop_last=True)
 
     def train_batches(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
         self.sampler.set_epoch(epoch)  # a new seeded order each epoch
@@ -60,13 +61,13 @@ class LoaderBatches:
     def __init__(self, data: datasets.DataBundle, device: torch.device, local_batch: int, processes: Processes,
                  seed: int, workers: int):
         self.device = device
-        self.train_loader = datasets.make_loader(data.train, local_batch, shuffle=True, workers=workers,
-                                                 distributed=processes.distributed, seed=seed, drop_last=True,
-                                                 rank=processes.rank)
+        self.train_loader = None if data.train is None else datasets.make_loader(
+            data.train, local_batch, shuffle=True, workers=workers, distributed=processes.distributed, seed=seed,
+            drop_last=True, rank=processes.rank)  # None: validation batches only
         self.val_loader = datasets.make_loader(data.val, local_batch, shuffle=False, workers=workers,
                                                distributed=processes.distributed, seed=seed, drop_last=False,
                                                rank=processes.rank)
-        self.steps_per_epoch = len(self.train_loader)
+        self.steps_per_epoch = len(self.train_loader) if self.train_loader is not None else 0
 
     def _on_device(self, batches) -> Iterator[Batch]:
         try:
@@ -93,10 +94,21 @@ class LoaderBatches:
         """Stop the persistent workers now. Left to the garbage collector, a DataLoader whose worker raised (a bad
         image) takes ~20 s to shut down at some later moment: in a multirun that is the next run's time."""
         for loader in (self.train_loader, self.val_loader):
+            if loader is None:
+                continue
             workers = getattr(loader, "_iterator", None)  # persistent_workers keeps one iterator (private API)
             if workers is not None and hasattr(workers, "_shutdown_workers"):
                 workers._shutdown_workers()
             loader._iterator = None
+
+
+def batch_source(data: datasets.DataBundle, device: torch.device, local_batch: int, processes: Processes,
+                 seed: int, workers: int) -> InMemoryBatches | LoaderBatches:
+    """In memory when the data set was loaded as tensors, else a DataLoader (a bundle without a train split gives
+    validation batches only: task=eval)."""
+    if isinstance(data.val, datasets.TensorDataset):
+        return InMemoryBatches(data.train, data.val, device, local_batch, processes, seed)
+    return LoaderBatches(data, device, local_batch, processes, seed, workers)
 
 
 def make_batches(data: datasets.DataBundle, device: torch.device, global_batch: int, processes: Processes,
@@ -107,11 +119,7 @@ def make_batches(data: datasets.DataBundle, device: torch.device, global_batch: 
     if global_batch % (processes.count * accumulation_steps):
         raise RunError(f"the global batch {global_batch} must divide evenly over {processes.count} process(es) x "
                        f"{accumulation_steps} accumulation step(s) (train.accumulation_steps)")
-    local_batch = global_batch // processes.count
-    if isinstance(data.train, datasets.TensorDataset):
-        source = InMemoryBatches(data.train, data.val, device, local_batch, processes, seed)
-    else:
-        source = LoaderBatches(data, device, local_batch, processes, seed, workers)
+    source = batch_source(data, device, global_batch // processes.count, processes, seed, workers)
     if source.steps_per_epoch == 0:
         raise RunError(f"the training set ({len(data.train)} images) is smaller than one global batch "
                        f"({global_batch})")

@@ -126,7 +126,7 @@ class DataBundle:
     ``(uint8 [3, resolution, resolution] tensor, int label)``; otherwise :class:`TensorDataset`.
     """
 
-    train: TensorDataset | Dataset
+    train: TensorDataset | Dataset | None  # None: loaded for evaluation only
     val: TensorDataset | Dataset
     num_classes: int
     mean: tuple[float, float, float]
@@ -151,6 +151,7 @@ def load_data(
     synthetic_classes: int = 10,
     download: bool = True,
     recipe: Mapping[str, Any] | None = None,
+    with_train: bool = True,
 ) -> DataBundle:
     """Load data set ``name`` (one of :data:`DATASET_NAMES`).
 
@@ -159,7 +160,8 @@ def load_data(
     (image size); tensor data sets keep their native size. ``recipe`` (as the profile trains it, modernize.proxy)
     gives ``imagefolder``'s loader workers the official code's per-image transforms (augment.folder_transforms;
     None: the evaluation transform for both splits); in-memory data sets are augmented batched by
-    augment.TrainAugment instead. ``train_subset``/``val_subset`` keep a
+    augment.TrainAugment instead. ``with_train=False`` reads the validation split only (``train`` is None): an image
+    folder then needs no train/ (task=eval). ``train_subset``/``val_subset`` keep a
     seeded, class-stratified subset of that many samples. ``download`` lets ``fashion_mnist``
     (the only data set small enough to fetch silently) download via torchvision as a last resort.
     """
@@ -176,13 +178,13 @@ def load_data(
     elif name == "imagefolder":
         train_tf, val_tf = folder_transforms(recipe, resolution=resolution, mean=MEAN_STD[name][0],
                                              std=MEAN_STD[name][1])
-        train, val, num_classes = _load_imagefolder(root_path, train_tf, val_tf)
+        train, val, num_classes = _load_imagefolder(root_path, train_tf if with_train else None, val_tf)
     else:
         train, val = _make_synthetic(synthetic_size, synthetic_classes, resolution, seed)
         num_classes = synthetic_classes
 
     # Different seeds per split so the two subsets are not drawn with the same random stream.
-    train = _subset(train, train_subset, seed)
+    train = _subset(train, train_subset, seed) if with_train else None
     val = _subset(val, val_subset, seed + 1)
     mean, std = MEAN_STD[name]
     return DataBundle(train=train, val=val, num_classes=num_classes, mean=mean, std=std, name=name)
@@ -369,11 +371,14 @@ def _read_cifar_pickle(path: Path) -> dict[str, object]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _load_imagefolder(root: Path | None, train_tf, val_tf) -> tuple[Dataset, Dataset, int]:
+def _load_imagefolder(root: Path | None, train_tf, val_tf) -> tuple[Dataset | None, Dataset, int]:
+    """train/ and val/ under root as ImageFolders with their transforms (train_tf None: val/ only)."""
     if root is None:
         raise DataError("imagefolder needs data.root=<folder with train/ and val/ class subfolders>.")
-    splits = []
+    splits = {}
     for split, tf in (("train", train_tf), ("val", val_tf)):
+        if tf is None:
+            continue
         folder = root / split
         if not folder.is_dir():
             raise DataError(
@@ -382,22 +387,30 @@ def _load_imagefolder(root: Path | None, train_tf, val_tf) -> tuple[Dataset, Dat
                 f"val/images + val_annotations.txt must first be sorted into class subfolders)."
             )
         try:
-            splits.append(torchvision.datasets.ImageFolder(str(folder), transform=tf, loader=load_image))
+            splits[split] = torchvision.datasets.ImageFolder(str(folder), transform=tf, loader=load_image)
         except FileNotFoundError as exc:  # no class folders, or class folders without images
             raise DataError(
                 f"imagefolder: {folder} holds no usable class subfolders of images: {exc}"
             ) from exc
-    train, val = splits
+    train, val = splits.get("train"), splits["val"]
     # A class present in only one split would shift every label index after it: refuse silently
     # wrong labels.
-    if train.classes != val.classes:
+    if train is not None and train.classes != val.classes:
         only_train = sorted(set(train.classes) - set(val.classes))
         only_val = sorted(set(val.classes) - set(train.classes))
         raise DataError(
             f"imagefolder: train/ and val/ under {root} have different class folders "
             f"(only in train: {only_train[:5]}, only in val: {only_val[:5]}); they must match exactly."
         )
-    return train, val, len(train.classes)
+    return train, val, len(val.classes)
+
+
+def load_for_run(cfg, recipe: Mapping[str, Any], *, with_train: bool = True) -> DataBundle:
+    """load_data with a run config's data and profile sections: the one call of training and task=eval."""
+    data, profile = cfg.data, cfg.profile
+    return load_data(data.name, data.root, resolution=profile.resolution, train_subset=profile.train_subset,
+                     val_subset=profile.val_subset, seed=cfg.seed, synthetic_size=data.get("size", 512),
+                     synthetic_classes=data.get("classes", 10), recipe=recipe, with_train=with_train)
 
 
 # A file that does not decode (truncated JPEG/PNG, a non-image named .jpg) stops the run at the first one met, with

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import datasets
 from .augment import build_augmentations
-from .batches import make_batches
+from .batches import batch_source
 from .config import run_spec, step_label
 from .engine import autocast
 from .io import atomic_write, atomic_write_json
@@ -78,10 +78,7 @@ def evaluate_weights(cfg: DictConfig) -> dict[str, Any]:
     profile = cfg.profile
     _, recipe = effective_recipe(cfg)
     recipe = OmegaConf.create(recipe)
-    data = datasets.load_data(cfg.data.name, cfg.data.root, resolution=profile.resolution,
-                              val_subset=profile.val_subset, seed=cfg.seed,
-                              synthetic_size=OmegaConf.select(cfg, "data.size", default=512),
-                              synthetic_classes=OmegaConf.select(cfg, "data.classes", default=10), recipe=recipe)
+    data = datasets.load_for_run(cfg, recipe, with_train=False)  # an image folder needs only val/
     model = build(run_spec(cfg, data.num_classes))
     try:
         load_pretrained(model, state_dict)
@@ -94,7 +91,7 @@ def evaluate_weights(cfg: DictConfig) -> dict[str, Any]:
     memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format).eval()
     batch = int(ev.batch_size)
-    batches = make_batches(data, device, batch, Processes(), cfg.seed, int(cfg.train.workers))
+    batches = batch_source(data, device, batch, Processes(), cfg.seed, int(cfg.train.workers))
     _, transform = build_augmentations(recipe, resolution=profile.resolution, mean=data.mean, std=data.std,
                                        loader_transforms=batches.loader_transforms, device=device)
     top5_rows, hits1, hits5, n = [], 0, 0, 0

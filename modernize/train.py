@@ -162,11 +162,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed + processes.rank)  # timm's RandAugment picks its ops with numpy (workers=0: here)
-    data = datasets.load_data(cfg.data.name, cfg.data.root, resolution=profile.resolution,
-                              train_subset=profile.train_subset, val_subset=profile.val_subset, seed=cfg.seed,
-                              synthetic_size=OmegaConf.select(cfg, "data.size", default=512),
-                              synthetic_classes=OmegaConf.select(cfg, "data.classes", default=10),
-                              recipe=recipe)  # folder data sets augment in their loader workers
+    data = datasets.load_for_run(cfg, recipe)  # folder data sets augment in their loader workers
     batches = make_batches(data, device, global_batch, processes, cfg.seed, train_cfg.workers,
                            int(train_cfg.accumulation_steps))
     spec = run_spec(cfg, data.num_classes)

@@ -183,3 +183,19 @@ def test_eval_needs_weights(tmp_path, capsys):
     with pytest.raises(SystemExit):
         run_task(cfg, tmp_path / "run", multirun=False)
     assert "task=eval needs eval.weights=<checkpoint file>" in capsys.readouterr().err
+
+
+def test_a_folder_with_only_val_is_enough(tmp_path, folder):
+    """Checking weights needs the validation images only: data.root may lack train/."""
+    import shutil
+
+    from modernize.config import run_spec
+    from modernize.model import build
+
+    root = tmp_path / "val-only"
+    shutil.copytree(folder / "val", root / "val")
+    cfg = compose(["+step=resnet50", "profile=smoke", "data=imagefolder", f"data.root={root}"])
+    torch.save(build(run_spec(cfg, num_classes=len(CLASSES))).state_dict(), tmp_path / "ours.pth")
+    result, _, rows = evaluate(tmp_path, root, tmp_path / "ours.pth", "+step=resnet50", "profile=smoke",
+                               "profile.val_subset=null")
+    assert result["images"] == len(rows) == 9
