@@ -162,3 +162,45 @@ def line(result: dict[str, Any]) -> str:
         parts.append(f"{END_TO_END_LABELS[e['top']]} − {END_TO_END_LABELS[e['base']]} {e['mean']:+.2f}{ci} "
                      f"(paper {e['paper']:+.1f})")
     return f"Fidelity ({result['seeds']} seed{'s' if result['seeds'] != 1 else ''}): " + "; ".join(parts) + "."
+
+
+# ------------------------------------------------------------------------------------------- the kernel sweep
+# Figure 2's kernel-size result (section 2.5): larger depthwise kernels gain up to 7x7 (79.9 -> 80.6), then
+# saturate (9x9 and 11x11: 80.6). So the sweep's two questions: does 7 beat 3, and do 9 and 11 add to 7?
+KERNEL_CONTRASTS = ((7, 3), (9, 7), (11, 7))
+
+
+def kernel_trend(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each contrast of KERNEL_CONTRASTS on a kernel table (rows labelled '<step> k=<size>'): the mean per-seed
+    difference with its 95% t-interval and paired p-value, beside the paper's."""
+    by_kernel = {}
+    for row in rows:
+        kernel = row["step"].partition(" k=")[2]
+        if kernel.isdigit() and row["top1_by_seed"]:
+            by_kernel[int(kernel)] = row
+    contrasts = []
+    for big, small in KERNEL_CONTRASTS:
+        if big not in by_kernel or small not in by_kernel:
+            continue
+        a, b = by_kernel[big], by_kernel[small]
+        diffs = paired(a["top1_by_seed"], b["top1_by_seed"])
+        result = interval(diffs)
+        if result is None:
+            continue
+        paper = None if None in (a["paper_top1"], b["paper_top1"]) else round(a["paper_top1"] - b["paper_top1"], 2)
+        contrasts.append({"big": big, "small": small, "mean": result[0], "low": result[1], "high": result[2],
+                          "p": paired_p_value(a["top1_by_seed"], b["top1_by_seed"]), "paper": paper,
+                          "seeds": len(diffs)})
+    return {"contrasts": contrasts, "seeds": min((c["seeds"] for c in contrasts), default=0)}
+
+
+def kernel_line(trend: dict[str, Any]) -> str:
+    """The one-line summary printed at the top of the kernel table."""
+    parts = []
+    for c in trend["contrasts"]:
+        interval_text = (f" [{_num(c['low'], '+.2f')}, {_num(c['high'], '+.2f')}]"
+                         if not math.isnan(c["low"]) else "")
+        p = f", p {c['p']:.3f}" if c["p"] is not None else ""
+        paper = f" (paper {c['paper']:+.1f})" if c["paper"] is not None else ""
+        parts.append(f"{c['big']}x{c['big']} − {c['small']}x{c['small']} {c['mean']:+.2f}{interval_text}{p}{paper}")
+    return f"Kernel trend ({trend['seeds']} seeds): " + ("; ".join(parts) or "no pair of kernel sizes finished") + "."

@@ -423,12 +423,12 @@ def section_html(source: Source, index: int) -> list[str]:
     out.append(f'<section id="{sid}"><h2>{titles[source.kind]}: {html.escape(name)}</h2>')
     where = ", ".join(html.escape(str(p)) for p in (source.results, source.sweep) if p)
     out.append(f'<p class="note">From {where}.</p>')
+    summary = {"roadmap": "fidelity.csv", "kernels": "trend.csv"}.get(source.kind)
+    if summary and source.results and (source.results / summary).exists():
+        line = read_csv(source.results / summary)[0]["line"]
+        out.append(f'<p class="fidelity" id="{sid}-fidelity" data-csv="{html.escape(str(source.results / summary))}">'
+                   f'<span data-col="line">{html.escape(line)}</span></p>')
     if source.kind == "roadmap" and source.results:
-        fidelity = source.results / "fidelity.csv"
-        if fidelity.exists():
-            line = read_csv(fidelity)[0]["line"]
-            out.append(f'<p class="fidelity" id="{sid}-fidelity" data-csv="{html.escape(str(fidelity))}">'
-                       f'<span data-col="line">{html.escape(line)}</span></p>')
         out.append(_csv_table(f"{sid}-table", source.results / "roadmap.csv", ROADMAP_CELLS, "step"))
         out.append(figure((source.results / "roadmap.png").read_bytes(), f"{name}: roadmap figure", f"{sid}-figure"))
     elif source.kind == "kernels" and source.results:

@@ -310,6 +310,22 @@ def fidelity_csv(score: dict) -> str:
     return columns.to_csv(FIDELITY, [fidelity_record(score)])
 
 
+# trend.csv: the kernel sweep's contrasts flattened to one row (k7_minus_k3, its interval and p, the paper's ...)
+def trend_record(trend: dict) -> dict:
+    record = {"seeds": trend["seeds"], "line": fidelity.kernel_line(trend)}
+    for c in trend["contrasts"]:
+        key = f"k{c['big']}_minus_k{c['small']}"
+        record.update({key: c["mean"], f"{key}_low": c["low"], f"{key}_high": c["high"], f"{key}_p": c["p"],
+                       f"{key}_paper": c["paper"]})
+    return record
+
+
+def trend_csv(trend: dict) -> str:
+    names = ["seeds", *(f"k{big}_minus_k{small}{suffix}" for big, small in fidelity.KERNEL_CONTRASTS
+                        for suffix in ("", "_low", "_high", "_p", "_paper")), "line"]
+    return columns.to_csv([Column(name) for name in names], [trend_record(trend)])
+
+
 def log_to_wandb(table: list[dict], sweep_dir: Path, mode: str, score: dict | None = None, out: Path | None = None,
                  project: str | None = None, entity: str | None = None) -> None:
     """The sweep's table run (job type "table", in the sweep's W&B group): the roadmap and fidelity tables, the
@@ -412,6 +428,10 @@ def main(argv: list[str] | None = None) -> int:
         # the fidelity line goes first: it is what a reader of the table wants to know
         header = header.replace("\n\n", f"\n\n**{fidelity.line(score)}** (modernize.fidelity)\n\n", 1)
         atomic_write_text(out / "fidelity.csv", fidelity_csv(score))
+    if args.by_kernel:  # the sweep's own question, first: does 7 beat 3, and does it saturate past 7
+        trend = fidelity.kernel_trend(table)
+        header = header.replace("\n\n", f"\n\n**{fidelity.kernel_line(trend)}** (modernize.fidelity)\n\n", 1)
+        atomic_write_text(out / "trend.csv", trend_csv(trend))
     markdown = header + to_markdown(table)
     atomic_write_text(out / "roadmap.md", markdown)
     atomic_write_text(out / "roadmap.csv", to_csv(table))

@@ -88,3 +88,16 @@ def test_missing_steps_are_skipped_not_invented():
     steps = [d["step"] for d in score["decisive"]]
     assert "recipe" not in steps and "kernel_size" not in steps
     assert [e["base"] for e in score["end_to_end"]] == ["resnet50"]
+
+
+def test_the_kernel_trend_asks_whether_7_beats_3_and_saturates():
+    rows = [{"step": f"kernel_size k={k}", "top1_by_seed": {0: 80 + k / 10, 1: 80.2 + k / 10, 2: 79.9 + k / 10},
+             "paper_top1": top1} for k, top1 in ((3, 79.9), (5, 80.4), (7, 80.6), (9, 80.6), (11, 80.6))]
+    trend = fidelity.kernel_trend(rows)
+    assert [(c["big"], c["small"]) for c in trend["contrasts"]] == [(7, 3), (9, 7), (11, 7)]
+    assert [round(c["mean"], 6) for c in trend["contrasts"]] == [0.4, 0.2, 0.4]
+    assert [c["paper"] for c in trend["contrasts"]] == [0.7, 0.0, 0.0] and trend["seeds"] == 3
+    line = fidelity.kernel_line(trend)
+    assert line.startswith("Kernel trend (3 seeds): 7x7 − 3x3 +0.40 [+0.40, +0.40], p 0.000 (paper +0.7); 9x9 − 7x7")
+    assert fidelity.kernel_line(fidelity.kernel_trend(rows[:1])) == \
+        "Kernel trend (0 seeds): no pair of kernel sizes finished."

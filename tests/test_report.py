@@ -163,6 +163,9 @@ def test_the_page_shows_every_csv_number_as_it_is_in_the_csv(results):
     assert check_numbers(root, parsed.cells) > 300
     fidelity = next(row for row in csv.DictReader(open(root / "roadmap/smoke-synthetic/fidelity.csv")))
     assert [c[3] for c in parsed.cells if c[0] == "roadmap-0-fidelity"] == [fidelity["line"]]
+    trend = next(row for row in csv.DictReader(open(root / "kernels/smoke-synthetic/trend.csv")))
+    assert [c[3] for c in parsed.cells if c[0] == "kernels-1-fidelity"] == [trend["line"]]
+    assert trend["line"].startswith("Kernel trend (2 seeds): 7x7 − 3x3 +0.40")  # 70 + k/10 on every seed
     # the learning curves' table: the last epoch, mean over seeds, of the runs' metrics.jsonl
     curves = {c[1]: c for c in parsed.cells if c[0] == "roadmap-0-curves-table" and c[2] == "val_top1_mean"}
     finals = [json.loads((root / f"runs/roadmap-smoke-synthetic/gelu-seed{s}/metrics.jsonl").read_text()
