@@ -68,9 +68,16 @@ def evaluate_weights(cfg: DictConfig) -> dict[str, Any]:
         raise RunError("task=eval needs eval.weights=<checkpoint file>")
     if ev.ema not in EMA_CHOICES:
         raise RunError(f"eval.ema must be one of auto, true, false; got {ev.ema!r}")
+    batch = ev.batch_size
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise RunError(f"eval.batch_size must be a positive integer, got {batch!r}")
     weights_path = Path(str(ev.weights)).expanduser()
     out_dir = Path(str(ev.out)).expanduser() if ev.out else weights_path.parent
     state_dict, which = read_weights(weights_path, ev.ema)
+    try:  # where the results go, before any image is read
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"cannot write the results into {out_dir}: {e.strerror or e}; pass eval.out=<folder>") from None
 
     device = pick_device(str(cfg.train.device), 0)
     if cfg.train.threads:
@@ -90,7 +97,6 @@ def evaluate_weights(cfg: DictConfig) -> dict[str, Any]:
                        ) from None
     memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format).eval()
-    batch = int(ev.batch_size)
     batches = batch_source(data, device, batch, Processes(), cfg.seed, int(cfg.train.workers))
     _, transform = build_augmentations(recipe, resolution=profile.resolution, mean=data.mean, std=data.std,
                                        loader_transforms=batches.loader_transforms, device=device)

@@ -178,11 +178,25 @@ def _not_a_state_dict(d):
     return d / "odd.pth"
 
 
-def test_eval_needs_weights(tmp_path, capsys):
-    cfg = compose(["task=eval", "+step=resnet50", "data=synthetic", "train.device=cpu"])
-    with pytest.raises(SystemExit):
+@pytest.mark.parametrize("overrides, expected", [
+    ([], "task=eval needs eval.weights=<checkpoint file>"),
+    (["eval.weights=WEIGHTS", "eval.batch_size=0"], "eval.batch_size must be a positive integer, got 0"),
+    (["eval.weights=WEIGHTS", "eval.ema=maybe"], "eval.ema must be one of auto, true, false; got 'maybe'"),
+    (["eval.weights=WEIGHTS", "eval.out=/proc/no-such/folder"], "cannot write the results into /proc/no-such"),
+])
+def test_bad_eval_settings_fail_with_one_line(tmp_path, capsys, overrides, expected):
+    from modernize.config import run_spec
+    from modernize.model import build
+
+    cfg = compose(["+step=resnet50", "profile=smoke", "data=synthetic"])
+    torch.save(build(run_spec(cfg, num_classes=10)).state_dict(), tmp_path / "w.pth")
+    overrides = [o.replace("WEIGHTS", str(tmp_path / "w.pth")) for o in overrides]
+    cfg = compose(["task=eval", "+step=resnet50", "profile=smoke", "data=synthetic", "train.device=cpu", *overrides])
+    with pytest.raises(SystemExit) as info:
         run_task(cfg, tmp_path / "run", multirun=False)
-    assert "task=eval needs eval.weights=<checkpoint file>" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and expected in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "eval.json").exists()
 
 
 def test_a_folder_with_only_val_is_enough(tmp_path, folder):
