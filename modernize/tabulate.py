@@ -402,8 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wandb", default="disabled", help="W&B mode for the table run: auto|online|offline|disabled")
     parser.add_argument("--project", help="W&B project of the table run (default: the runs' logger.wandb.project)")
     parser.add_argument("--entity", help="W&B entity of the table run (default: the runs' logger.wandb.entity)")
-    parser.add_argument("--readme", type=Path, help="also copy the fidelity line and table into this file, between "
-                        "its '<!-- roadmap-table: <out>/roadmap.md -->' and '<!-- /roadmap-table -->' lines")
+    parser.add_argument("--readme", type=Path, help="also copy the fidelity (or kernel trend) line and table into "
+                        "this file, between its '<!-- roadmap-table: <out>/roadmap.md -->' and "
+                        "'<!-- /roadmap-table -->' lines")
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         print(f"error: {args.sweep_dir} is not a sweep folder (expected experiments/runs/<sweep>)", file=sys.stderr)
@@ -424,14 +425,16 @@ def main(argv: list[str] | None = None) -> int:
     if scaled_line:
         header += scaled_line + "\n\n"
     score = None if args.by_kernel else fidelity.score(table)
+    # the summary line goes first, it is what a reader of the table wants to know: the fidelity line of a roadmap,
+    # the kernel sweep's own question (does 7 beat 3, does it saturate past 7) for a kernel table
     if score is not None:
-        # the fidelity line goes first: it is what a reader of the table wants to know
-        header = header.replace("\n\n", f"\n\n**{fidelity.line(score)}** (modernize.fidelity)\n\n", 1)
+        lead = fidelity.line(score)
         atomic_write_text(out / "fidelity.csv", fidelity_csv(score))
-    if args.by_kernel:  # the sweep's own question, first: does 7 beat 3, and does it saturate past 7
+    else:
         trend = fidelity.kernel_trend(table)
-        header = header.replace("\n\n", f"\n\n**{fidelity.kernel_line(trend)}** (modernize.fidelity)\n\n", 1)
+        lead = fidelity.kernel_line(trend)
         atomic_write_text(out / "trend.csv", trend_csv(trend))
+    header = header.replace("\n\n", f"\n\n**{lead}** (modernize.fidelity)\n\n", 1)
     markdown = header + to_markdown(table)
     atomic_write_text(out / "roadmap.md", markdown)
     atomic_write_text(out / "roadmap.csv", to_csv(table))
@@ -439,8 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.wandb != "disabled":
         log_to_wandb(table, args.sweep_dir, args.wandb, score, out, args.project, args.entity)
     if args.readme is not None:
-        copy_into_readme(args.readme, out / "roadmap.md", ([f"**{fidelity.line(score)}** (modernize.fidelity)", ""]
-                                                           if score else []) + to_markdown(table).splitlines())
+        copy_into_readme(args.readme, out / "roadmap.md",
+                         [f"**{lead}** (modernize.fidelity)", "", *to_markdown(table).splitlines()])
     print(markdown)
     bad = [r for r in table if r["failed"] or r["unfinished"]]
     for r in bad:
