@@ -438,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     markdown = header + to_markdown(table)
     atomic_write_text(out / "roadmap.md", markdown)
     atomic_write_text(out / "roadmap.csv", to_csv(table))
-    plot(table, out / "roadmap.png", args.sweep_dir.name, fidelity.line(score) if score else "")
+    plot(table, out / "roadmap.png", args.sweep_dir.name, lead)
     if args.wandb != "disabled":
         log_to_wandb(table, args.sweep_dir, args.wandb, score, out, args.project, args.entity)
     if args.readme is not None:
