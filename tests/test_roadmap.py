@@ -79,19 +79,21 @@ def test_the_makefile_asks_python_for_the_roadmap():
 
 @pytest.mark.slow  # composes the config of every committed run
 @pytest.mark.parametrize("sweeps, model", [
-    ("roadmap-*", lambda label: f"+step={label}"),                                  # make roadmap: a step each
-    ("ablate-*", lambda label: f"+delta=[{','.join(label_deltas(label))}]"),       # make ablate: a delta list each
+    ("roadmap-*", lambda done: [f"+step={done['step']}"]),                          # make roadmap: a step each
+    ("ablate-*", lambda done: [f"+delta=[{','.join(label_deltas(done['step']))}]"]),  # make ablate: a delta list each
+    ("kernels-*", lambda done: ["+step=kernel_size",                               # make kernels: a kernel size each
+                                f"model.block.kernel_size={done['kernel_size']}"]),
 ])
 def test_committed_runs_keep_their_config_hash(sweeps, model):
-    """Finished runs are skipped by config hash: composing a committed run's step (roadmap) or its label's deltas
-    (ablation matrix) must give the hash it was trained under, or a re-run of the sweep would train it again.
+    """Finished runs are skipped by config hash: composing a committed run's step (roadmap), its label's deltas
+    (ablation matrix) or its kernel size (kernel sweep) must give the hash it was trained under, or a re-run of the
+    sweep would train it again.
     (These sweeps use their profile as it is; other sweeps under experiments/runs/ add overrides.)"""
     records = sorted(ROOT.glob(f"experiments/runs/{sweeps}/*/summary.json"))
     assert records
     for path in records:
         done = json.loads(path.read_text())
-        cfg = compose([model(done["step"]), f"seed={done['seed']}", f"profile={done['profile']}",
-                       f"data={done['data']}"])
+        cfg = compose([*model(done), f"seed={done['seed']}", f"profile={done['profile']}", f"data={done['data']}"])
         assert config_hash(cfg) == done["config_hash"], path
 
 
