@@ -8,7 +8,13 @@ TORCH  ?= torch==2.14.1 torchvision==0.29.1
 PROFILE ?= cpu
 DATA    ?= fashion_mnist
 SEEDS   ?= 0
-LAUNCHER ?= basic
+# How the runs of a sweep are launched: empty lets the profile's runs_at_once decide (one after another, or N side by
+# side on this machine's device: modernize.sweep --launch); RUNS_AT_ONCE=N overrides that number; LAUNCHER=<name>
+# (basic, joblib, slurm) is used as given.
+LAUNCHER ?=
+RUNS_AT_ONCE ?=
+LAUNCH   = $(PY) -m modernize.sweep --launch $(PROFILE) $(if $(strip $(LAUNCHER)),--launcher $(LAUNCHER)) \
+           $(if $(strip $(RUNS_AT_ONCE)),--runs-at-once $(RUNS_AT_ONCE))
 SWEEP   ?= roadmap-$(PROFILE)-$(DATA)
 WANDB   ?= auto     # W&B mode for the sweep's table run: auto | online | offline | disabled
 # The roadmap's order is written once, in modernize/roadmap.py; `=` asks for it only when a recipe needs it.
@@ -69,12 +75,13 @@ lint: setup
 # combinations as a second multirun into the same sweep folder (a Hydra sweep is a product, and steps x extras is not
 # what is wanted), then the table and figure (experiments/roadmap/<profile>-<data>/).
 roadmap: setup data
+	launch=$$($(LAUNCH)) || exit 2; \
 	$(PY) run.py -m seed=$(SEEDS) +step=$(STEPS) profile=$(PROFILE) data=$(DATA) sweep_name=$(SWEEP) \
-	  hydra/launcher=$(LAUNCHER) $(ARGS) ; status=$$?; \
+	  $$launch $(ARGS) ; status=$$?; \
 	if [ -n "$(strip $(EXTRA))" ]; then \
 	  lists=$$($(PY) -m modernize.sweep --delta-lists $(EXTRA)) || exit 2; \
 	  $(PY) run.py -m seed=$(SEEDS) "+delta=$$lists" profile=$(PROFILE) data=$(DATA) sweep_name=$(SWEEP) \
-	    hydra/launcher=$(LAUNCHER) $(ARGS) || status=$$?; \
+	    $$launch $(ARGS) || status=$$?; \
 	fi; \
 	$(PY) -m modernize.tabulate experiments/runs/$(SWEEP) --out experiments/roadmap/$(PROFILE)-$(DATA) \
 	  --wandb $(WANDB) && exit $$status
@@ -90,8 +97,9 @@ RESULTS ?= experiments
 ablate: setup data
 	lists=$$($(PY) -m modernize.ablate --delta-lists $(if $(strip $(ABLATE_DELTAS)),--deltas $(ABLATE_DELTAS))) \
 	  || exit 2; \
+	launch=$$($(LAUNCH)) || exit 2; \
 	$(PY) run.py -m seed=$(SEEDS) "+delta=$$lists" profile=$(PROFILE) data=$(DATA) out_root=$(RUNS) \
-	  sweep_name=ablate-$(PROFILE)-$(DATA) hydra/launcher=$(LAUNCHER) $(ARGS) ; status=$$?; \
+	  sweep_name=ablate-$(PROFILE)-$(DATA) $$launch $(ARGS) ; status=$$?; \
 	$(PY) -m modernize.ablate $(RUNS)/ablate-$(PROFILE)-$(DATA) --out $(RESULTS)/ablate/$(PROFILE)-$(DATA) \
 	  && exit $$status
 
@@ -103,9 +111,10 @@ report: setup
 
 # Figure 2's kernel-size sweep (3/5/7/9/11) on the move_up_dwconv -> kernel_size step.
 kernels: setup data
+	launch=$$($(LAUNCH)) || exit 2; \
 	$(PY) run.py -m +step=kernel_size model.block.kernel_size=3,5,7,9,11 seed=$(SEEDS) profile=$(PROFILE) \
 	  data=$(DATA) sweep_name=kernels-$(PROFILE)-$(DATA) hydra.sweep.subdir='k$${model.block.kernel_size}-seed$${seed}' \
-	  hydra/launcher=$(LAUNCHER) $(ARGS) ; status=$$?; \
+	  $$launch $(ARGS) ; status=$$?; \
 	$(PY) -m modernize.tabulate experiments/runs/kernels-$(PROFILE)-$(DATA) --by-kernel \
 	  --out experiments/kernels/$(PROFILE)-$(DATA) --wandb $(WANDB) && exit $$status
 

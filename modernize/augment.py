@@ -328,6 +328,8 @@ class TrainAugment(nn.Module):
         batch, _, height, width = x.shape
         left, top, w, h, found = _sample_boxes(batch, height, width, ERASE_SCALE, ERASE_RATIO, fits=torch.lt)
         erase = found & (torch.rand(batch) < self.random_erasing)
+        if not erase.any():  # the draws above are the RNG stream; at the proxies' small p most batches erase nothing
+            return x
         rows, cols = torch.arange(height), torch.arange(width)
         in_rows = (rows >= top[:, None]) & (rows < (top + h)[:, None])  # [B, H]
         in_cols = (cols >= left[:, None]) & (cols < (left + w)[:, None])  # [B, W]

@@ -8,8 +8,8 @@ Sections:
 1. our ResNet-50 and ConvNeXt-T against torchvision's and timm's, in one process and interleaved;
 2. every roadmap step (ours only);
 3. the real per-step pipeline of `modernize.train` on in-memory uint8 data against the bare model step;
-4. with --profile: every step's end-to-end step at that profile's sizes and recipe rules, and so what one seed
-   of the profile's roadmap costs on this device before it is trained;
+4. every step's end-to-end step at a profile's sizes and recipe rules (--profile: `cpu` on a CPU, `gpu` on a GPU),
+   and so what one seed of the profile's roadmap costs on this device before it is trained;
 5. folder data (ImageNet) at 224 px: images/s of one loader worker, ours (modernize.datasets + the recipe's
    augment.folder_transforms) against timm's own loader with the official code's transforms.
 
@@ -41,13 +41,14 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from . import datasets
-from .augment import build_augmentations
+from .augment import build_augmentations, recipe_crop
 from .batches import InMemoryBatches
 from .config import build_model, compose, config_names, model_spec, run_spec
 from .engine import TrainStep, compile_model, make_scaler, prepare_batch, timed
 from .flops import count_params
 from .io import atomic_write_text
 from .model import build
+from .spec import ModelSpec
 from .proxy import effective_recipe
 from .recipe import make_mixing, make_optimizer
 from .roadmap import STEPS, check_names
@@ -60,18 +61,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m modernize.bench", description=__doc__.split("\n")[0])
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
-    p.add_argument("--channels-last", action="store_true", help="models and inputs in NHWC memory format")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                   help="models and inputs in NHWC memory format, as every profile trains (train.channels_last)")
     p.add_argument("--compile", action="store_true", help="torch.compile ours and the reference alike")
-    p.add_argument("--resolution", type=int, help="sections 1-2 (default: 224 on GPU, 128 on CPU)")
+    p.add_argument("--sizes", help="section 1: comma-separated profile names (that profile's training size) and "
+                   "resolutions in px (the paper's model at --batch) (default: cpu,64,128,224 on CPU; gpu,224 on GPU)")
+    p.add_argument("--resolution", type=int, help="section 2 (default: 224 on GPU, 128 on CPU)")
     p.add_argument("--batch", type=int, help="sections 1-2 (default: 64 on GPU, 16 on CPU)")
     p.add_argument("--repeats", type=int, help="timed repeats per model, median reported (default: 5)")
     p.add_argument("--warmup", type=int, help="untimed steps per model first (default: 3 on GPU, 1 on CPU)")
     p.add_argument("--steps-per-repeat", type=int, help="steps in one timed repeat (default: 10 on GPU, 2 on CPU)")
     p.add_argument("--steps", help="comma-separated roadmap steps for section 2 (default: all)")
-    p.add_argument("--threads", type=int, help="torch.set_num_threads (default: PyTorch's, one per core)")
-    p.add_argument("--profile", help="also section 4: what one seed of this profile's roadmap costs here (e.g. gpu)")
-    p.add_argument("--sections", default="1,2,3,4,5", help="comma-separated sections to run (default: all; 4 needs "
-                   "--profile)")
+    p.add_argument("--threads", type=int, help="torch.set_num_threads (default: PyTorch's, one per core; section 1 "
+                   "on a CPU runs at 1 thread and at that)")
+    p.add_argument("--profile", help="section 4: what one seed of this profile's roadmap costs here (default: cpu on "
+                   "a CPU, gpu on a GPU)")
+    p.add_argument("--sections", default="1,2,3,4,5", help="comma-separated sections to run (default: all)")
     p.add_argument("--quick", action="store_true", help="tiny sizes and counts, for the tests")
     p.add_argument("--out", default="experiments/bench", help="folder of the <device>.md report")
     args = p.parse_args(argv)
@@ -87,10 +92,11 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
                                "cpu" if args.device == "auto" else args.device)
     gpu = args.device.type == "cuda"
     # CPU defaults keep the whole CPU run to a few minutes on 2 cores; GPU ones are ImageNet-sized.
-    defaults = {"resolution": 224 if gpu else 128, "batch": 64 if gpu else 16, "repeats": 5,
-                "warmup": 3 if gpu else 1, "steps_per_repeat": 10 if gpu else 2}
+    defaults = {"sizes": "gpu,224" if gpu else "cpu,64,128,224", "resolution": 224 if gpu else 128,
+                "batch": 64 if gpu else 16, "repeats": 5, "warmup": 3 if gpu else 1,
+                "steps_per_repeat": 10 if gpu else 2}
     if args.quick:
-        defaults = {"resolution": 32, "batch": 2, "repeats": 2, "warmup": 1, "steps_per_repeat": 1}
+        defaults = {"sizes": "cpu", "resolution": 32, "batch": 2, "repeats": 2, "warmup": 1, "steps_per_repeat": 1}
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -106,12 +112,15 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
         raise bad_sections from None
     if not args.sections or not set(args.sections) <= set(SECTIONS):
         raise bad_sections
-    if args.sections == [4] and args.profile is None:
-        raise SystemExit("--sections 4 needs --profile <name>: it says what that profile's roadmap costs")
-    if args.profile is not None:
-        profiles = config_names("profile")
-        if args.profile not in profiles:
-            raise SystemExit(f"unknown --profile {args.profile!r}; known profiles: {', '.join(profiles)}")
+    profiles = config_names("profile")
+    args.profile = args.profile or ("gpu" if gpu else "cpu")
+    if args.profile not in profiles:
+        raise SystemExit(f"unknown --profile {args.profile!r}; known profiles: {', '.join(profiles)}")
+    args.sizes = [x.strip() for x in args.sizes.split(",") if x.strip()]
+    bad = [x for x in args.sizes if not (x.isdigit() and int(x) >= 8 or x in profiles)]
+    if bad or not args.sizes:
+        raise SystemExit(f"--sizes takes profile names ({', '.join(profiles)}) and resolutions in px (>= 8) "
+                         f"separated by commas, got {', '.join(bad) or 'nothing'}")
     for name in ("resolution", "batch", "repeats", "warmup", "steps_per_repeat", "threads"):
         if getattr(args, name) is None:
             continue
@@ -220,37 +229,115 @@ def table(title: str, intro: str, columns: list[str]) -> list[str]:
     return [f"## {title}", "", intro, "", "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
 
 
+def convnext_reference(spec: ModelSpec) -> tuple[str, nn.Module]:
+    """timm's hand-written ConvNeXt with our spec's dims, classes, stem stride, layer scale and stochastic depth."""
+    import timm
+
+    return "timm convnext_tiny", timm.create_model(
+        "convnext_tiny", dims=spec.scaled_widths(), depths=spec.depths, num_classes=spec.num_classes,
+        patch_size=spec.stem.stride, ls_init_value=spec.block.layer_scale_init or None,
+        drop_path_rate=spec.drop_path_rate)
+
+
+def resnet_reference(spec: ModelSpec) -> tuple[str, nn.Module]:
+    """torchvision's ResNet-50 at the paper's size; at a profile's width, timm's hand-written ResNet with our dims
+    (torchvision's hard-codes the widths), its stem and first block given our narrower stem."""
+    if spec.scaled_widths() == spec.widths and spec.stem.stride_divisor == 1:
+        return "torchvision resnet50", torchvision.models.resnet50(num_classes=spec.num_classes)
+    from timm.models.resnet import Bottleneck, ResNet
+
+    ref = ResNet(Bottleneck, list(spec.depths), num_classes=spec.num_classes, channels=spec.scaled_widths())
+    stem, first = spec.stem_width(), ref.layer1[0]
+    ref.conv1 = nn.Conv2d(3, stem, 7, stride=2 if spec.stem.stride_divisor < 4 else 1, padding=3, bias=False)
+    ref.bn1 = nn.BatchNorm2d(stem)
+    if spec.stem.stride_divisor > 1:
+        ref.maxpool = nn.Identity()
+    out = first.conv3.out_channels
+    first.conv1 = nn.Conv2d(stem, first.conv1.out_channels, 1, bias=False)
+    first.downsample = nn.Sequential(nn.Conv2d(stem, out, 1, bias=False), nn.BatchNorm2d(out))
+    return f"timm ResNet, widths {'/'.join(map(str, spec.scaled_widths()))}", ref
+
+
+@dataclass(frozen=True)
+class Size:
+    """One size a reference comparison runs at: a profile's (its width, resolution, batch, stem and classes, as
+    `python run.py profile=<name>` trains on Fashion-MNIST) or the paper's model at a resolution."""
+
+    label: str
+    resolution: int
+    batch: int
+    profile: str | None = None
+
+    def spec(self, step: str) -> ModelSpec:
+        cfg = compose([f"+step={step}"] + ([f"profile={self.profile}"] if self.profile else []))
+        return run_spec(cfg, COST_CLASSES) if self.profile else model_spec(cfg)
+
+
+def reference_sizes(args) -> list[Size]:
+    sizes = []
+    for entry in args.sizes:
+        if entry.isdigit():
+            sizes.append(Size(f"{entry} px", int(entry), args.batch))
+        else:
+            p = compose([f"profile={entry}"]).profile
+            batch = 8 if args.quick else int(p.batch_size)
+            sizes.append(Size(f"`{entry}` profile", int(p.resolution), batch, entry))
+    return sizes
+
+
+def thread_counts(args) -> list[int | None]:
+    """Section 1 on a CPU: one thread (how two runs at a time train) and every core; --threads picks one count."""
+    if args.device.type != "cpu":
+        return [None]
+    if args.threads or args.quick:
+        return [args.threads or 1]
+    return sorted({1, torch.get_num_threads()})
+
+
 def reference_section(args) -> list[str]:
-    lines = table("1. Ours vs reference implementations",
-                  f"{args.resolution} px, batch {args.batch}, 1000 classes; ours and the reference alternate "
-                  f"(A B A B ...). img/s: median of {args.repeats} repeats. ratio: median of the per-repeat "
-                  "ratios ours/reference; spread: their min..max.",
-                  ["model", "ours img/s", "reference", "reference img/s", "ours/reference", "spread (min..max)"])
-
-    def timm_convnext(ours: nn.Module) -> nn.Module | None:
-        try:
-            import timm
-        except ImportError:
-            return None
-        # Same stochastic depth as our ConvNeXt-T (0.1, Table 5); timm's default is 0.
-        return timm.create_model("convnext_tiny", drop_path_rate=ours.spec.drop_path_rate)
-
-    pairs = [("ResNet-50", "resnet50", "torchvision resnet50", lambda ours: torchvision.models.resnet50()),
-             ("ConvNeXt-T", "separate_downsampling", "timm convnext_tiny", timm_convnext)]
-    for label, step, ref_label, make_ref in pairs:
-        ours = build_model(step)
-        ref = make_ref(ours)
-        if ref is None:
-            lines.append(f"| {label} (`{step}`) | - | {ref_label} | - | timm not installed: skipped | - |")
-            continue
-        a, b = Trainer(ours, args), Trainer(ref, args)
-        x, y = a.batch(args.batch, args.resolution, 1000)  # one input for both
-        ra, rb = measure([bare_step(a, x, y), bare_step(b, x, y)], [args.batch] * 2, args)
-        ratio, lo, hi = ratio_stats(ra, rb)
-        lines.append(f"| {label} (`{step}`) | {fmt(ra.median)} | {ref_label} | {fmt(rb.median)} | "
-                     f"{ratio:.3f} | {lo:.3f}..{hi:.3f} |")
-        print(lines[-1], flush=True)
+    lines = table("1. Ours vs reference implementations, at every size we train",
+                  "Each size: the model as it is trained there (a profile's width, resolution, batch, stem and "
+                  "classes; the paper's model with 1000 classes at a resolution, batch "
+                  f"{args.batch}), and a hand-written reference with the same dims and parameter count. Ours and the "
+                  f"reference alternate (A B A B ...). img/s: median of {args.repeats} repeats. ratio: median of the "
+                  "per-repeat ratios ours/reference; spread: their min..max. Target >= 1.0 within the spread.",
+                  ["size", "threads", "model", "params (M)", "ours img/s", "reference", "reference img/s",
+                   "ours/reference", "spread (min..max)"])
+    pairs = [("ResNet-50", "resnet50", resnet_reference), ("ConvNeXt-T", "separate_downsampling", convnext_reference)]
+    for size in reference_sizes(args):
+        for threads in thread_counts(args):
+            with torch_threads(threads):
+                for label, step, make_reference in pairs:
+                    spec = size.spec(step)
+                    try:
+                        ref_label, ref = make_reference(spec)
+                    except ImportError:
+                        lines.append(f"| {size.label} | {threads or '-'} | {label} (`{step}`) | - | - | timm | - | "
+                                     "timm not installed: skipped | - |")
+                        continue
+                    a, b = Trainer(build(spec), args), Trainer(ref, args)
+                    if a.params_millions != b.params_millions:  # not the same model: the ratio would mean nothing
+                        raise RuntimeError(f"{ref_label} has {b.params_millions:.6f}M parameters, ours "
+                                           f"{a.params_millions:.6f}M at {size.label}")
+                    x, y = a.batch(size.batch, size.resolution, spec.num_classes)  # one input for both
+                    ra, rb = measure([bare_step(a, x, y), bare_step(b, x, y)], [size.batch] * 2, args)
+                    ratio, lo, hi = ratio_stats(ra, rb)
+                    lines.append(f"| {size.label} | {threads or '-'} | {label} (`{step}`) | "
+                                 f"{a.params_millions:.2f} | {fmt(ra.median)} | {ref_label} | {fmt(rb.median)} | "
+                                 f"{ratio:.3f} | {lo:.3f}..{hi:.3f} |")
+                    print(lines[-1], flush=True)
     return lines
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None):
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def roadmap_section(args) -> list[str]:
@@ -297,31 +384,44 @@ class InMemoryPipeline:
 
 
 def pipeline_section(args) -> list[str]:
-    """The per-step work of `modernize.train` on an in-memory data set vs the model step alone."""
+    """The per-step work of `modernize.train` on an in-memory data set vs the model step alone: with the recipe as
+    the `cpu` profile trains it (its proxy rules), and with the paper's modern recipe at that size and at full width."""
     cfg = compose(["+step=separate_downsampling"])  # ConvNeXt-T, the modern recipe, the cpu profile
     r, p = cfg.recipe, cfg.profile
     num_classes, resolution, batch = 10, int(p.resolution), 8 if args.quick else int(p.batch_size)
+    trained = OmegaConf.create(effective_recipe(cfg)[1])
     lines = table("3. End-to-end vs bare model step (in-memory data)",
                   f"ConvNeXt-T at the `{p.name}` profile's {resolution} px and batch {batch}, {num_classes} "
-                  "classes. end-to-end: index a uint8 TensorDataset on the device -> TrainAugment (random "
-                  f"resized crop, flip, RandAugment {tuple(r.randaugment)}, normalize, random erasing "
-                  f"{r.random_erasing}) -> MixUp {r.mixup} / CutMix {r.cutmix} -> model step with label "
-                  f"smoothing {r.label_smoothing}. bare: the model step on one pre-made normalized batch with "
-                  "mixed targets. Alternated; ratio: median of the per-repeat ratios end-to-end/bare, spread: "
-                  "their min..max. Target >= 0.95.",
-                  ["model", "width x", "params (M)", "bare img/s", "end-to-end img/s", "end-to-end/bare",
+                  "classes. end-to-end: index a uint8 TensorDataset on the device -> TrainAugment -> MixUp / CutMix "
+                  "-> model step with label smoothing, with the recipe as the profile trains it (" +
+                  describe_augmentation(trained) + ") and the paper's (" + describe_augmentation(r) + "). bare: the "
+                  "model step on one pre-made normalized batch with mixed targets. Alternated; ratio: median of the "
+                  "per-repeat ratios end-to-end/bare, spread: their min..max. Target >= 0.95 for the first row (what "
+                  f"every `{p.name}` run pays).",
+                  ["model", "recipe", "width x", "params (M)", "bare img/s", "end-to-end img/s", "end-to-end/bare",
                    "spread (min..max)"])
-    pipeline = InMemoryPipeline(r, resolution, batch, num_classes, args.device)
-    for spec in (run_spec(cfg, num_classes), model_spec(cfg, num_classes=num_classes)):  # profile, full width
+    rows = [(f"as the `{p.name}` profile trains it", trained, run_spec(cfg, num_classes)),
+            ("the paper's", r, run_spec(cfg, num_classes)),
+            ("the paper's", r, model_spec(cfg, num_classes=num_classes))]  # full width
+    for label, recipe, spec in rows:
+        pipeline = InMemoryPipeline(recipe, resolution, batch, num_classes, args.device)
         trainer = Trainer(build(spec), args, pipeline.criterion)
         x, y = pipeline.next_batch(trainer)  # the bare step's batch
         bare, e2e = measure([bare_step(trainer, x, y), pipeline.end_to_end_step(trainer)], [batch] * 2, args)
         ratio, lo, hi = ratio_stats(e2e, bare)
         params = trainer.params_millions
-        lines.append(f"| ConvNeXt-T | {spec.width_multiplier:g} | {params:.2f} | {fmt(bare.median)} | "
+        lines.append(f"| ConvNeXt-T | {label} | {spec.width_multiplier:g} | {params:.2f} | {fmt(bare.median)} | "
                      f"{fmt(e2e.median)} | {ratio:.3f} | {lo:.3f}..{hi:.3f} |")
         print(lines[-1], flush=True)
     return lines
+
+
+def describe_augmentation(recipe) -> str:
+    crop_scale, hflip = recipe_crop(recipe)
+    crop = f"random resized crop {crop_scale}" if crop_scale else "resize and centre crop"
+    ra = f"RandAugment {tuple(recipe.randaugment)}" if recipe.randaugment else "no RandAugment"
+    return (f"{crop}, {'flip, ' if hflip else ''}{ra}, erasing {recipe.random_erasing:g}, "
+            f"MixUp {recipe.mixup:g} / CutMix {recipe.cutmix:g}, smoothing {recipe.label_smoothing:g}")
 
 
 # Fashion-MNIST, the data set every profile but `imagenet` is tabulated on: its training set (a profile's
@@ -478,8 +578,6 @@ def run(args) -> Path:
     lines = header(args)
     print("\n".join(lines), flush=True)
     for number in args.sections:
-        if number == 4 and args.profile is None:
-            continue  # what a profile costs is asked for by name (--profile)
         lines += SECTIONS[number](args) + [""]
     lines.append(f"Total bench time: {time.perf_counter() - start:.0f} s.")
     text = "\n".join(lines) + "\n"

@@ -200,6 +200,7 @@ def config_hash(cfg: DictConfig) -> str:
                 "threads", "accumulation_steps"):
         data.get("train", {}).pop(key, None)
     recipe, profile = data.get("recipe", {}), data.get("profile", {})
+    profile.pop("runs_at_once", None)  # how many runs share a device (modernize.sweep), not what one trains
     if profile.get("ema_rule") == "disabled":
         profile.pop("ema_rule")
         recipe["ema_decay"] = None

@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -172,13 +173,20 @@ def test_make_ablate_trains_tabulates_and_skips_what_is_finished(tmp_path):
     """`make ablate` at smoke scale (one delta's rows and the anchors), then again: every run is skipped."""
     command = ["make", "-s", "-o", "setup", "-o", "data", "ablate", f"PY={sys.executable}", "PROFILE=smoke",
                "DATA=synthetic", "SEEDS=0", "ABLATE_DELTAS=kernel_size", f"RUNS={tmp_path}/runs",
-               f"RESULTS={tmp_path}", "ARGS=train.deterministic=true train.threads=1 train.device=cpu profile.epochs=1"]
+               f"RESULTS={tmp_path}", "ARGS=train.deterministic=true train.threads=1 train.device=cpu profile.epochs=1",
+               "RUNS_AT_ONCE=2"]
     environment = env() | {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=environment)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     sweep, out = tmp_path / "runs" / "ablate-smoke-synthetic", tmp_path / "ablate" / "smoke-synthetic"
     labels = ablate.labels(["kernel_size"])
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == sorted(f"{label}-seed0" for label in labels)
+    # RUNS_AT_ONCE=2: two runs at a time, so some runs' spans (summary.json written at the end, wall_time_s long)
+    # overlap
+    assert "n_jobs=2" in proc.stdout
+    spans = sorted((p.stat().st_mtime - json.loads(p.read_text())["wall_time_s"], p.stat().st_mtime)
+                   for p in sweep.glob("*/summary.json"))
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), spans
     rows = {r["delta"]: r for r in csv.DictReader(open(out / "ablation.csv"))}
     runs = {r["run"]: r for r in csv.DictReader(open(out / "ablation_runs.csv"))}
     kernel = rows["kernel_size"]

@@ -38,13 +38,16 @@ def test_quick_bench_writes_every_section(tmp_path):
     assert "python -m modernize.bench --quick" in text  # the exact command line is in the header
     assert re.search(r"torch \d+\.\d+", text) and "torch threads: 1" in text
 
+    # Section 1 at the cpu profile's size: the models as that profile trains them (x1/4, 10 classes), against
+    # hand-written references with the same parameter count
     refs = table_rows(text, "1.")
-    assert [r[0] for r in refs] == ["ResNet-50 (`resnet50`)", "ConvNeXt-T (`separate_downsampling`)"]
+    assert [(r[0], r[1], r[2]) for r in refs] == [("`cpu` profile", "1", "ResNet-50 (`resnet50`)"),
+                                                  ("`cpu` profile", "1", "ConvNeXt-T (`separate_downsampling`)")]
+    assert [(r[3], r[5]) for r in refs] == [("1.49", "timm ResNet, widths 16/32/64/128"),
+                                            ("1.81", "timm convnext_tiny")]
     for row in refs:
-        if "skipped" in row[4]:  # timm is a test dependency, but say so rather than fail if it is absent
-            continue
-        positive(row[1]), positive(row[3]), positive(row[4])
-        lo, hi = (positive(v) for v in row[5].split(".."))
+        positive(row[4]), positive(row[6]), positive(row[7])
+        lo, hi = (positive(v) for v in row[8].split(".."))
         assert lo <= hi
 
     steps = table_rows(text, "2.")
@@ -52,11 +55,14 @@ def test_quick_bench_writes_every_section(tmp_path):
     for row in steps:
         positive(row[2]), positive(row[3])
 
+    # Section 3: the recipe as the cpu profile trains it, then the paper's at the profile's width and at full width
     pipeline = table_rows(text, "3.")
-    assert [r[1] for r in pipeline] == ["0.25", "1"]  # the cpu profile's width, then full width
+    assert [(r[1], r[2]) for r in pipeline] == [("as the `cpu` profile trains it", "0.25"), ("the paper's", "0.25"),
+                                                ("the paper's", "1")]
+    assert "(resize and centre crop, flip, no RandAugment, erasing 0.005" in text  # what the cpu profile trains
     for row in pipeline:
-        positive(row[3]), positive(row[4]), positive(row[5])
-        assert ".." in row[6]
+        positive(row[4]), positive(row[5]), positive(row[6])
+        assert ".." in row[7]
 
     # Section 4: each step at the gpu profile's sizes, with the epochs the profile's rules give it (the paper's
     # 300 : 90 at 100 modern epochs), and the seed's training time is the sum of the steps' epochs x 60k / img/s.
@@ -77,9 +83,9 @@ def test_quick_bench_writes_every_section(tmp_path):
 
 @pytest.mark.slow
 def test_a_chosen_section_is_written_to_its_own_file(tmp_path):
-    """--sections 4 writes <device>-sections-4.md and leaves the whole report (<device>.md) alone."""
-    path = bench.main(["--quick", "--threads", "1", "--steps", "resnet50", "--profile", "cpu", "--sections", "4",
-                       "--out", str(tmp_path)])
+    """--sections 4 writes <device>-sections-4.md and leaves the whole report (<device>.md) alone; without
+    --profile it costs the `cpu` profile on a CPU."""
+    path = bench.main(["--quick", "--threads", "1", "--steps", "resnet50", "--sections", "4", "--out", str(tmp_path)])
     assert path == tmp_path / "cpu-sections-4.md"
     text = path.read_text()
     assert "## 4. What one seed of the `cpu` profile's roadmap costs here" in text
@@ -101,7 +107,8 @@ def test_a_profiles_training_subset_is_what_its_seed_costs(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--profile", "laptop"], "unknown --profile 'laptop'; known profiles: cpu, gpu, imagenet, smoke"),
-    (["--sections", "4"], "--sections 4 needs --profile <name>: it says what that profile's roadmap costs"),
+    (["--sizes", "cpu,7"], "--sizes takes profile names (cpu, gpu, imagenet, smoke) and resolutions in px (>= 8) "
+                           "separated by commas, got 7"),
     (["--sections", "6"], "--sections takes numbers 1-5 separated by commas, got '6'"),
     (["--sections", "one"], "--sections takes numbers 1-5 separated by commas, got 'one'"),
 ])

@@ -9,6 +9,8 @@ import pytest
 import torch
 from helpers import SMOKE
 from torch import nn
+from torch.nn import functional as F
+from torch.overrides import TorchFunctionMode
 
 from modernize import compose
 from modernize import train as train_module
@@ -72,20 +74,26 @@ def test_the_train_state_round_trips_through_a_mid_epoch_checkpoint(tmp_path):
 
 
 def test_bf16_autocast_reaches_every_conv_and_channels_last_reaches_the_stem(tmp_path):
+    """Every conv and every 1x1 conv the block runs as a Linear on its NHWC tensor (modernize.model.per_pixel), and
+    the classifier, compute in bf16; the stem's input is channels-last."""
     cfg = compose([*TINY, "train.precision=bf16", "train.channels_last=true"])
     run = setup(cfg, tmp_path)
     seen = []
 
-    def record(module, inputs, output):
-        seen.append((output.dtype, inputs[0].is_contiguous(memory_format=torch.channels_last)))
+    class Record(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func in (F.conv2d, F.linear):
+                seen.append((func, out.dtype, args[0].is_contiguous(memory_format=torch.channels_last)))
+            return out
 
-    convs = [m for m in run.model.modules() if isinstance(m, nn.Conv2d)]
-    for conv in convs:
-        conv.register_forward_hook(record)
+    weights = [m for m in run.model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     images, labels = next(run.batches.train_batches(epoch=0))
-    run.step(*prepare_batch(images, labels, run.augment_train, run.mixing, run.memory_format))
-    assert len(seen) == len(convs) and {dtype for dtype, _ in seen} == {torch.bfloat16}
-    assert seen[0][1], "the stem's input is channels-last"
+    inputs, targets = prepare_batch(images, labels, run.augment_train, run.mixing, run.memory_format)
+    with Record():
+        run.step(inputs, targets)
+    assert len(seen) == len(weights) and {dtype for _, dtype, _ in seen} == {torch.bfloat16}
+    assert seen[0][0] is F.conv2d and seen[0][2], "the stem's input is channels-last"
     assert all(p.dtype == torch.float32 for p in run.model.parameters()), "autocast keeps fp32 master weights"
 
 

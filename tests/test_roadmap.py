@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+import copy
 import json
 import subprocess
 import sys
@@ -259,3 +260,35 @@ def test_isotropic_variants_have_the_published_param_counts(variant, millions):
     with torch.device("meta"):
         params = count_params(build(model_spec(compose([f"model={variant}"]))))
     assert round(params / 1e6) == millions
+
+
+@pytest.mark.parametrize("step, memory_format", [(step, torch.channels_last) for step in STEPS] + [
+    (step, torch.contiguous_format) for step in ("resnet50", "separate_downsampling")])
+def test_every_block_computes_what_its_layers_say_in_either_layout(step, memory_format):
+    """The block runs the layers after its spatial conv on the NHWC tensor (1x1 convs as Linear, BatchNorm over
+    every pixel): the output, the gradients and BatchNorm's running statistics are those of its NCHW layers applied
+    one after the other, shortcut(x) + drop_path(layer_scale(branch(x))), in training mode."""
+    cfg = compose([f"+step={step}", "model.width_multiplier=0.125", "model.drop_path_rate=0.5",
+                   "model.block.layer_scale_init=0.5"])
+    torch.manual_seed(0)
+    network = build(model_spec(cfg, num_classes=10)).train()
+    x = torch.randn(4, 3, 32, 32)
+    blocks = [m for m in network.modules() if isinstance(m, Block)]
+    for block in (blocks[0], blocks[-1]):  # a stage's first block (projection shortcut or not) and a plain one
+        layers = copy.deepcopy(block)
+        x = torch.randn(4, block.branch[0].in_channels, 8, 8).contiguous(memory_format=memory_format)
+        a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+        torch.manual_seed(1)  # the same stochastic-depth draw for both
+        out = block(a)
+        torch.manual_seed(1)
+        expected = layers.post_act(layers.shortcut(b) + layers.drop_path(layers.layer_scale(layers.branch(b))))
+        torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+        out.square().sum().backward()
+        expected.square().sum().backward()
+        # float32 sums in another order: the tolerance scales with the gradient's largest entry (a bias in front of
+        # a BatchNorm has a gradient that is zero but for rounding)
+        for name, g, h in [("input", a.grad, b.grad)] + [
+                (name, p.grad, q.grad) for (name, p), q in zip(block.named_parameters(), layers.parameters())]:
+            torch.testing.assert_close(g, h, rtol=1e-4, atol=1e-5 * h.abs().max().item() + 1e-4, msg=name)
+        for (name, buffer), other in zip(block.named_buffers(), layers.buffers()):
+            torch.testing.assert_close(buffer, other, msg=name)

@@ -10,9 +10,11 @@ import sys
 import time
 
 import pytest
+import torch
 from helpers import ROOT, SMOKE, env, popen_cli, run_cli
 from wandb_offline import read_offline_run
 
+from modernize.sweep import launch_overrides, measured_runs_at_once, runs_that_fit
 from modernize.tabulate import summarize, welch_p_value
 
 pytestmark = pytest.mark.slow  # real Hydra multiruns and `python -m modernize.tabulate` processes
@@ -205,3 +207,40 @@ def test_rows_made_of_deltas_follow_the_roadmap_and_compare_with_the_step_they_e
     assert by_step["gelu+layer_norm"]["delta"] == pytest.approx(1.0)  # against gelu, not the row above it
     assert by_step["resnet50+gelu"]["delta"] == pytest.approx(1.0)
     assert by_step["gelu+layer_norm"]["paper_top1"] is None and by_step["custom"]["delta"] is None
+
+
+# ------------------------------------------------------------------------------------------ runs at once on a device
+def test_a_profiles_runs_at_once_becomes_the_launcher():
+    """One at a time is Hydra's basic launcher; N at once is joblib with N jobs sharing the cores as torch threads;
+    an explicit launcher is used as given; `auto` is 1 without CUDA."""
+    cores = os.cpu_count() or 1
+    assert launch_overrides("cpu") == ["hydra/launcher=basic"]
+    assert launch_overrides("smoke", runs_at_once=2) == [
+        "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"train.threads={max(1, cores // 2)}"]
+    assert launch_overrides("gpu", launcher="slurm") == ["hydra/launcher=slurm"]
+    if not torch.cuda.is_available():
+        assert launch_overrides("gpu") == ["hydra/launcher=basic"]
+    with pytest.raises(ValueError, match="runs at once must be a positive integer, got 0"):
+        launch_overrides("gpu", runs_at_once=0)
+
+
+def test_as_many_runs_as_the_free_memory_holds_and_no_more_than_the_cores():
+    gib = 1 << 30
+    # an H200's ~139 GiB free, a step peaking at 8 GiB: (8 x 1.25 + 1) GiB each -> 12, capped by 16 cores
+    assert runs_that_fit(139 * gib, 8 * gib, cores=16) == 12
+    assert runs_that_fit(139 * gib, 1 * gib, cores=16) == 16
+    assert runs_that_fit(20 * gib, 30 * gib, cores=16) == 1  # never fewer than one: the run itself says if it fits
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="measures a CUDA device's memory")
+def test_auto_measures_the_profiles_steps_on_the_gpu():
+    assert measured_runs_at_once("smoke") >= 1
+
+
+def test_make_passes_the_launch_the_profile_asks_for():
+    proc = subprocess.run([sys.executable, "-m", "modernize.sweep", "--launch", "smoke", "--runs-at-once", "3"],
+                          cwd=ROOT, capture_output=True, text=True, env=env())
+    assert proc.returncode == 0 and proc.stdout.split()[:2] == ["hydra/launcher=joblib", "hydra.launcher.n_jobs=3"]
+    proc = subprocess.run([sys.executable, "-m", "modernize.sweep", "--launch", "laptop"], cwd=ROOT,
+                          capture_output=True, text=True, env=env())
+    assert proc.returncode == 2 and "unknown profile 'laptop'; known profiles: cpu, gpu, imagenet, smoke" in proc.stderr
