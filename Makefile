@@ -26,7 +26,8 @@ EXTRA   ?=
 
 .PHONY: setup data browser test test-fast flops lint roadmap ablate report kernels tabulate dashboard bench clean
 
-setup: $(VENV)/.installed
+# Everything `python run.py` needs: the venv with the package and its dependencies, and the default data set.
+setup: $(VENV)/.installed data
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,7 +67,7 @@ test-fast: setup
 	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist load
 
 flops: setup
-	$(PY) -m modernize.flops --out experiments/flops
+	$(PY) -m modernize.flops_table --out experiments/flops
 
 lint: setup
 	$(PY) -m ruff check modernize tests run.py hydra_plugins experiments

@@ -43,13 +43,13 @@ from torch import nn
 from . import datasets
 from .augment import build_augmentations, recipe_crop
 from .batches import InMemoryBatches
-from .config import build_model, compose, config_names, model_spec, run_spec
+from .config import build_model, compose, config_names, model_spec
 from .engine import TrainStep, compile_model, make_scaler, prepare_batch, timed
 from .flops import count_params
 from .io import atomic_write_text
 from .model import build
 from .spec import ModelSpec
-from .proxy import effective_recipe
+from .proxy import effective_recipe, run_spec
 from .recipe import make_mixing, make_optimizer
 from .roadmap import STEPS, check_names
 from .runtime import Processes

@@ -11,7 +11,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from .config import check_step_overrides, is_folder_data, model_spec, run_spec, step_label
+from .config import check_step_overrides, model_spec, step_label
 from .flops import count_gflops, count_params
 from .io import atomic_write_json
 from .model import build
@@ -59,7 +59,7 @@ def trained_recipe(cfg: DictConfig) -> dict:
     """The recipe as the profile trains it: epochs, the global batch and its lr, and every recipe field after the
     profile's rules (modernize.proxy), with the EMA decay of its rule (the horizon rule needs the run's steps, known
     only once the data is loaded: then null here, and the decay is in summary.json)."""
-    from .proxy import effective_recipe, ema_decay, rule
+    from .proxy import effective_recipe, ema_decay, is_folder_data, rule, run_spec
     from .recipe import scaled_lr
 
     profile = cfg.profile

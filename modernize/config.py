@@ -8,8 +8,6 @@ from ModelSpec's defaults; and the `modernize.run_label` resolver that names run
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -162,14 +160,6 @@ def model_spec(cfg: DictConfig, **changes: Any) -> ModelSpec:
     return spec
 
 
-def run_spec(cfg: DictConfig, num_classes: int) -> ModelSpec:
-    """The architecture as trained under the profile (modernize.proxy.scale_model): same design, widths scaled,
-    the data's class count, and the profile's stem-stride, layer-scale and drop-path rules."""
-    from .proxy import scale_model
-
-    return scale_model(model_spec(cfg), cfg, num_classes)
-
-
 def build_model(step: str = "resnet50", overrides: Sequence[str] = ()):
     """The nn.Module of a roadmap step (or of a step on the search path), composed through the very same Hydra
     configs as the CLI.
@@ -184,49 +174,6 @@ def build_model(step: str = "resnet50", overrides: Sequence[str] = ()):
 def step_label(cfg: DictConfig) -> str:
     """The run's label: the roadmap step, or what a run made of deltas is (with_run_label); 'custom' without."""
     return str(OmegaConf.select(cfg, "step_name", default=None) or "custom")
-
-
-def config_hash(cfg: DictConfig) -> str:
-    """A short hash of what the run trains (not where it is written, how it is logged, or how the global batch is
-    split over processes and accumulation steps).
-
-    Settings the run does not use are left out, so adding one to the recipe left the hash of every run that does
-    not use it, committed ones included, as it was (unused_recipe_settings); and the recipe's EMA decay is hashed as
-    null where the profile's ema_rule is "disabled", as before EMA was part of the recipe."""
-    data = OmegaConf.to_container(cfg, resolve=True)
-    for key in ("out_root", "sweep_name", "logger", "hydra", "eval"):
-        data.pop(key, None)
-    for key in ("workers", "log_every_steps", "resume", "checkpoint_every_steps", "throughput_batch",
-                "threads", "accumulation_steps"):
-        data.get("train", {}).pop(key, None)
-    recipe, profile = data.get("recipe", {}), data.get("profile", {})
-    profile.pop("runs_at_once", None)  # how many runs share a device (modernize.sweep), not what one trains
-    if profile.get("ema_rule") == "disabled":
-        profile.pop("ema_rule")
-        recipe["ema_decay"] = None
-    for key in unused_recipe_settings(cfg):
-        recipe.pop(key, None)
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def unused_recipe_settings(cfg: DictConfig) -> list[str]:
-    """Recipe settings a run does not read: an in-memory data set's batched augmentation (modernize.augment) erases
-    with the mean colour whatever random_erasing_mode says, and uses the interpolation only in RandAugment's
-    geometric ops; folder data sets use both (the official code's transforms, augment.folder_transforms)."""
-    if is_folder_data(cfg):
-        return []
-    from .proxy import effective_recipe
-
-    unused = ["random_erasing_mode"]
-    if not effective_recipe(cfg)[1]["randaugment"]:
-        unused.append("interpolation")
-    return unused
-
-
-def is_folder_data(cfg: DictConfig) -> bool:
-    from .datasets import is_folder
-
-    return is_folder(OmegaConf.select(cfg, "data.name", default=""))
 
 
 register_generated_configs()

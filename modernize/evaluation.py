@@ -24,11 +24,11 @@ from omegaconf import DictConfig, OmegaConf
 from . import datasets
 from .augment import build_augmentations
 from .batches import batch_source
-from .config import run_spec, step_label
+from .config import step_label
 from .engine import autocast
 from .io import atomic_write, atomic_write_json
 from .model import build
-from .proxy import effective_recipe
+from .proxy import effective_recipe, run_spec
 from .runtime import Processes, RunError, pick_device
 from .weights import load_pretrained, unwrap_state_dict
 

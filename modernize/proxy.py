@@ -10,11 +10,16 @@ were chosen, on the endpoints and the recipe step only.
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from dataclasses import replace
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from .config import model_spec
+from .datasets import is_folder
 from .spec import ModelSpec
 
 # The paper's longest schedule (Table 5: the modern recipe, 300 epochs) and its input size.
@@ -161,6 +166,11 @@ def scale_model(spec: ModelSpec, cfg: DictConfig, num_classes: int) -> ModelSpec
     return scaled
 
 
+def run_spec(cfg: DictConfig, num_classes: int) -> ModelSpec:
+    """The architecture a run of `cfg` trains: its model (config.model_spec) as the profile scales it (scale_model)."""
+    return scale_model(model_spec(cfg), cfg, num_classes)
+
+
 def check_rules(profile: DictConfig) -> None:
     """Unknown rule names, raised before any work starts."""
     for name, allowed in RULES.items():
@@ -189,3 +199,41 @@ def describe(cfg: DictConfig, spec: ModelSpec) -> dict[str, Any]:
                                                                   recipe["random_resized_crop_scale"]],
     }
 
+
+def config_hash(cfg: DictConfig) -> str:
+    """A short hash of what the run trains (not where it is written, how it is logged, or how the global batch is
+    split over processes and accumulation steps).
+
+    Settings the run does not use are left out, so adding one to the recipe left the hash of every run that does
+    not use it, committed ones included, as it was (unused_recipe_settings); and the recipe's EMA decay is hashed as
+    null where the profile's ema_rule is "disabled", as before EMA was part of the recipe."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    for key in ("out_root", "sweep_name", "logger", "hydra", "eval"):
+        data.pop(key, None)
+    for key in ("workers", "log_every_steps", "resume", "checkpoint_every_steps", "throughput_batch",
+                "threads", "accumulation_steps"):
+        data.get("train", {}).pop(key, None)
+    recipe, profile = data.get("recipe", {}), data.get("profile", {})
+    profile.pop("runs_at_once", None)  # how many runs share a device (modernize.sweep), not what one trains
+    if profile.get("ema_rule") == "disabled":
+        profile.pop("ema_rule")
+        recipe["ema_decay"] = None
+    for key in unused_recipe_settings(cfg):
+        recipe.pop(key, None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def unused_recipe_settings(cfg: DictConfig) -> list[str]:
+    """Recipe settings a run does not read: an in-memory data set's batched augmentation (modernize.augment) erases
+    with the mean colour whatever random_erasing_mode says, and uses the interpolation only in RandAugment's
+    geometric ops; folder data sets use both (the official code's transforms, augment.folder_transforms)."""
+    if is_folder_data(cfg):
+        return []
+    unused = ["random_erasing_mode"]
+    if not effective_recipe(cfg)[1]["randaugment"]:
+        unused.append("interpolation")
+    return unused
+
+
+def is_folder_data(cfg: DictConfig) -> bool:
+    return is_folder(OmegaConf.select(cfg, "data.name", default=""))

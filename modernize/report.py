@@ -409,8 +409,8 @@ def figure(data: bytes, alt: str, fig_id: str) -> str:
     return f'<figure><img id="{fig_id}" alt="{html.escape(alt)}" src="{png_data_uri(data)}"></figure>'
 
 
-def command_block(lines: Sequence[str]) -> str:
-    return "<p>Reproduce:</p><pre><code>" + html.escape("\n".join(lines)) + "</code></pre>"
+def command_block(lines: Sequence[str], title: str = "Reproduce:") -> str:
+    return f"<p>{html.escape(title)}</p><pre><code>" + html.escape("\n".join(lines)) + "</code></pre>"
 
 
 def section_html(source: Source, index: int) -> list[str]:
@@ -478,7 +478,7 @@ def render(sources: Sequence[Source], skipped: Sequence[str], command: str) -> s
              "Our top-1 is the proxy's final-epoch validation accuracy (mean ± std over seeds); the paper's is "
              "ImageNet-1K. This page is self-contained: figures are embedded, nothing is loaded from the network."
              "</p>",
-             f'<div>This page: {command_block([command])}</div>']
+             command_block([command], "This page was made by:")]
     if sources:
         parts.append("<ul>" + "".join(f'<li><a href="#{s.kind}-{i}">{s.kind}: '
                                       f'{html.escape((s.results or s.sweep).name)}</a></li>'

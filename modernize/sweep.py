@@ -46,9 +46,10 @@ def measured_runs_at_once(profile: str) -> int:
         return 1
     from torch import nn
 
-    from .config import compose, run_spec
+    from .config import compose
     from .engine import TrainStep, make_scaler
     from .model import build
+    from .proxy import run_spec
     from .recipe import make_optimizer
 
     device = torch.device("cuda")

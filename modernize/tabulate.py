@@ -77,7 +77,8 @@ def run_identity(run: Path) -> tuple[dict[str, Any], str | None]:
         try:
             from omegaconf import OmegaConf
 
-            from .config import config_hash, step_label
+            from .config import step_label
+            from .proxy import config_hash
 
             cfg = OmegaConf.load(path)
             return ({"step": step_label(cfg), "seed": cfg.seed, "kernel_size": cfg.model.block.kernel_size},

@@ -28,7 +28,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from . import datasets
 from .augment import build_augmentations
 from .batches import InMemoryBatches, LoaderBatches, make_batches
-from .config import config_hash, model_spec, run_spec, step_label
+from .config import model_spec, step_label
 from .engine import (NonFiniteLoss, TrainStep, compile_model, evaluate, inference_throughput, make_scaler,
                      prepare_batch)
 from .flops import count_gflops, count_params, paper_scale_stats
@@ -36,7 +36,7 @@ from .interrupt import SignalWatch, watch_signals
 from .io import atomic_write_json, atomic_write_text, read_json
 from .lock import run_lock
 from .model import build
-from .proxy import describe, effective_recipe
+from .proxy import config_hash, describe, effective_recipe, run_spec
 from .proxy import ema_decay as proxy_ema_decay
 from .recipe import make_mixing, make_optimizer, make_scheduler, scaled_lr
 from .roadmap import paper_step

@@ -185,7 +185,7 @@ def _not_a_state_dict(d):
     (["eval.weights=WEIGHTS", "eval.out=/proc/no-such/folder"], "cannot write the results into /proc/no-such"),
 ])
 def test_bad_eval_settings_fail_with_one_line(tmp_path, capsys, overrides, expected):
-    from modernize.config import run_spec
+    from modernize.proxy import run_spec
     from modernize.model import build
 
     cfg = compose(["+step=resnet50", "profile=smoke", "data=synthetic"])
@@ -203,7 +203,7 @@ def test_a_folder_with_only_val_is_enough(tmp_path, folder):
     """Checking weights needs the validation images only: data.root may lack train/."""
     import shutil
 
-    from modernize.config import run_spec
+    from modernize.proxy import run_spec
     from modernize.model import build
 
     root = tmp_path / "val-only"

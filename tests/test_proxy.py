@@ -4,11 +4,11 @@ import pytest
 import torch
 
 from modernize import compose
-from modernize.config import model_spec, run_spec
+from modernize.config import model_spec
 from modernize.flops import count_gflops, count_params
 from modernize.model import build
 from modernize.proxy import (cait_layer_scale, crop_scale, describe, effective_recipe, run_epochs,
-                             scale_regularization)
+                             run_spec, scale_regularization)
 
 
 def cfg(step="separate_downsampling", *overrides):

@@ -12,7 +12,8 @@ import torch
 from helpers import photo
 
 from modernize.augment import folder_transforms
-from modernize.config import compose, config_hash
+from modernize.config import compose
+from modernize.proxy import config_hash
 from modernize.datasets import MEAN_STD
 from modernize.proxy import PAPER_STEPS, ema_decay, effective_recipe
 
@@ -202,7 +203,7 @@ def _step_pair(accumulation_steps: int, device: str = "cpu"):
     """A LayerNorm ConvNeXt (no BatchNorm, no drop path) and an SGD step, identical for every call. SGD, because
     its update is linear in the gradient: Adam's m / sqrt(v) turns float noise in a near-zero gradient into a full
     +-lr step, which would test Adam's conditioning, not the accumulation."""
-    from modernize.config import run_spec
+    from modernize.proxy import run_spec
     from modernize.engine import TrainStep, make_scaler
     from modernize.model import build
 

@@ -197,7 +197,9 @@ def test_each_section_says_the_command_that_reproduces_it(results):
     assert "python run.py -m +step=kernel_size model.block.kernel_size=3,7 seed=0,1" in text
     assert f"make ablate PROFILE=smoke DATA=synthetic SEEDS=0,1 ARGS={settings} RUNS={runs} RESULTS={root}" in text
     assert "python -m modernize.ablate --delta-lists)&quot; profile=smoke" in text
-    assert "python -m modernize.report " in text
+    # the page's own command, under its own title (not "This page:" then a section's "Reproduce:")
+    assert "<p>This page was made by:</p><pre><code>python -m modernize.report " in text
+    assert "This page: <p>" not in text
 
 
 def test_missing_folders_are_skipped_and_nothing_to_show_is_an_error(results, tmp_path, capsys):

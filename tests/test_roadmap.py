@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from modernize import DELTAS, STEPS, ModelSpec, compose
-from modernize.config import config_hash, config_names, model_spec
+from modernize.config import config_names, model_spec
+from modernize.proxy import config_hash
 from modernize.flops import count_gflops, count_params
 from modernize.model import Block, LayerNorm2d, build
 from modernize.roadmap import (base_step, deltas_up_to, label_deltas, leave_one_out, paper, paper_kernel, paper_step,

@@ -182,7 +182,8 @@ def test_a_delta_from_a_folder_outside_the_repo_gets_its_own_row_after_the_roadm
 def test_make_roadmaps_extra_labels_train_the_runs_those_labels_name(tmp_path):
     """EXTRA="separate_downsampling+silu" becomes "+delta=[<its deltas>]": the same config (and hash, and folder)
     as +step=separate_downsampling "+delta=[silu]"."""
-    from modernize.config import compose, config_hash
+    from modernize.config import compose
+    from modernize.proxy import config_hash
 
     (tmp_path / "delta").mkdir()
     (tmp_path / "delta" / "silu.yaml").write_text(SILU)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from modernize import flops, tabulate
+from modernize import flops_table, tabulate
 from modernize.columns import Column, csv_names, markdown_columns, to_csv, to_markdown
 
 
@@ -85,11 +85,11 @@ def test_flops_markdown_and_csv_come_from_one_column_list():
              "paper_top1": 76.1},
             {"group": "isotropic", "name": "convnext_iso_s", "params": 22_271_848, "gflops": 4.2889,
              "paper_gflops": 4.3, "paper_top1": 79.7, "paper_params": 22.0 * 10**6}]
-    md_headers, md_rows = read_markdown(flops.to_markdown(rows))
-    text = flops.to_csv(rows)
+    md_headers, md_rows = read_markdown(flops_table.to_markdown(rows))
+    text = flops_table.to_csv(rows)
     csv_header, csv_rows = read_csv(text)
-    assert md_headers == [c.header for c in markdown_columns(flops.TABLE)]
-    assert csv_header == list(flops.COLUMNS) == csv_names(flops.TABLE)
+    assert md_headers == [c.header for c in markdown_columns(flops_table.TABLE)]
+    assert csv_header == list(flops_table.COLUMNS) == csv_names(flops_table.TABLE)
     assert text.endswith("\r\n")  # as the committed experiments/flops/roadmap.csv
     first, second = (dict(zip(md_headers, r)) for r in md_rows)
     assert first == {"group": "roadmap", "model": "resnet50", "params": "25,557,032", "GFLOPs (ours)": "4.11",
