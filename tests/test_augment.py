@@ -265,3 +265,20 @@ def test_cuda_matches_cpu_randomness():
     assert gpu.is_cuda and gpu.shape == cpu.shape
     # Same draws on both devices; kernels differ slightly and uint8 rounding can flip a level.
     assert (gpu.cpu() - cpu).abs().mean() < 0.05
+
+
+def test_flip_and_normalize_touch_only_the_augments_own_tensor_and_give_the_textbook_images():
+    """The flip writes only the flipped images and normalisation works in place on the augment's own float copy:
+    the images are those of where(flip, x.flip(-1), x) then (x - mean) / std, from the same draw, and the caller's
+    batch is left as it was."""
+    augment = TrainAugment(resolution=8, mean=(0.2, 0.3, 0.4), std=(0.5, 0.6, 0.7), crop_scale=None, hflip=True)
+    images = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
+    before = images.clone()
+    torch.manual_seed(0)
+    out = augment(images)
+    torch.manual_seed(0)
+    flip = (torch.rand(16) < 0.5).view(-1, 1, 1, 1)
+    x = images.float()
+    expected = (torch.where(flip, x.flip(-1), x) - augment.normalize.mean255) / augment.normalize.std255
+    assert torch.equal(out, expected) and 0 < int(flip.sum()) < 16
+    assert torch.equal(images, before)
