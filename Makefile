@@ -21,7 +21,7 @@ WANDB   ?= auto     # W&B mode for the sweep's table run: auto | online | offlin
 STEPS    = $(shell $(PY) -m modernize.sweep --steps)
 # Your combinations, trained in the same sweep and tabulated after the roadmap: space-separated row labels, each a
 # roadmap step then +delta / -delta, e.g. EXTRA="separate_downsampling+silu separate_downsampling-gelu". Deltas of
-# your own live in <dir>/delta/<name>.yaml: MODERNIZE_CONFIG_PATH=<dir> make roadmap EXTRA=... (README: "Your own delta").
+# your own live in <dir>/delta/<name>.yaml: MODERNIZE_CONFIG_PATH=<dir> make roadmap EXTRA=... (docs/design.md, "Your own delta").
 EXTRA   ?=
 
 .PHONY: setup data browser test test-fast flops lint roadmap ablate report kernels tabulate dashboard bench clean
@@ -124,7 +124,7 @@ tabulate: setup
 	$(PY) -m modernize.tabulate experiments/runs/$(SWEEP) --out experiments/roadmap/$(PROFILE)-$(DATA) --wandb $(WANDB) \
 	  $(if $(README),--readme $(README))
 
-# The sweep's W&B workspace (README: "Comparing runs in W&B"): written as wandb_workspace.json next to the table,
+# The sweep's W&B workspace (docs/wandb.md): written as wandb_workspace.json next to the table,
 # no network. DASHBOARD="--sync --save" uploads the sweep's offline runs, then saves the workspace and prints its URL.
 DASHBOARD ?=
 dashboard: setup

@@ -6,7 +6,7 @@
 Without network (the default) it writes the workspace as JSON next to the table (<out>/wandb_workspace.json): the
 view spec W&B stores, byte for byte what --save sends. The workspace shows the sweep's group and its train runs,
 grouped by step in roadmap order (the config key step_label, modernize.roadmap.sort_label). Needs the
-wandb-workspaces package: pip install '.[dashboard]'. README: "Comparing runs in W&B".
+wandb-workspaces package: pip install '.[dashboard]'. docs/wandb.md.
 """
 
 from __future__ import annotations
