@@ -331,6 +331,7 @@ def reference_section(args) -> list[str]:
 
 @contextlib.contextmanager
 def torch_threads(count: int | None):
+    """torch's thread count set to `count` (None: as it is) and restored after: main() may run in-process (tests)."""
     before = torch.get_num_threads()
     if count:
         torch.set_num_threads(count)
@@ -559,15 +560,10 @@ SECTIONS = {1: reference_section, 2: roadmap_section, 3: pipeline_section, 4: pr
 
 def main(argv: list[str] | None = None) -> Path:
     args = resolve(parse_args(argv))
-    threads = torch.get_num_threads()
-    try:
-        if args.threads:
-            # One thread per *free* core: on a busy CPU, more threads than free cores make every parallel
-            # op wait for a descheduled thread, and a step can get many times slower.
-            torch.set_num_threads(args.threads)
+    # --threads: one thread per *free* core; on a busy CPU, more threads than free cores make every parallel op wait
+    # for a descheduled thread, and a step can get many times slower.
+    with torch_threads(args.threads):
         return run(args)
-    finally:
-        torch.set_num_threads(threads)  # main() may be called in-process (tests): leave the process as found
 
 
 def run(args) -> Path:
