@@ -36,7 +36,7 @@ from .interrupt import SignalWatch, watch_signals
 from .io import atomic_write_json, atomic_write_text, read_json
 from .lock import run_lock
 from .model import build
-from .proxy import config_hash, describe, effective_recipe, run_spec
+from .proxy import config_hash, describe, effective_recipe, scale_model
 from .proxy import ema_decay as proxy_ema_decay
 from .recipe import make_mixing, make_optimizer, make_scheduler, scaled_lr
 from .roadmap import paper_step
@@ -165,10 +165,11 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     data = datasets.load_for_run(cfg, recipe)  # folder data sets augment in their loader workers
     batches = make_batches(data, device, global_batch, processes, cfg.seed, train_cfg.workers,
                            int(train_cfg.accumulation_steps))
-    spec = run_spec(cfg, data.num_classes)
+    paper_spec = model_spec(cfg)  # derived once: the paper's model, then the one this profile trains
+    spec = scale_model(paper_spec, cfg, data.num_classes)
     memory_format = torch.channels_last if train_cfg.channels_last else torch.contiguous_format
     model = build(spec).to(device, memory_format=memory_format)
-    stats = {**paper_scale_stats(model_spec(cfg)), "params_run": count_params(model),
+    stats = {**paper_scale_stats(paper_spec), "params_run": count_params(model),
              "gflops_run": count_gflops(model, profile.resolution)}
     augment_train, augment_eval = build_augmentations(recipe, resolution=profile.resolution, mean=data.mean,
                                                       std=data.std, loader_transforms=batches.loader_transforms,
