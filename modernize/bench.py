@@ -305,10 +305,11 @@ def reference_section(args) -> list[str]:
                    "ours/reference", "spread (min..max)"])
     pairs = [("ResNet-50", "resnet50", resnet_reference), ("ConvNeXt-T", "separate_downsampling", convnext_reference)]
     for size in reference_sizes(args):
+        specs = {step: size.spec(step) for _, step, _ in pairs}  # composed once, timed at every thread count
         for threads in thread_counts(args):
             with torch_threads(threads):
                 for label, step, make_reference in pairs:
-                    spec = size.spec(step)
+                    spec = specs[step]
                     try:
                         ref_label, ref = make_reference(spec)
                     except ImportError:

@@ -39,36 +39,30 @@ def runs_that_fit(free_bytes: int, peak_bytes: int, cores: int) -> int:
 
 def measured_runs_at_once(profile: str) -> int:
     """`auto`: the largest training-step peak over the roadmap's steps at this profile's sizes, on the CUDA device
-    (fp32, the upper bound of the autocast precisions), against the device's free memory; 1 without CUDA."""
+    (fp32 and AdamW, the upper bounds of the precisions and optimizers), against the device's free memory; 1 without
+    CUDA."""
     import torch
 
     if not torch.cuda.is_available():
         return 1
-    from torch import nn
-
+    from .bench import Trainer  # the training step `make bench` times, as modernize.train steps it
     from .config import compose
-    from .engine import TrainStep, make_scaler
     from .model import build
     from .proxy import run_spec
-    from .recipe import make_optimizer
 
     device = torch.device("cuda")
+    setup = argparse.Namespace(device=device, channels_last=True, compile=False, precision="fp32")
     peak = 0
     for step in STEPS:
         cfg = compose([f"+step={step}", f"profile={profile}"])
-        p = cfg.profile
-        model = build(run_spec(cfg, 10)).to(device, memory_format=torch.channels_last).train()
-        train_step = TrainStep(forward=model, model=model, criterion=nn.CrossEntropyLoss(),
-                               optimizer=make_optimizer(model, cfg.recipe, 1e-4, device),
-                               scaler=make_scaler("cuda", "fp32"), precision="fp32")
-        x = torch.randn(int(p.batch_size), 3, int(p.resolution), int(p.resolution), device=device)
-        y = torch.randint(10, (int(p.batch_size),), device=device)
+        trainer = Trainer(build(run_spec(cfg, 10)), setup)
+        x, y = trainer.batch(int(cfg.profile.batch_size), int(cfg.profile.resolution), 10)
         torch.cuda.reset_peak_memory_stats(device)
         for _ in range(2):  # the second step has the optimizer's state
-            train_step(x.contiguous(memory_format=torch.channels_last), y)
+            trainer.step(x, y)
         torch.cuda.synchronize(device)
         peak = max(peak, torch.cuda.max_memory_reserved(device))
-        del model, train_step, x, y
+        del trainer, x, y
         torch.cuda.empty_cache()
     free, _ = torch.cuda.mem_get_info(device)
     return runs_that_fit(free, peak, os.cpu_count() or 1)
