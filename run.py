@@ -14,8 +14,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from modernize.cli import run_task, validate_argv
-from modernize.config import with_run_label
+from modernize.training.cli import run_task, validate_argv
+from modernize.design.config import with_run_label
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")

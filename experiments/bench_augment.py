@@ -23,7 +23,7 @@ import torch
 from kornia.augmentation.auto import RandAugment
 from torchvision.transforms import v2
 
-from modernize.augment import TrainAugment
+from modernize.data.augment import TrainAugment
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 RANDAUGMENT = (9, 0.5)  # the paper's "RandAugment (9, 0.5)"; kornia's m is on a 0..30 scale: 9/10 -> 27

@@ -11,8 +11,8 @@ import sys
 import pytest
 from helpers import ROOT, env
 
-from modernize import ablate
-from modernize.roadmap import (DELTAS, REQUIRES, STEPS, TRAINING_DELTAS, dependents, label_deltas,
+from modernize.results import ablate
+from modernize.design.roadmap import (DELTAS, REQUIRES, STEPS, TRAINING_DELTAS, dependents, label_deltas,
                                missing_prerequisites, prerequisites, run_label)
 
 ARCHITECTURE = [d for d in DELTAS if d not in TRAINING_DELTAS]
@@ -90,7 +90,7 @@ def _flatten(d, prefix=""):
 def test_every_ablation_run_builds_the_model_its_label_names():
     """Compose each run as make ablate does (+delta=[...]) and compare every spec field with what its label's
     deltas set, each delta's fields measured alone on ResNet-50 (they are disjoint, so they add up)."""
-    from modernize.config import compose, model_spec
+    from modernize.design.config import compose, model_spec
 
     base = _flat(model_spec(compose(["+delta=[]"])))
     sets = {}

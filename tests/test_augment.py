@@ -9,7 +9,7 @@ import torch
 from omegaconf import OmegaConf
 from torchvision.transforms.v2 import functional as TF
 
-from modernize.augment import EvalTransform, TrainAugment, build_augmentations, sample_crop_boxes
+from modernize.data.augment import EvalTransform, TrainAugment, build_augmentations, sample_crop_boxes
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.289, 0.289, 0.289)  # roughly the stats of uniform uint8 noise
 RECIPES = Path(__file__).resolve().parents[1] / "conf" / "recipe"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from modernize import build_model, compose
-from modernize.config import model_spec
+from modernize.design.config import model_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,7 +124,7 @@ def _run_dir_is_a_file(run_dir, tmp_path):
 def _held_by_another_run(run_dir, tmp_path):
     import contextlib
 
-    from modernize.lock import run_lock
+    from modernize.training.lock import run_lock
 
     stack = contextlib.ExitStack()
     stack.enter_context(run_lock(run_dir))
@@ -204,7 +204,7 @@ RESULT_LIKE = ("summary.json", "metrics.jsonl", "config.yaml", "failed.json", ".
 
 @pytest.mark.parametrize("overrides,prepare,expected", BAD_INPUTS)
 def test_bad_input_gives_one_line_no_traceback_and_no_result(overrides, prepare, expected, tmp_path, capsys):
-    from modernize.cli import run_task, validate_argv
+    from modernize.training.cli import run_task, validate_argv
 
     run_dir = tmp_path / "sweep" / "run"
     before = set()
@@ -226,7 +226,7 @@ def test_bad_input_gives_one_line_no_traceback_and_no_result(overrides, prepare,
 
 
 def test_a_step_with_extra_deltas_is_labelled_as_what_it_is_not_as_the_papers_row():
-    from modernize.config import step_label
+    from modernize.design.config import step_label
 
     assert step_label(compose(["+step=gelu", "+delta=[layer_norm]"])) == "gelu+layer_norm"
     assert step_label(compose(["+step=gelu"])) == "gelu"

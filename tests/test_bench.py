@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from modernize import bench
+from modernize.results import bench
 
 
 def cells(line: str) -> list[str]:

@@ -11,7 +11,7 @@ import torch
 import torchvision
 
 from modernize import build_model
-from modernize.flops import count_params
+from modernize.design.flops import count_params
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,8 +15,9 @@ import yaml
 from helpers import SMOKE
 from wandb_offline import read_offline_run
 
-from modernize import compose, wandb_names
-from modernize.roadmap import STEPS, sort_label, step_index
+from modernize import compose
+from modernize.training import wandb_names
+from modernize.design.roadmap import STEPS, sort_label, step_index
 
 GOLDEN = Path(__file__).parent / "golden" / "wandb_workspace.json"
 needs_workspaces = pytest.mark.skipif(
@@ -55,7 +56,7 @@ def smoke_sweep(tmp_path_factory):
     os.environ.pop("WANDB_MODE", None)
     wandb.teardown()
     try:
-        from modernize.train import train
+        from modernize.training.train import train
 
         cfg = compose(["+step=separate_downsampling", *SMOKE, "profile.epochs=1", "data.size=256",
                        "logger.wandb.mode=offline", "logger.wandb.project=dash-test", "sweep_name=smoke-sweep"])
@@ -106,7 +107,7 @@ def test_a_train_run_logs_job_type_roadmap_position_epoch_step_and_unambiguous_s
 def test_weights_are_an_artifact_only_when_asked_and_hold_only_model_and_ema(tmp_path, isolated_wandb):
     import torch
 
-    from modernize.train import train
+    from modernize.training.train import train
 
     cfg = compose(["+step=resnet50", *SMOKE, "profile.epochs=1", "data.size=128", "recipe.ema_decay=0.9",
                    "logger.wandb.mode=offline", "logger.wandb.log_weights=true", "sweep_name=w"])
@@ -133,7 +134,7 @@ def _fake_sweep(root: Path, project: str = "proj-x") -> Path:
 
 def test_the_table_run_has_a_stable_id_the_configs_project_the_figure_and_a_results_artifact(tmp_path,
                                                                                             isolated_wandb):
-    from modernize import tabulate
+    from modernize.results import tabulate
 
     sweep = _fake_sweep(tmp_path)
     out = tmp_path / "table"
@@ -160,7 +161,7 @@ def test_the_table_run_has_a_stable_id_the_configs_project_the_figure_and_a_resu
 # ------------------------------------------------------------------------------------------------ the workspace
 @needs_workspaces
 def test_the_workspace_layout_is_deterministic_and_matches_the_golden_file():
-    from modernize.dashboard import build_workspace, to_json, workspace_spec
+    from modernize.results.dashboard import build_workspace, to_json, workspace_spec
 
     def spec() -> str:
         return to_json(workspace_spec(build_workspace("roadmap-cpu-fashion_mnist", "modernize", None, runs=14)))
@@ -187,7 +188,7 @@ def test_the_workspace_layout_is_deterministic_and_matches_the_golden_file():
 
 @needs_workspaces
 def test_every_key_the_workspace_references_exists_in_a_real_offline_run(smoke_sweep, tmp_path, capsys):
-    from modernize import dashboard
+    from modernize.results import dashboard
 
     assert dashboard.main([str(smoke_sweep), "--out", str(tmp_path)]) == 0  # no network: writes the JSON only
     spec = json.loads((tmp_path / dashboard.SPEC_FILE).read_text())
@@ -220,7 +221,7 @@ def test_save_sends_exactly_the_spec_written_offline_and_sync_uploads_the_offlin
                                                                                       monkeypatch, capsys):
     import wandb_workspaces.workspaces.internal as ws_internal
 
-    from modernize import dashboard
+    from modernize.results import dashboard
 
     class FakeApi:  # the W&B API boundary: no network
         default_entity = "me"

@@ -13,8 +13,8 @@ import torch
 import torch.distributed as dist
 from PIL import Image
 
-from modernize import datasets
-from modernize.datasets import DataError, TensorDataset, load_data, make_loader
+from modernize.data import datasets
+from modernize.data.datasets import DataError, TensorDataset, load_data, make_loader
 
 # --------------------------------------------------------------------------------------------------
 # Helpers writing the real formats
@@ -255,7 +255,7 @@ def test_imagefolder_training_crop_and_flip_follow_the_recipe(tmp_path):
     path = still.train.samples[0][0]
     from torchvision import transforms as T
 
-    from modernize.datasets import MEAN_STD
+    from modernize.data.datasets import MEAN_STD
     reference = T.Compose([T.Resize(16), T.CenterCrop(16), T.ToTensor(), T.Normalize(*MEAN_STD["imagefolder"])])
     assert torch.allclose(first[0], reference(Image.open(path).convert("RGB")))
     cropped = load_data("imagefolder", tmp_path, resolution=16, recipe=recipe(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from modernize.config import compose
+from modernize.design.config import compose
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from modernize import compose
-from modernize.cli import run_task
-from modernize.datasets import MEAN_STD
+from modernize.training.cli import run_task
+from modernize.data.datasets import MEAN_STD
 from helpers import photo
 
 CLASSES = ("cat", "dog", "fox")
@@ -114,7 +114,7 @@ def test_torchvision_resnet50_weights_give_torchvisions_predictions(tmp_path, fo
 def test_our_checkpoint_evaluates_to_its_runs_own_top1(tmp_path, folder):
     """A run's last.pt: by default its EMA's weights (the paper's ConvNeXt-T number is an EMA's), the model's with
     eval.ema=false; each gives the top-1 the run itself reported for them."""
-    from modernize.train import train
+    from modernize.training.train import train
 
     run = ["+step=separate_downsampling", "profile=smoke", "profile.batch_size=3", "profile.epochs=1",
            "profile.train_subset=null", "profile.val_subset=null",
@@ -185,8 +185,8 @@ def _not_a_state_dict(d):
     (["eval.weights=WEIGHTS", "eval.out=/proc/no-such/folder"], "cannot write the results into /proc/no-such"),
 ])
 def test_bad_eval_settings_fail_with_one_line(tmp_path, capsys, overrides, expected):
-    from modernize.proxy import run_spec
-    from modernize.model import build
+    from modernize.training.proxy import run_spec
+    from modernize.design.model import build
 
     cfg = compose(["+step=resnet50", "profile=smoke", "data=synthetic"])
     torch.save(build(run_spec(cfg, num_classes=10)).state_dict(), tmp_path / "w.pth")
@@ -203,8 +203,8 @@ def test_a_folder_with_only_val_is_enough(tmp_path, folder):
     """Checking weights needs the validation images only: data.root may lack train/."""
     import shutil
 
-    from modernize.proxy import run_spec
-    from modernize.model import build
+    from modernize.training.proxy import run_spec
+    from modernize.design.model import build
 
     root = tmp_path / "val-only"
     shutil.copytree(folder / "val", root / "val")

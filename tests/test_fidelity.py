@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from modernize import fidelity
-from modernize.roadmap import STEPS, paper_step
+from modernize.results import fidelity
+from modernize.design.roadmap import STEPS, paper_step
 
 PAPER = {s: paper_step(s)["top1"] for s in STEPS}
 

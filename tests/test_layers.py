@@ -1,41 +1,53 @@
-"""The package's three layers: the design space, training, results. Imports go down, never up: the design space
-(what a model is) imports nothing from training (how a run trains it) or results (what the runs' records become)."""
+"""The package's layers are its sub-packages, in this order: design (what a model is), data (images and their
+transforms), training (how a run trains a model), results (what the runs' records become). Imports go down, never
+up, and the rule is read from the folders: a new module is placed by the folder it is put in. The top-level modules
+are the commands users type (`python -m modernize.tabulate`, ...): thin, they may import any layer; modernize.io
+(atomic writes) is shared by every layer."""
 
 import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "modernize"
+LAYERS = ("design", "data", "training", "results")  # bottom to top
+SHARED = {"io"}
+COMMANDS_MAX_LINES = 15  # a command module only hands its arguments to the library
 
-LAYERS = {
-    "design": {"spec", "model", "roadmap", "config", "flops", "weights"},
-    "training": {"train", "engine", "batches", "state", "recipe", "datasets", "augment", "randaugment", "proxy",
-                 "runtime", "lock", "interrupt", "validation", "tracking", "wandb_names", "evaluation", "cli"},
-    "results": {"tabulate", "fidelity", "columns", "ablate", "report", "dashboard", "bench", "sweep", "flops_table"},
-}
-SHARED = {"io", "__init__"}  # atomic writes, used by every layer; the package's public names
-MAY_IMPORT = {"design": {"design"}, "training": {"design", "training"}, "results": {"design", "training", "results"}}
+
+def sub_packages() -> list[str]:
+    return sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file())
 
 
 def package_imports(path: Path) -> set[str]:
-    """The modernize modules a module imports (relative imports, at any depth in the file)."""
+    """The modernize sub-packages and top-level modules a module imports (relative imports at any depth)."""
+    folder = path.parent.relative_to(PACKAGE).parts
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            found.update([node.module.split(".")[0]] if node.module else [a.name for a in node.names])
+        if isinstance(node, ast.ImportFrom) and node.level >= 1:
+            base = list(folder[: len(folder) - (node.level - 1)])
+            names = (node.module.split(".") if node.module else []) or [a.name for a in node.names]
+            found.add((base + names)[0])
     return found
 
 
-def test_every_module_belongs_to_one_layer():
-    modules = {p.stem for p in PACKAGE.glob("*.py")}
-    placed = set().union(*LAYERS.values())
-    assert modules - SHARED == placed, "place a new module in LAYERS (and README's layout)"
-    assert sum(map(len, LAYERS.values())) == len(placed)
+def test_the_sub_packages_are_the_layers():
+    assert sub_packages() == sorted(LAYERS), "a new sub-package is a layer: place it in LAYERS (and docs/layout.md)"
 
 
 def test_imports_never_go_up_a_layer():
-    layer_of = {module: layer for layer, modules in LAYERS.items() for module in modules}
-    wrong = [f"{module} ({layer}) imports {dep} ({layer_of[dep]})"
-             for layer, modules in LAYERS.items() for module in sorted(modules)
-             for dep in sorted(package_imports(PACKAGE / f"{module}.py") - SHARED)
-             if layer_of[dep] not in MAY_IMPORT[layer]]
+    wrong = []
+    for rank, layer in enumerate(LAYERS):
+        for path in sorted((PACKAGE / layer).glob("*.py")):
+            for dep in sorted(package_imports(path) - SHARED):
+                if dep not in LAYERS[: rank + 1]:
+                    wrong.append(f"{layer}/{path.name} imports {dep}")
     assert not wrong, wrong
+
+
+def test_top_level_modules_are_thin_commands():
+    for path in PACKAGE.glob("*.py"):
+        if path.stem in SHARED or path.stem == "__init__":
+            continue
+        tree = ast.parse(path.read_text())
+        defined = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+        assert not defined, f"{path.name} defines {defined}: library code belongs in a layer's folder"
+        assert len(path.read_text().splitlines()) <= COMMANDS_MAX_LINES, path.name

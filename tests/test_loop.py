@@ -13,12 +13,12 @@ from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
 from modernize import compose
-from modernize import train as train_module
-from modernize.batches import InMemoryBatches
-from modernize.engine import prepare_batch
-from modernize.runtime import Processes
-from modernize.state import load_checkpoint
-from modernize.train import save, setup, train
+from modernize.training import train as train_module
+from modernize.training.batches import InMemoryBatches
+from modernize.training.engine import prepare_batch
+from modernize.training.runtime import Processes
+from modernize.training.state import load_checkpoint
+from modernize.training.train import save, setup, train
 
 TINY = ["+step=separate_downsampling", *SMOKE, "logger.wandb.mode=disabled", "data.size=256"]
 
@@ -121,7 +121,7 @@ def test_in_memory_batches_cover_each_epoch_once_and_shard_it_over_processes():
 
 
 def test_a_cached_paper_scale_count_is_not_traced_again(tmp_path, monkeypatch):
-    from modernize import flops
+    from modernize.design import flops
 
     monkeypatch.setenv("MODERNIZE_CACHE_DIR", str(tmp_path))
     spec = train_module.model_spec(compose(["+step=resnet50", "model.width_multiplier=0.5"]))
@@ -135,8 +135,8 @@ def test_a_cached_paper_scale_count_is_not_traced_again(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------- what a user sees, without a subprocess
 def run_as_cli(overrides, run_dir):
-    """modernize.cli.run_task, as `python run.py <overrides>` calls it after Hydra has composed the config."""
-    from modernize.cli import run_task
+    """modernize.training.cli.run_task, as `python run.py <overrides>` calls it after Hydra has composed the config."""
+    from modernize.training.cli import run_task
 
     return run_task(compose([*overrides, "logger.wandb.mode=disabled"]), run_dir, multirun=False)
 

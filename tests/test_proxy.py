@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from modernize import compose
-from modernize.config import model_spec
-from modernize.flops import count_gflops, count_params
-from modernize.model import build
-from modernize.proxy import (cait_layer_scale, crop_scale, describe, effective_recipe, run_epochs,
+from modernize.design.config import model_spec
+from modernize.design.flops import count_gflops, count_params
+from modernize.design.model import build
+from modernize.training.proxy import (cait_layer_scale, crop_scale, describe, effective_recipe, run_epochs,
                              run_spec, scale_regularization)
 
 
@@ -78,7 +78,7 @@ def test_halving_the_stem_stride_keeps_the_last_stage_at_2x2_for_both_stems(step
 
 
 def test_a_bad_rule_name_is_refused_naming_what_is_allowed():
-    from modernize.train import RunError, validate
+    from modernize.training.train import RunError, validate
 
     with pytest.raises(RunError, match="profile.crop_rule must be one of paper, pixels"):
         validate(cfg("resnet50", "profile.crop_rule=tiny"))

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 from timm.data import auto_augment as timm_aa
 
-from modernize.augment import posterize
-from modernize.randaugment import OPS, BatchedRandAugment, apply_op, op_arguments
+from modernize.data.augment import posterize
+from modernize.data.randaugment import OPS, BatchedRandAugment, apply_op, op_arguments
 from helpers import photo
 
 FILL = (124, 116, 104)  # timm's img_mean for ImageNet's mean
@@ -122,9 +122,9 @@ def test_identical_images_get_different_ops_and_a_seed_replays_them():
 def test_the_folder_pipeline_posterizes_to_zero_bits_as_the_official_runs_did():
     """timm asks for 0 bits when a magnitude draw reaches 10; Pillow >= 12 raises there. Ours gives the black image
     that PIL gave the official runs (and that the batched op gives)."""
-    from modernize.augment import folder_transforms
-    from modernize.config import compose
-    from modernize.proxy import effective_recipe
+    from modernize.data.augment import folder_transforms
+    from modernize.design.config import compose
+    from modernize.training.proxy import effective_recipe
 
     recipe = effective_recipe(compose(["+step=recipe", "profile=imagenet", "recipe.randaugment=[10,0]"]))[1]
     train, _ = folder_transforms(recipe, resolution=32, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))

@@ -11,11 +11,11 @@ import pytest
 import torch
 from helpers import photo
 
-from modernize.augment import folder_transforms
-from modernize.config import compose
-from modernize.proxy import config_hash
-from modernize.datasets import MEAN_STD
-from modernize.proxy import PAPER_STEPS, ema_decay, effective_recipe
+from modernize.data.augment import folder_transforms
+from modernize.design.config import compose
+from modernize.training.proxy import config_hash
+from modernize.data.datasets import MEAN_STD
+from modernize.training.proxy import PAPER_STEPS, ema_decay, effective_recipe
 
 IMAGENET_MEAN, IMAGENET_STD = MEAN_STD["imagefolder"]
 
@@ -140,7 +140,7 @@ def test_the_recipes_say_what_the_official_code_does():
 
 
 def test_the_original_schedule_decays_at_30_and_60_like_steplr():
-    from modernize.recipe import make_scheduler
+    from modernize.training.recipe import make_scheduler
 
     cfg = compose(["+step=resnet50", "profile=imagenet"])
     model = torch.nn.Linear(2, 2)
@@ -185,7 +185,7 @@ def test_the_hash_covers_what_is_trained():
 
 # ----------------------------------------------------------------------------------------------- per-rank seeds
 def test_each_rank_draws_its_own_augmentations_from_one_shared_order(tmp_path):
-    from modernize.datasets import load_data, make_loader
+    from modernize.data.datasets import load_data, make_loader
     from test_datasets import write_imagefolder
 
     write_imagefolder(tmp_path, per_class=4)
@@ -203,9 +203,9 @@ def _step_pair(accumulation_steps: int, device: str = "cpu"):
     """A LayerNorm ConvNeXt (no BatchNorm, no drop path) and an SGD step, identical for every call. SGD, because
     its update is linear in the gradient: Adam's m / sqrt(v) turns float noise in a near-zero gradient into a full
     +-lr step, which would test Adam's conditioning, not the accumulation."""
-    from modernize.proxy import run_spec
-    from modernize.engine import TrainStep, make_scaler
-    from modernize.model import build
+    from modernize.training.proxy import run_spec
+    from modernize.training.engine import TrainStep, make_scaler
+    from modernize.design.model import build
 
     cfg = compose(["+step=separate_downsampling", "profile=smoke", "model.drop_path_rate=0.0"])
     torch.manual_seed(0)
@@ -240,7 +240,7 @@ def test_two_accumulated_batches_of_32_are_one_batch_of_64(device):
 def test_accumulation_only_splits_the_batch(tmp_path):
     """A run with train.accumulation_steps=2 trains on the same global batch and lr (and the same config hash) as
     one without; its summary says how the batch was split."""
-    from modernize.train import train
+    from modernize.training.train import train
 
     base = ["+step=separate_downsampling", "profile=smoke", "data=synthetic", "data.size=256", "train.device=cpu",
             "train.threads=1", "train.deterministic=true", "logger.wandb.mode=disabled", "profile.epochs=1",
@@ -255,7 +255,7 @@ def test_accumulation_only_splits_the_batch(tmp_path):
 
 
 def test_a_run_of_the_modern_recipe_evaluates_its_ema(tmp_path):
-    from modernize.train import train
+    from modernize.training.train import train
 
     summary = train(compose(["+step=recipe", "profile=smoke", "data=synthetic", "data.size=256", "train.device=cpu",
                              "train.threads=1", "logger.wandb.mode=disabled", "profile.epochs=1"]), tmp_path)
@@ -264,7 +264,7 @@ def test_a_run_of_the_modern_recipe_evaluates_its_ema(tmp_path):
 
 
 def test_task_profile_shows_the_recipe_as_the_profile_trains_it(capsys):
-    from modernize.cli import profile
+    from modernize.training.cli import profile
 
     paper = profile(compose(["+step=separate_downsampling", "profile=imagenet"]))["recipe"]
     assert (paper["run_epochs"], paper["batch_size"], paper["lr"], paper["ema_decay"]) == (300, 4096, 4e-3, 0.9999)

@@ -12,10 +12,10 @@ import torch
 from helpers import ROOT, SMOKE, env, popen_cli, run_cli
 
 from modernize import compose
-from modernize.interrupt import Interrupted
-from modernize.lock import RunDirBusy, run_lock
-from modernize.runtime import RunError
-from modernize.train import train
+from modernize.training.interrupt import Interrupted
+from modernize.training.lock import RunDirBusy, run_lock
+from modernize.training.runtime import RunError
+from modernize.training.train import train
 
 QUIET = [*SMOKE, "logger.wandb.mode=disabled"]
 RUN = ["+step=separate_downsampling", *QUIET, "profile.epochs=2", "data.size=512"]  # 2 epochs x 4 steps
@@ -78,7 +78,7 @@ def test_two_runs_started_together_in_one_folder_keep_one_result_and_one_refuses
 # ------------------------------------------------------------------------------------------------- 2. signals
 def _signal_at_call(monkeypatch, signum, call):
     """Send signum to this process while the run prepares its `call`-th training batch."""
-    import modernize.train as train_module
+    import modernize.training.train as train_module
 
     real, calls = train_module.prepare_batch, []
 
@@ -114,7 +114,7 @@ def test_a_signal_saves_at_the_step_and_the_rerun_ends_as_if_never_stopped(tmp_p
 
 
 def test_the_stop_hands_over_to_a_handler_installed_before_and_marks_wandb_preempting():
-    from modernize.interrupt import SignalWatch
+    from modernize.training.interrupt import SignalWatch
 
     seen = []
 
@@ -171,7 +171,7 @@ def _image_folder(root, bad):
 
 @pytest.mark.parametrize("bad", ["truncated", "not an image"])
 def test_a_bad_image_stops_the_run_with_one_line_naming_the_file(tmp_path, bad):
-    from modernize.datasets import DataError, check_images
+    from modernize.data.datasets import DataError, check_images
 
     path = _image_folder(tmp_path / "data", bad)
     cfg = compose(["+step=resnet50", *QUIET, "data=imagefolder", f"data.root={tmp_path / 'data'}", "train.workers=2",
@@ -189,7 +189,7 @@ def test_a_bad_image_stops_the_run_with_one_line_naming_the_file(tmp_path, bad):
 def test_a_data_root_without_the_files_never_falls_back_to_another_copy(tmp_path, monkeypatch):
     from test_datasets import write_fashion_mnist
 
-    from modernize import datasets
+    from modernize.data import datasets
 
     write_fashion_mnist(tmp_path / "system", 6, 2, gz=True)  # a good copy elsewhere must not be used
     monkeypatch.setattr(datasets, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "system")
@@ -203,7 +203,7 @@ def test_a_data_root_without_the_files_never_falls_back_to_another_copy(tmp_path
 def test_a_damaged_gz_idx_file_is_named(tmp_path, damage):
     from test_datasets import write_fashion_mnist
 
-    from modernize import datasets
+    from modernize.data import datasets
 
     write_fashion_mnist(tmp_path, 6, 2, gz=True)
     path = tmp_path / "t10k-images-idx3-ubyte.gz"
@@ -217,7 +217,7 @@ def test_a_damaged_gz_idx_file_is_named(tmp_path, damage):
 # -------------------------------------------------------------------------------------- 6. full disk, no access
 def test_a_full_disk_while_saving_is_one_line_naming_the_path_and_keeps_the_previous_checkpoint(
         tmp_path, monkeypatch, capsys):
-    from modernize.cli import run_task
+    from modernize.training.cli import run_task
 
     real_save, calls = torch.save, []
 
@@ -272,7 +272,7 @@ def test_an_uncreatable_run_directory_is_one_line_not_a_hydra_traceback(tmp_path
 def _config(run, overrides):
     from omegaconf import OmegaConf
 
-    from modernize.proxy import config_hash
+    from modernize.training.proxy import config_hash
 
     cfg = compose(overrides)
     run.mkdir(parents=True)
@@ -281,7 +281,7 @@ def _config(run, overrides):
 
 
 def test_tabulate_reports_corrupt_and_misplaced_runs_as_failed_rows_and_never_crashes(tmp_path, capsys):
-    from modernize import tabulate
+    from modernize.results import tabulate
 
     sweep = tmp_path / "sweep"
     good = {"final_top1": 50.0, "final_top5": 90.0, "seed": 0}
@@ -307,7 +307,7 @@ def test_tabulate_reports_corrupt_and_misplaced_runs_as_failed_rows_and_never_cr
 
 
 def test_a_summary_of_another_config_in_the_folder_is_not_counted(tmp_path):
-    from modernize import tabulate
+    from modernize.results import tabulate
 
     run = tmp_path / "sweep" / "gelu-seed0"
     _config(run, ["+step=gelu", *QUIET])
@@ -339,7 +339,7 @@ def test_a_refused_run_in_a_finished_runs_folder_changes_nothing_there(tmp_path)
 
 # ----------------------------------------------------------------------------------------------------- 9. misc
 def test_a_diverging_run_without_a_checkpoint_does_not_claim_one_is_kept(tmp_path):
-    from modernize.train import TrainingDiverged
+    from modernize.training.train import TrainingDiverged
 
     with pytest.raises(TrainingDiverged) as info:
         train(compose(["+step=resnet50", *QUIET, "recipe.lr=1e30"]), tmp_path / "run")

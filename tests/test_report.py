@@ -16,8 +16,8 @@ import pytest
 from helpers import ROOT, SMOKE, env, run_cli
 from omegaconf import OmegaConf
 
-from modernize import ablate, report, tabulate
-from modernize.roadmap import STEPS
+from modernize.results import ablate, report, tabulate
+from modernize.design.roadmap import STEPS
 
 SEEDS = (0, 1)
 
@@ -45,7 +45,7 @@ def _write_run(sweep: Path, folder: str, cfg, seed: int, top1: float) -> None:
 def results(tmp_path_factory):
     """Result folders of all three kinds and their sweep folders, laid out as the Makefile does, from run folders
     written directly (configs composed as the CLI does, accuracies made up): no training."""
-    from modernize.config import compose
+    from modernize.design.config import compose
 
     root = tmp_path_factory.mktemp("experiments")
     smoke = ["profile=smoke", "data=synthetic", "profile.epochs=3"]

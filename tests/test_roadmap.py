@@ -11,13 +11,13 @@ import sys
 from pathlib import Path
 
 from modernize import DELTAS, STEPS, ModelSpec, compose
-from modernize.config import config_names, model_spec
-from modernize.proxy import config_hash
-from modernize.flops import count_gflops, count_params
-from modernize.model import Block, LayerNorm2d, build
-from modernize.roadmap import (base_step, deltas_up_to, label_deltas, leave_one_out, paper, paper_kernel, paper_step,
-                               run_label)
-from modernize.spec import model_config_defaults
+from modernize.design.config import config_names, model_spec
+from modernize.training.proxy import config_hash
+from modernize.design.flops import count_gflops, count_params
+from modernize.design.model import Block, LayerNorm2d, build
+from modernize.design.roadmap import (base_step, deltas_up_to, label_deltas, leave_one_out, paper, paper_kernel,
+                                      paper_step, run_label)
+from modernize.design.spec import model_config_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import get_class
 
-from modernize.config import CONF_DIR
+from modernize.design.config import CONF_DIR
 
 
 def test_slurm_launcher_composes_with_nodes_gpus_and_one_task_per_gpu():

@@ -14,8 +14,8 @@ import torch
 from helpers import ROOT, SMOKE, env, popen_cli, run_cli
 from wandb_offline import read_offline_run
 
-from modernize.sweep import launch_overrides, measured_runs_at_once, runs_that_fit
-from modernize.tabulate import summarize, welch_p_value
+from modernize.results.sweep import launch_overrides, measured_runs_at_once, runs_that_fit
+from modernize.results.tabulate import summarize, welch_p_value
 
 pytestmark = pytest.mark.slow  # real Hydra multiruns and `python -m modernize.tabulate` processes
 
@@ -145,7 +145,7 @@ def test_tabulate_rejects_a_folder_that_is_not_a_sweep(tmp_path):
 
 
 def test_the_kernel_sweep_gets_one_row_per_kernel_size_with_the_papers_numbers(tmp_path):
-    from modernize.tabulate import collect
+    from modernize.results.tabulate import collect
 
     for kernel, top1 in ((3, 60.0), (7, 62.0), (11, 61.0)):
         run = tmp_path / f"k{kernel}-seed0"
@@ -182,8 +182,8 @@ def test_a_delta_from_a_folder_outside_the_repo_gets_its_own_row_after_the_roadm
 def test_make_roadmaps_extra_labels_train_the_runs_those_labels_name(tmp_path):
     """EXTRA="separate_downsampling+silu" becomes "+delta=[<its deltas>]": the same config (and hash, and folder)
     as +step=separate_downsampling "+delta=[silu]"."""
-    from modernize.config import compose
-    from modernize.proxy import config_hash
+    from modernize.design.config import compose
+    from modernize.training.proxy import config_hash
 
     (tmp_path / "delta").mkdir()
     (tmp_path / "delta" / "silu.yaml").write_text(SILU)

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from modernize import flops_table, tabulate
-from modernize.columns import Column, csv_names, markdown_columns, to_csv, to_markdown
+from modernize.results import flops_table, tabulate
+from modernize.results.columns import Column, csv_names, markdown_columns, to_csv, to_markdown
 
 
 def read_markdown(text):
@@ -107,7 +107,7 @@ def test_a_column_is_csv_only_markdown_only_or_both():
 
 
 def test_the_readme_table_is_copied_between_its_markers_and_nowhere_else(tmp_path):
-    from modernize.tabulate import copy_into_readme
+    from modernize.results.tabulate import copy_into_readme
 
     readme = tmp_path / "README.md"
     source = tmp_path / "roadmap.md"

@@ -13,7 +13,7 @@ import wandb
 from helpers import SMOKE, run_cli
 from wandb_offline import read_offline_run
 
-from modernize.tracking import MODES, Tracker, resolve_mode
+from modernize.training.tracking import MODES, Tracker, resolve_mode
 
 CONFIG = {"seed": 0, "model": {"name": "convnext_t", "depths": [3, 3, 9, 3]}, "recipe": {"lr": 0.004}}
 EPOCHS = [{"val/top1": 61.5, "train/loss": 1.25}, {"val/top1": 70.0, "train/loss": 0.75},

@@ -16,8 +16,8 @@ import torchvision
 from torch import nn
 
 from modernize import build, build_model, compose
-from modernize.config import model_spec
-from modernize.weights import (
+from modernize.design.config import model_spec
+from modernize.design.weights import (
     convert_convnext,
     convert_torchvision_resnet,
     detect_source,

@@ -21,16 +21,16 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from . import datasets
-from .augment import build_augmentations
+from ..data import datasets
+from ..data.augment import build_augmentations
 from .batches import batch_source
-from .config import step_label
+from ..design.config import step_label
 from .engine import autocast
-from .io import atomic_write, atomic_write_json
-from .model import build
+from ..io import atomic_write, atomic_write_json
+from ..design.model import build
 from .proxy import effective_recipe, run_spec
 from .runtime import Processes, RunError, pick_device
-from .weights import load_pretrained, unwrap_state_dict
+from ..design.weights import load_pretrained, unwrap_state_dict
 
 EMA_CHOICES = ("auto", True, False)
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DistributedSampler
 
-from . import datasets
+from ..data import datasets
 from .runtime import Processes, RunError
 
 Batch = tuple[torch.Tensor, torch.Tensor]

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from .roadmap import ADDED, STEPS, check_names, deltas_up_to, run_label
 from .spec import ModelSpec, model_config_defaults, model_spec_from_dict
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the repository's conf/, the one copy of this path
 # Folders (os.pathsep-separated) appended to Hydra's search path in every run (hydra_plugins/modernize_searchpath):
 # the same as hydra.searchpath=[file://<dir>] on each command line. Each may hold delta/<name>.yaml, step/<name>.yaml.
 SEARCH_PATH_ENV = "MODERNIZE_CONFIG_PATH"

@@ -11,11 +11,11 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from .config import check_step_overrides, model_spec, step_label
-from .flops import count_gflops, count_params
-from .io import atomic_write_json
-from .model import build
-from .roadmap import paper_step
+from ..design.config import check_step_overrides, model_spec, step_label
+from ..design.flops import count_gflops, count_params
+from ..io import atomic_write_json
+from ..design.model import build
+from ..design.roadmap import paper_step
 
 TASKS = ("train", "profile", "eval")
 
@@ -112,9 +112,9 @@ def describe_recipe(r: dict) -> list[str]:
 def run_task(cfg: DictConfig, run_dir: Path, multirun: bool):
     """Run the task. In a multirun, a failure is recorded in failed.json and the sweep goes on; a stop signal
     (modernize.interrupt) ends the run and the sweep with the shell's 128 + signal number, after one line."""
-    from .datasets import DataError
+    from ..data.datasets import DataError
     from .interrupt import Interrupted
-    from .io import WriteError
+    from ..io import WriteError
     from .lock import RunDirBusy
     from .train import RunError, train
 

@@ -18,9 +18,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from .config import model_spec
-from .datasets import is_folder
-from .spec import ModelSpec
+from ..design.config import model_spec
+from ..data.datasets import is_folder
+from ..design.spec import ModelSpec
 
 # The paper's longest schedule (Table 5: the modern recipe, 300 epochs) and its input size.
 PAPER_EPOCHS = 300

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .io import atomic_write_json
+from ..io import atomic_write_json
 from .model import build
 from .spec import ModelSpec
 

@@ -25,21 +25,21 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from . import datasets
-from .augment import build_augmentations
+from ..data import datasets
+from ..data.augment import build_augmentations
 from .batches import InMemoryBatches, LoaderBatches, make_batches
-from .config import model_spec, step_label
+from ..design.config import model_spec, step_label
 from .engine import (NonFiniteLoss, TrainStep, compile_model, evaluate, inference_throughput, make_scaler,
                      prepare_batch)
-from .flops import count_gflops, count_params, paper_scale_stats
+from ..design.flops import count_gflops, count_params, paper_scale_stats
 from .interrupt import SignalWatch, watch_signals
-from .io import atomic_write_json, atomic_write_text, read_json
+from ..io import atomic_write_json, atomic_write_text, read_json
 from .lock import run_lock
-from .model import build
+from ..design.model import build
 from .proxy import config_hash, describe, effective_recipe, scale_model
 from .proxy import ema_decay as proxy_ema_decay
 from .recipe import make_mixing, make_optimizer, make_scheduler, scaled_lr
-from .roadmap import paper_step
+from ..design.roadmap import paper_step
 from .runtime import Processes, RunError, barrier, gather, git_commit, is_main_process, setup_runtime
 from .state import TrainState, load_checkpoint, save_checkpoint
 from .validation import validate
@@ -222,8 +222,8 @@ def open_tracker(run: Run):
     its roadmap position as config (step_index, step_label: modernize.wandb_names), epoch-wise keys plotted against
     the epoch, and with logger.wandb.log_weights the final model (and EMA) weights as a "model" artifact."""
     from . import wandb_names as names
-    from .io import atomic_write
-    from .roadmap import sort_label, step_index
+    from ..io import atomic_write
+    from ..design.roadmap import sort_label, step_index
     from .tracking import Tracker
 
     cfg, profile, s = run.cfg, run.cfg.profile, run.stats

@@ -8,8 +8,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from . import datasets
-from .config import model_spec
+from ..data import datasets
+from ..design.config import model_spec
 from .engine import PRECISIONS
 from .proxy import check_rules, run_spec
 from .runtime import RunError, check_device

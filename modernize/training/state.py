@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .io import atomic_write
+from ..io import atomic_write
 from .runtime import RunError, rng_state, set_rng_state
 
 CHECKPOINT_VERSION = 1

@@ -1,0 +1,390 @@
+"""Beyond the paper's one path: each delta added alone to ResNet-50 with the modern recipe (add-one) and removed alone
+from ConvNeXt-T (leave-one-out), beside the paper's step change. docs/ablation.md says what each row measures.
+
+    python -m modernize.ablate --delta-lists          # the +delta= sweep value that trains every run (make ablate)
+    python -m modernize.ablate --labels               # the run labels, one a line
+    python -m modernize.ablate experiments/runs/ablate-<profile>-<data> --out experiments/ablate/<profile>-<data>
+
+The plan is data from modernize.roadmap: a delta with prerequisites (REQUIRES) is added together with them and
+compared with the run that has only the prerequisites ('recipe+depthwise+kernel_size' against 'recipe+depthwise');
+removing a delta removes the deltas that need it too ('separate_downsampling-inverted_bottleneck-move_up_dwconv'),
+and the row says so. Every run is labelled by modernize.roadmap.run_label, so its folder says what it is.
+Effects are signed so that positive means the delta helps: (with it) - (without it), paired by seed, with the 95%
+t-interval of the per-seed differences and a paired t-test (modernize.fidelity).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import statistics
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import columns, fidelity
+from .columns import Column
+from ..design.config import CONF_DIR
+from ..io import atomic_write, atomic_write_text
+from ..design.roadmap import (DELTAS, STEPS, TRAINING_DELTAS, check_names, dependents, paper_step, prerequisites,
+                              run_label)
+
+SIGNIFICANCE_LEVEL = fidelity.ALPHA
+ADD_ANCHOR = "recipe"  # ResNet-50 with the modern recipe: the roadmap step whose deltas are the add-one base
+REMOVE_ANCHOR = STEPS[-1]  # ConvNeXt-T
+ANCHOR_NAMES = {ADD_ANCHOR: "ResNet-50 (modern recipe)", REMOVE_ANCHOR: "ConvNeXt-T"}
+CONF_DELTA_DIR = CONF_DIR / "delta"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One measured effect: `run` against `reference` (both delta lists in roadmap order). For "add" the delta is in
+    `run`, for "remove" it is in `reference`; `extra` lists the prerequisites added with it (add) or the dependents
+    removed with it (remove)."""
+
+    delta: str
+    kind: str  # "add" | "remove"
+    run: tuple[str, ...]
+    reference: tuple[str, ...]
+    extra: tuple[str, ...]
+
+    @property
+    def run_label(self) -> str:
+        return run_label(self.run)
+
+    @property
+    def reference_label(self) -> str:
+        return run_label(self.reference)
+
+    @property
+    def with_delta(self) -> str:
+        """The label of the run that has the delta."""
+        return self.run_label if self.kind == "add" else self.reference_label
+
+    @property
+    def without_delta(self) -> str:
+        return self.reference_label if self.kind == "add" else self.run_label
+
+
+def _ordered(names) -> tuple[str, ...]:
+    names = set(names)
+    return tuple(d for d in DELTAS if d in names)
+
+
+def add_one(delta: str) -> Comparison:
+    """`delta` (with its prerequisites) on ResNet-50 + the modern recipe, against the same without `delta`."""
+    base = (*TRAINING_DELTAS, *prerequisites(delta))
+    return Comparison(delta, "add", _ordered((*base, delta)), _ordered(base), tuple(prerequisites(delta)))
+
+
+def remove_one(delta: str) -> Comparison:
+    """ConvNeXt-T without `delta` (and without the deltas that need it), against ConvNeXt-T."""
+    gone = {delta, *dependents(delta)}
+    return Comparison(delta, "remove", _ordered(d for d in DELTAS if d not in gone), tuple(DELTAS),
+                      tuple(dependents(delta)))
+
+
+def added_deltas() -> list[str]:
+    """The deltas measured by add-one: every architecture delta (the base already has the training recipe)."""
+    return [d for d in DELTAS if d not in TRAINING_DELTAS]
+
+
+def comparisons(deltas: Sequence[str] | None = None) -> list[Comparison]:
+    """Every comparison of the matrix, or only those of the given deltas."""
+    if deltas is not None:
+        check_names("delta", list(deltas), DELTAS, hint="the ablation covers the roadmap's deltas")
+    chosen = DELTAS if deltas is None else [d for d in DELTAS if d in deltas]
+    return [add_one(d) for d in added_deltas() if d in chosen] + [remove_one(d) for d in chosen]
+
+
+def runs(deltas: Sequence[str] | None = None) -> list[tuple[str, ...]]:
+    """Every run the ablation trains (of the given deltas only, when given), once each: the two anchors, then the
+    add-one runs, then leave-one-out."""
+    plan = [tuple(DELTAS[: STEPS.index(ADD_ANCHOR)]), tuple(DELTAS)]
+    for c in comparisons(deltas):
+        plan += [c.reference, c.run] if c.kind == "add" else [c.run]
+    return list(dict.fromkeys(plan))
+
+
+def labels(deltas: Sequence[str] | None = None) -> list[str]:
+    return [run_label(r) for r in runs(deltas)]
+
+
+def delta_lists(deltas: Sequence[str] | None = None) -> str:
+    """The Hydra sweep value of `+delta=` that trains every run: [recipe],[recipe,...],..."""
+    return ",".join(f"[{','.join(r)}]" for r in runs(deltas))
+
+
+def role(label: str) -> str:
+    """What a run is in the matrix (the runs table's 'role' column)."""
+    parts = []
+    if label in ANCHOR_NAMES:
+        parts.append(f"anchor: {ANCHOR_NAMES[label]}")
+    for c in comparisons():
+        if c.run_label == label:
+            parts.append(f"{'add' if c.kind == 'add' else 'remove'} {c.delta}")
+        elif c.kind == "add" and c.reference_label == label and label != ADD_ANCHOR:
+            parts.append(f"base of add {c.delta}")
+    return "; ".join(parts) or "not in the plan"
+
+
+def section(delta: str) -> str:
+    """The paper section a delta comes from ('2.3'), read from the first 'Section x.y' of its conf/delta file."""
+    path = CONF_DELTA_DIR / f"{delta}.yaml"
+    match = re.search(r"Section (\d+\.\d+)", path.read_text()) if path.exists() else None
+    return match.group(1) if match else ""
+
+
+def paper_change(delta: str) -> float | None:
+    """Figure 2's change at the roadmap step of this delta (its top-1 minus the previous step's)."""
+    if delta not in STEPS:
+        return None
+    here, before = paper_step(delta), paper_step(STEPS[STEPS.index(delta) - 1])
+    return None if here is None or before is None else round(here["top1"] - before["top1"], 2)
+
+
+# --------------------------------------------------------------------------------------------------- tables
+def summarize_runs(collected: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
+    """{label: row} for every run label of the plan (and any other run found), seeds pooled."""
+    rows: dict[str, dict[str, Any]] = {}
+    for label in dict.fromkeys([*labels(), *sorted(collected)]):
+        results = collected.get(label, [])
+        ok = [r for r in results if r["status"] == "ok"]
+        failed = [r for r in results if r["status"] == "failed"]
+        top1 = [r["final_top1"] for r in ok]
+        row = {
+            "run": label, "role": role(label), "n": len(ok), "failed": len(failed),
+            "unfinished": sum(r["status"] == "unfinished" for r in results),
+            "top1_by_seed": {r.get("seed", i): r["final_top1"] for i, r in enumerate(ok)},
+            "top1_mean": statistics.mean(top1) if top1 else None,
+            "top1_std": statistics.stdev(top1) if len(top1) > 1 else (0.0 if top1 else None),
+            "ema_top1_mean": columns.ema_top1_mean(ok),
+            "error": failed[0].get("error", "") if failed else "",
+        }
+        for key in ("params", "gflops_224"):
+            values = [r[key] for r in ok if r.get(key) is not None]
+            row[key] = statistics.mean(values) if values else None
+        rows[label] = row
+    return rows
+
+
+def status(row: dict | None) -> str:
+    if row is None or (row["n"] == 0 and not row["failed"] and not row["unfinished"]):
+        return "missing"
+    if row["n"] == 0:
+        return "failed" if row["failed"] else "unfinished"
+    return "ok"
+
+
+def effect(c: Comparison, rows: dict[str, dict]) -> dict[str, Any]:
+    """The comparison's effect (with - without the delta) on the seeds both runs have."""
+    run, ref = rows.get(c.run_label), rows.get(c.reference_label)
+    states = {status(run), status(ref)}
+    out: dict[str, Any] = {"effect": None, "low": None, "high": None, "p": None, "significant": None, "n": 0,
+                           "status": "ok" if states == {"ok"} else next(s for s in ("failed", "unfinished", "missing")
+                                                                        if s in states)}
+    if out["status"] != "ok":
+        return out
+    with_, without = (run, ref) if c.kind == "add" else (ref, run)
+    diffs = fidelity.paired(with_["top1_by_seed"], without["top1_by_seed"])
+    if not diffs:
+        out["status"] = "no common seed"
+        return out
+    mean, low, high = fidelity.interval(diffs)
+    p = fidelity.paired_p_value(with_["top1_by_seed"], without["top1_by_seed"])
+    out.update(effect=mean, low=None if math.isnan(low) else low, high=None if math.isnan(high) else high, p=p,
+               significant=None if p is None else p < SIGNIFICANCE_LEVEL, n=len(diffs))
+    return out
+
+
+def summarize(collected: dict[str, list[dict]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(one row per delta, one row per run)."""
+    run_rows = summarize_runs(collected)
+    adds = {c.delta: c for c in comparisons() if c.kind == "add"}
+    removes = {c.delta: c for c in comparisons() if c.kind == "remove"}
+    table = []
+    for delta in DELTAS:
+        row: dict[str, Any] = {"delta": delta, "section": section(delta), "paper_change": paper_change(delta)}
+        for kind, plan in (("add", adds), ("remove", removes)):
+            c = plan.get(delta)
+            result = effect(c, run_rows) if c else {k: None for k in ("effect", "low", "high", "p", "significant")} \
+                | {"n": 0, "status": "base has it"}
+            row.update({f"{kind}_{k}": v for k, v in result.items()})
+            row[f"{kind}_run"] = c.run_label if c else ""
+            row[f"{kind}_reference"] = c.reference_label if c else ""
+            row[f"{kind}_extra"] = " ".join(c.extra) if c else ""
+        table.append(row)
+    return table, list(run_rows.values())
+
+
+def _effect_cell(kind: str):
+    def cell(r: dict) -> str:
+        if r.get(f"{kind}_effect") is None:
+            return r.get(f"{kind}_status", "")
+        text = f"{r[f'{kind}_effect']:+.2f}"
+        if r.get(f"{kind}_low") is not None:
+            text += f" [{r[f'{kind}_low']:+.2f}, {r[f'{kind}_high']:+.2f}]"
+        return text
+    return cell
+
+
+def _significant_cell(kind: str):
+    def cell(r: dict) -> str:
+        if r.get(f"{kind}_p") is None:
+            return "n/a (1 seed)" if r.get(f"{kind}_effect") is not None else ""
+        return f"{'yes' if r[f'{kind}_significant'] else 'no'} ({r[f'{kind}_p']:.3f})"
+    return cell
+
+
+def _run_cell(kind: str):
+    def cell(r: dict) -> str:
+        if not r.get(f"{kind}_run"):
+            return ""
+        return f"{r[f'{kind}_run']} vs {r[f'{kind}_reference']}"
+    return cell
+
+
+def _comparison_columns(kind: str, runs: str, gain: str, significant: str) -> tuple[Column, ...]:
+    """One comparison's columns ("add" or "remove"): which run against which, its gain [95% CI] and its test."""
+    return (
+        Column(None, f"{runs}: run vs reference", _run_cell(kind), align="left"),
+        Column(f"{kind}_run"), Column(f"{kind}_reference"), Column(f"{kind}_extra"),
+        Column(f"{kind}_effect", f"{gain} [95% CI]", _effect_cell(kind)),
+        Column(f"{kind}_low"), Column(f"{kind}_high"), Column(f"{kind}_p"),
+        Column(f"{kind}_significant", f"{significant} (p)", _significant_cell(kind), align="left"),
+        Column(f"{kind}_n"), Column(f"{kind}_status"),
+    )
+
+
+# One row per delta: ablation.csv has every named column, ablation.md every column with a header.
+COLUMNS = (
+    Column("delta", "delta", align="left"),
+    Column("section", "paper §", align="left"),
+    *_comparison_columns("add", "added alone", "gain added alone", "significant added"),
+    *_comparison_columns("remove", "removed from ConvNeXt-T", "gain in ConvNeXt-T", "significant removed"),
+    Column("paper_change", "paper step change", "+.1f"),
+)
+
+
+RUN_COLUMNS = (
+    Column("run", "run", align="left"),
+    Column("role", "role", align="left"),
+    *columns.pooled_top1_columns("top-1"),
+    columns.EMA_TOP1,
+    Column("params", "params", ",.0f"),
+    Column("gflops_224", "GFLOPs 224", ".2f"),
+    Column("error"),
+)
+
+
+def to_markdown(table: list[dict], run_rows: list[dict], title: str) -> str:
+    seeds = sorted({s for r in run_rows for s in r["top1_by_seed"]}, key=str)
+    return (
+        f"# {title}\n\nThe ablation matrix (modernize.ablate, docs/ablation.md): each delta added alone to ResNet-50 "
+        f"with the modern recipe, and removed alone from ConvNeXt-T, beside the paper's change at its roadmap step. "
+        f"A gain is (with the delta) - (without it) in top-1 points, positive where the delta helps: the mean of "
+        f"the per-seed differences with its 95% t-interval; 'significant' is a paired t-test at "
+        f"p < {SIGNIFICANCE_LEVEL} (needs 2+ seeds). "
+        f"A delta with prerequisites is added with them and compared with the run that has only them; removing a "
+        f"delta removes the deltas that need it too: both show in the run labels. Seeds: "
+        f"{', '.join(map(str, seeds)) or 'none finished'}."
+        f"{' ' + columns.EMA_NOTE if columns.has_ema(run_rows) else ''}\n\n"
+        + columns.to_markdown(COLUMNS, table)
+        + "\n## Runs\n\n" + columns.to_markdown(RUN_COLUMNS, run_rows)
+    )
+
+
+def plot(table: list[dict], path: Path, title: str) -> None:
+    """Three columns sharing the deltas: the effect added alone, the effect removed from ConvNeXt-T (dots with
+    their 95% intervals; filled where significant), and the paper's step change (bars)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["delta"] for r in table]
+    ys = list(range(len(names)))[::-1]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 0.42 * len(names) + 2.0), sharey=True)
+    panels = (("add", "added alone to ResNet-50\n(modern recipe)", "tab:blue"),
+              ("remove", "removed alone from ConvNeXt-T", "tab:green"))
+    for ax, (kind, heading, color) in zip(axes, panels):
+        for y, r in zip(ys, table):
+            value = r.get(f"{kind}_effect")
+            if value is None:
+                ax.text(0, y, r.get(f"{kind}_status", ""), va="center", ha="center", fontsize=7, color="gray")
+                continue
+            low, high = r.get(f"{kind}_low"), r.get(f"{kind}_high")
+            if low is not None:
+                ax.errorbar(value, y, xerr=[[value - low], [high - value]], fmt="none", ecolor=color, capsize=3)
+            ax.plot(value, y, "o", color=color, markerfacecolor=color if r.get(f"{kind}_significant") else "white")
+            extra = r.get(f"{kind}_extra")
+            if extra:
+                ax.annotate(("with " if kind == "add" else "also removes ") + extra.replace(" ", ", "), (value, y),
+                            xytext=(0, -9), textcoords="offset points", ha="center", fontsize=6, color="gray")
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_title(heading, fontsize=10)
+        ax.set_xlabel("top-1 change (points), with - without")
+    paper = [r["paper_change"] or 0.0 for r in table]
+    axes[2].barh(ys, paper, color=["tab:orange" if v >= 0 else "tab:red" for v in paper])
+    axes[2].axvline(0, color="black", linewidth=0.8)
+    axes[2].set_title("paper: change at its roadmap step\n(ImageNet-1K, Figure 2)", fontsize=10)
+    axes[2].set_xlabel("top-1 change (points)")
+    axes[0].set_yticks(ys, names)
+    fig.suptitle(f"{title}\nfilled dot: significant (paired t-test, p < {SIGNIFICANCE_LEVEL}); bars: 95% interval "
+                 f"over seeds", fontsize=10)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    plt.close(fig)
+
+
+def write(collected: dict[str, list[dict]], out: Path, title: str) -> tuple[list[dict], list[dict]]:
+    """ablation.md, ablation.csv, ablation_runs.csv and ablation.png of a sweep's runs (tabulate.collect)."""
+    table, run_rows = summarize(collected)
+    atomic_write_text(out / "ablation.md", to_markdown(table, run_rows, title))
+    atomic_write_text(out / "ablation.csv", columns.to_csv(COLUMNS, table))
+    atomic_write_text(out / "ablation_runs.csv", columns.to_csv(RUN_COLUMNS, run_rows))
+    plot(table, out / "ablation.png", title)
+    return table, run_rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", type=Path, nargs="?", help="the ablation's sweep folder: tabulate it")
+    parser.add_argument("--out", type=Path, help="output folder (default: the sweep folder)")
+    parser.add_argument("--delta-lists", action="store_true", help="print the +delta= sweep value and exit")
+    parser.add_argument("--labels", action="store_true", help="print the run labels, one a line, and exit")
+    parser.add_argument("--deltas", nargs="*", metavar="DELTA",
+                        help="with --delta-lists/--labels: only these deltas' rows (and the anchors); default all")
+    args = parser.parse_args(argv)
+    if args.delta_lists or args.labels:
+        try:
+            print(delta_lists(args.deltas or None) if args.delta_lists else "\n".join(labels(args.deltas or None)))
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
+    if args.sweep_dir is None:
+        parser.error("give a sweep folder, --delta-lists or --labels")
+    if not args.sweep_dir.is_dir():
+        print(f"error: {args.sweep_dir} is not a sweep folder (expected experiments/runs/ablate-<profile>-<data>)",
+              file=sys.stderr)
+        return 2
+    from .tabulate import collect
+
+    collected = collect(args.sweep_dir)
+    if not collected:
+        print(f"error: no runs under {args.sweep_dir}", file=sys.stderr)
+        return 2
+    table, run_rows = write(collected, args.out or args.sweep_dir, args.sweep_dir.name)
+    print((args.out or args.sweep_dir) / "ablation.md")
+    print(columns.to_markdown(COLUMNS, table))
+    # runs of the plan not started are 'missing' in the table (a partial matrix, e.g. make ablate ABLATE_DELTAS=...);
+    # only failed or unfinished ones make the exit status non-zero, as for modernize.tabulate
+    bad = [r for r in run_rows if r["failed"] or r["unfinished"]]
+    for r in bad:
+        print(f"{r['run']}: {r['failed']} failed, {r['unfinished']} unfinished {r['error']}", file=sys.stderr)
+    return 1 if bad else 0
+

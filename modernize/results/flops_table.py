@@ -1,0 +1,87 @@
+"""`make flops`: params and fvcore GFLOPs at 224 px of every roadmap step, the kernel sweep, the ResNet-200 regime, the
+ConvNeXt variants and the isotropic models, beside the paper's (experiments/flops/roadmap.{md,csv}).
+
+    python -m modernize.flops_table [--out experiments/flops]
+
+The counting itself is modernize.flops; this module is the table made from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from . import columns
+from .columns import Column, csv_names
+from ..design.config import compose, model_spec
+from ..design.flops import measure
+from ..io import atomic_write_text
+from ..design.roadmap import KERNEL_SIZES, STEPS, paper, paper_kernel, paper_step
+
+
+def roadmap_rows() -> list[dict]:
+    """Every roadmap step, the kernel sweep, the ResNet-200 -> ConvNeXt-B regime and the variants."""
+    rows = []
+    for step in STEPS:
+        ref = paper_step(step)
+        rows.append({"group": "roadmap", "name": step, **measure(model_spec(compose([f"+step={step}"]))),
+                     "paper_gflops": ref["gflops"], "paper_top1": ref["top1"]})
+    for k in KERNEL_SIZES:
+        ref = paper_kernel(k)
+        spec = model_spec(compose(["+step=kernel_size", f"model.block.kernel_size={k}"]))
+        rows.append({"group": "kernel_size", "name": f"kernel_size={k}", **measure(spec),
+                     "paper_gflops": ref["gflops"], "paper_top1": ref["top1"]})
+    variants = paper()["variants"]
+    for step in ("resnet50", "stage_ratio", "resnextify", "inverted_bottleneck", "separate_downsampling"):
+        spec = model_spec(compose([f"+step={step}", "model=resnet200"]))
+        ref = {"resnet50": {"gflops": None}, "separate_downsampling": variants["convnext_b"]}.get(step, {})
+        rows.append({"group": "resnet200_regime", "name": step, **measure(spec),
+                     "paper_gflops": ref.get("gflops"), "paper_top1": ref.get("top1_in1k"),
+                     "paper_params": ref.get("params")})
+    for name in ("convnext_t", "convnext_s", "convnext_b", "convnext_l", "convnext_xl"):
+        ref = variants[name]
+        rows.append({"group": "variants", "name": name, **measure(model_spec(compose([f"model={name}"]))),
+                     "paper_gflops": ref["gflops"], "paper_top1": ref.get("top1_in1k"), "paper_params": ref["params"]})
+    for name, ref in paper()["isotropic"].items():
+        rows.append({"group": "isotropic", "name": name, **measure(model_spec(compose([f"model={name}"]))),
+                     "paper_gflops": ref["gflops"], "paper_top1": ref["top1_in1k"],
+                     "paper_params": ref["params_m"] * 10**6})
+    return rows
+
+
+def _diff_cell(r: dict) -> str:
+    return "" if r.get("paper_gflops") is None else f"{r['gflops'] - r['paper_gflops']:+.2f}"
+
+
+# roadmap.csv has every column with a name, roadmap.md every column with a header, in this order
+TABLE = (
+    Column("group", "group", align="left"),
+    Column("name", "model", align="left"),
+    Column("params", "params", ","),
+    Column("gflops", "GFLOPs (ours)", ".2f"),
+    Column("paper_params", "paper params", ","),
+    Column("paper_gflops", "GFLOPs (paper)", ".1f"),
+    Column(None, "diff", _diff_cell),
+    Column("paper_top1", "paper top-1", ".1f"),
+)
+COLUMNS = tuple(csv_names(TABLE))
+
+
+def to_markdown(rows: list[dict]) -> str:
+    return columns.to_markdown(TABLE, rows)
+
+
+def to_csv(rows: list[dict]) -> str:
+    return columns.to_csv(TABLE, rows, lineterminator="\r\n")  # the csv module's default, as committed
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="FLOPs/params of every roadmap step, paper beside it")
+    parser.add_argument("--out", default="experiments/flops", help="folder for roadmap.md and roadmap.csv")
+    args = parser.parse_args(argv)
+    rows = roadmap_rows()
+    markdown = ("# FLOPs and params of every step (fvcore, 1x3x224x224)\n\n"
+                "Produced by `make flops` (`python -m modernize.flops_table`).\n\n" + to_markdown(rows))
+    atomic_write_text(Path(args.out) / "roadmap.md", markdown)
+    atomic_write_text(Path(args.out) / "roadmap.csv", to_csv(rows))
+    print(markdown)

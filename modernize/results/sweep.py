@@ -1,0 +1,122 @@
+"""The Hydra sweep values `make roadmap` passes, from modernize.roadmap (so the Makefile holds no copy of them).
+
+    python -m modernize.sweep --steps          # resnet50,recipe,...,separate_downsampling: +step=<this>
+    python -m modernize.sweep --delta-lists separate_downsampling+silu separate_downsampling-gelu
+                                               # [recipe,...,silu],[recipe,...]: "+delta=<this>" trains those labels
+    python -m modernize.sweep --launch gpu     # hydra/launcher=joblib hydra.launcher.n_jobs=6 train.threads=2
+    python -m modernize.sweep --launch gpu --runs-at-once 3 | --launcher slurm
+
+`--launch`: how a sweep's runs are launched. An explicit --launcher is used as given. Otherwise the profile's
+`runs_at_once` decides: 1 runs one run after another (Hydra's basic launcher); N > 1 runs N at once on this
+machine's one device (joblib, one process each, the cores shared out as torch threads); `auto` measures it on a
+CUDA device (runs_that_fit: the peak memory of one training step of the profile's largest step, against the free
+memory) and is 1 elsewhere. A small model does not fill a GPU: its step is bound by kernel launches, so runs side by
+side multiply the images/s (nine ran at once on an H200 at about the speed of one: docs/performance.md).
+
+A module of its own because `python -m` of a module the package already imported (modernize.roadmap) warns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ..design.roadmap import STEPS, label_deltas
+
+# Per run, on top of the allocator's peak: the CUDA context and the in-memory data set on the device (Fashion-MNIST as
+# uint8 x 3 channels is 0.2 GB), and a margin for the allocator's fragmentation across a run's steps.
+CONTEXT_BYTES = 1 << 30
+PEAK_MARGIN = 1.25
+
+
+def runs_that_fit(free_bytes: int, peak_bytes: int, cores: int) -> int:
+    """How many runs fit a device with `free_bytes` free when one run's training step peaks at `peak_bytes`: at least
+    one, and no more than there are cores (each run's Python loop needs one)."""
+    per_run = peak_bytes * PEAK_MARGIN + CONTEXT_BYTES
+    return max(1, min(cores, int(free_bytes // per_run)))
+
+
+def measured_runs_at_once(profile: str) -> int:
+    """`auto`: the largest training-step peak over the roadmap's steps at this profile's sizes, on the CUDA device
+    (fp32 and AdamW, the upper bounds of the precisions and optimizers), against the device's free memory; 1 without
+    CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return 1
+    from .bench import Trainer  # the training step `make bench` times, as modernize.train steps it
+    from ..design.config import compose
+    from ..design.model import build
+    from ..training.proxy import run_spec
+
+    device = torch.device("cuda")
+    setup = argparse.Namespace(device=device, channels_last=True, compile=False, precision="fp32")
+    peak = 0
+    for step in STEPS:
+        cfg = compose([f"+step={step}", f"profile={profile}"])
+        trainer = Trainer(build(run_spec(cfg, 10)), setup)
+        x, y = trainer.batch(int(cfg.profile.batch_size), int(cfg.profile.resolution), 10)
+        torch.cuda.reset_peak_memory_stats(device)
+        for _ in range(2):  # the second step has the optimizer's state
+            trainer.step(x, y)
+        torch.cuda.synchronize(device)
+        peak = max(peak, torch.cuda.max_memory_reserved(device))
+        del trainer, x, y
+        torch.cuda.empty_cache()
+    free, _ = torch.cuda.mem_get_info(device)
+    return runs_that_fit(free, peak, os.cpu_count() or 1)
+
+
+def launch_overrides(profile: str, launcher: str | None = None, runs_at_once: int | None = None) -> list[str]:
+    """The Hydra overrides that launch a sweep of `profile` (see the module's docstring)."""
+    if launcher:
+        return [f"hydra/launcher={launcher}"]
+    if runs_at_once is None:
+        from omegaconf import OmegaConf
+
+        from ..design.config import compose
+
+        setting = OmegaConf.select(compose([f"profile={profile}"]).profile, "runs_at_once", default=1)
+        if setting == "auto":
+            runs_at_once = measured_runs_at_once(profile)
+        elif isinstance(setting, int) and not isinstance(setting, bool) and setting >= 1:
+            runs_at_once = setting
+        else:
+            raise ValueError(f"profile.runs_at_once must be a positive integer or 'auto', got {setting!r} "
+                             f"(profile {profile})")
+    if runs_at_once < 1:
+        raise ValueError(f"runs at once must be a positive integer, got {runs_at_once}")
+    if runs_at_once == 1:
+        return ["hydra/launcher=basic"]
+    threads = max(1, (os.cpu_count() or 1) // runs_at_once)
+    return ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={runs_at_once}", f"train.threads={threads}"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--steps", action="store_true", help="the roadmap's steps, comma-separated")
+    group.add_argument("--delta-lists", nargs="+", metavar="LABEL",
+                       help="the +delta= sweep value that trains these row labels, e.g. separate_downsampling+silu")
+    group.add_argument("--launch", metavar="PROFILE", help="the launcher overrides for a sweep of this profile")
+    parser.add_argument("--launcher", help="with --launch: this Hydra launcher, as given (basic, joblib, slurm)")
+    parser.add_argument("--runs-at-once", type=int, help="with --launch: this many runs at once instead of the "
+                        "profile's runs_at_once")
+    args = parser.parse_args(argv)
+    try:
+        if args.launch:
+            from ..design.config import config_names
+
+            profiles = config_names("profile")
+            if args.launch not in profiles:
+                raise ValueError(f"unknown profile {args.launch!r}; known profiles: {', '.join(profiles)}")
+            print(" ".join(launch_overrides(args.launch, args.launcher or None, args.runs_at_once)))
+        else:
+            print(",".join(STEPS) if args.steps else
+                  ",".join(f"[{','.join(label_deltas(label))}]" for label in args.delta_lists))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
