@@ -11,7 +11,7 @@ import sys
 import pytest
 from helpers import ROOT, env
 
-from modernize.results import ablate
+from modernize.results import ablation as ablate
 from modernize.design.roadmap import (DELTAS, REQUIRES, STEPS, TRAINING_DELTAS, dependents, label_deltas,
                                missing_prerequisites, prerequisites, run_label)
 
@@ -134,7 +134,7 @@ def test_gains_are_with_minus_without_paired_by_seed_for_both_directions():
             value += 1.0 + 0.1 * seed
         return value
 
-    table, runs = ablate.summarize(_collected(top1))
+    table, runs = ablate.ablation_rows(_collected(top1))
     row = {r["delta"]: r for r in table}["kernel_size"]
     assert row["add_run"] == "recipe+depthwise+kernel_size" and row["add_reference"] == "recipe+depthwise"
     assert row["add_effect"] == pytest.approx(1.1) and row["remove_effect"] == pytest.approx(1.1)
@@ -156,13 +156,13 @@ def test_missing_failed_and_one_seed_rows_are_shown_not_hidden():
     collected = {label: [_result(label, 80.0, 0)] for label in ablate.labels(["gelu"])}
     collected["separate_downsampling-gelu"] = [{"status": "failed", "step": "separate_downsampling-gelu",
                                                 "error": "RunError: boom"}]
-    table, runs = ablate.summarize(collected)
+    table, runs = ablate.ablation_rows(collected)
     row = {r["delta"]: r for r in table}
     assert row["gelu"]["add_effect"] == 0 and row["gelu"]["add_p"] is None and row["gelu"]["add_low"] is None
     assert row["gelu"]["remove_status"] == "failed" and row["stage_ratio"]["add_status"] == "missing"
-    markdown = ablate.to_markdown(table, runs, "t")
+    markdown = ablate.ablation_markdown(table, runs, "t")
     assert "n/a (1 seed)" in markdown and "failed: RunError: boom" in markdown
-    header = next(csv.reader([ablate.columns.to_csv(ablate.COLUMNS, table).splitlines()[0]]))
+    header = next(csv.reader([ablate.ABLATION.csv(table).splitlines()[0]]))
     assert {"add_effect", "add_low", "add_high", "add_p", "remove_effect", "paper_change"} <= set(header)
 
 

@@ -282,6 +282,7 @@ def _config(run, overrides):
 
 def test_tabulate_reports_corrupt_and_misplaced_runs_as_failed_rows_and_never_crashes(tmp_path, capsys):
     from modernize.results import tabulate
+    from modernize.results.runs import collect
 
     sweep = tmp_path / "sweep"
     good = {"final_top1": 50.0, "final_top5": 90.0, "seed": 0}
@@ -294,7 +295,7 @@ def test_tabulate_reports_corrupt_and_misplaced_runs_as_failed_rows_and_never_cr
         (sweep / name).mkdir()
         (sweep / name / "summary.json").write_text(content)
     (sweep / "depthwise-seed0" / "summary.json").mkdir(parents=True)
-    rows = tabulate.collect(sweep)
+    rows = collect(sweep)
     assert [r["status"] for r in rows["gelu"]] == ["ok"]
     errors = {step: rows[step][0]["error"] for step in ("patchify", "resnet50", "recipe", "depthwise")}
     assert all(rows[step][0]["status"] == "failed" for step in errors)
@@ -307,13 +308,13 @@ def test_tabulate_reports_corrupt_and_misplaced_runs_as_failed_rows_and_never_cr
 
 
 def test_a_summary_of_another_config_in_the_folder_is_not_counted(tmp_path):
-    from modernize.results import tabulate
+    from modernize.results.runs import collect
 
     run = tmp_path / "sweep" / "gelu-seed0"
     _config(run, ["+step=gelu", *QUIET])
     (run / "summary.json").write_text(json.dumps({"final_top1": 1.0, "step": "gelu", "seed": 0,
                                                   "config_hash": "0123456789ab"}))
-    (result,) = tabulate.collect(tmp_path / "sweep")["gelu"]
+    (result,) = collect(tmp_path / "sweep")["gelu"]
     assert result["status"] == "failed" and "is of another config (hash 0123456789ab" in result["error"]
 
 

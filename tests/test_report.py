@@ -16,7 +16,8 @@ import pytest
 from helpers import ROOT, SMOKE, env, run_cli
 from omegaconf import OmegaConf
 
-from modernize.results import ablate, report, tabulate
+from modernize.results import ablation as ablate
+from modernize.results import report, tabulate
 from modernize.design.roadmap import STEPS
 
 SEEDS = (0, 1)

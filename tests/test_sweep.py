@@ -15,7 +15,8 @@ from helpers import ROOT, SMOKE, env, popen_cli, run_cli
 from wandb_offline import read_offline_run
 
 from modernize.results.sweep import launch_overrides, measured_runs_at_once, runs_that_fit
-from modernize.results.tabulate import summarize, welch_p_value
+from modernize.results.roadmap_table import roadmap_rows as summarize
+from modernize.results.stats import welch_p_value
 
 pytestmark = pytest.mark.slow  # real Hydra multiruns and `python -m modernize.tabulate` processes
 
@@ -145,7 +146,7 @@ def test_tabulate_rejects_a_folder_that_is_not_a_sweep(tmp_path):
 
 
 def test_the_kernel_sweep_gets_one_row_per_kernel_size_with_the_papers_numbers(tmp_path):
-    from modernize.results.tabulate import collect
+    from modernize.results.runs import collect
 
     for kernel, top1 in ((3, 60.0), (7, 62.0), (11, 61.0)):
         run = tmp_path / f"k{kernel}-seed0"

@@ -6,8 +6,9 @@ import re
 
 import pytest
 
-from modernize.results import flops_table, tabulate
-from modernize.results.columns import Column, csv_names, markdown_columns, to_csv, to_markdown
+from modernize.results import flops_table
+from modernize.results.columns import Column, Table, markdown_columns
+from modernize.results.roadmap_table import ROADMAP, roadmap_rows
 
 
 def read_markdown(text):
@@ -37,16 +38,16 @@ def roadmap_table():
                          {"status": "failed", "step": "patchify", "error": "RunError: a | b"}],
             "depthwise": [{"status": "failed", "step": "depthwise", "error": "RunError: x"}],
             "resnextify": [{"status": "unfinished", "step": "resnextify"}]}
-    return tabulate.summarize(runs)
+    return roadmap_rows(runs)
 
 
 def test_roadmap_markdown_and_csv_have_the_declared_columns_in_the_same_order(roadmap_table):
-    md_headers, md_rows = read_markdown(tabulate.to_markdown(roadmap_table))
-    csv_header, csv_rows = read_csv(tabulate.to_csv(roadmap_table))
-    assert md_headers == [c.header for c in markdown_columns(tabulate.COLUMNS)]
-    assert csv_header == list(tabulate.CSV_COLUMNS) == csv_names(tabulate.COLUMNS)
+    md_headers, md_rows = read_markdown(ROADMAP.markdown(roadmap_table))
+    csv_header, csv_rows = read_csv(ROADMAP.csv(roadmap_table))
+    assert md_headers == [c.header for c in markdown_columns(ROADMAP.columns)]
+    assert csv_header == ROADMAP.csv_names
     # every markdown column is a CSV column, and they come in the same order in both
-    backing = [c.name for c in markdown_columns(tabulate.COLUMNS)]
+    backing = [c.name for c in markdown_columns(ROADMAP.columns)]
     assert None not in backing
     assert [csv_header.index(name) for name in backing] == sorted(csv_header.index(name) for name in backing)
     assert len(md_rows) == len(csv_rows) == len(roadmap_table)
@@ -54,12 +55,12 @@ def test_roadmap_markdown_and_csv_have_the_declared_columns_in_the_same_order(ro
 
 
 def test_a_roadmap_cell_in_the_markdown_is_the_csv_value_formatted(roadmap_table):
-    md_headers, md_rows = read_markdown(tabulate.to_markdown(roadmap_table))
-    csv_header, csv_rows = read_csv(tabulate.to_csv(roadmap_table))
+    md_headers, md_rows = read_markdown(ROADMAP.markdown(roadmap_table))
+    csv_header, csv_rows = read_csv(ROADMAP.csv(roadmap_table))
     checked = 0
     for md_row, csv_row in zip(md_rows, csv_rows):
         values = dict(zip(csv_header, csv_row))
-        for column, cell in zip(markdown_columns(tabulate.COLUMNS), md_row):
+        for column, cell in zip(markdown_columns(ROADMAP.columns), md_row):
             if not isinstance(column.fmt, str) or not column.fmt or values[column.name] == "":
                 continue
             decimals = int(re.search(r"\.(\d)f", column.fmt).group(1))
@@ -85,11 +86,11 @@ def test_flops_markdown_and_csv_come_from_one_column_list():
              "paper_top1": 76.1},
             {"group": "isotropic", "name": "convnext_iso_s", "params": 22_271_848, "gflops": 4.2889,
              "paper_gflops": 4.3, "paper_top1": 79.7, "paper_params": 22.0 * 10**6}]
-    md_headers, md_rows = read_markdown(flops_table.to_markdown(rows))
-    text = flops_table.to_csv(rows)
+    md_headers, md_rows = read_markdown(flops_table.FLOPS.markdown(rows))
+    text = flops_table.FLOPS.csv(rows, "\r\n")
     csv_header, csv_rows = read_csv(text)
-    assert md_headers == [c.header for c in markdown_columns(flops_table.TABLE)]
-    assert csv_header == list(flops_table.COLUMNS) == csv_names(flops_table.TABLE)
+    assert md_headers == [c.header for c in markdown_columns(flops_table.FLOPS.columns)]
+    assert csv_header == flops_table.FLOPS.csv_names
     assert text.endswith("\r\n")  # as the committed experiments/flops/roadmap.csv
     first, second = (dict(zip(md_headers, r)) for r in md_rows)
     assert first == {"group": "roadmap", "model": "resnet50", "params": "25,557,032", "GFLOPs (ours)": "4.11",
@@ -101,20 +102,20 @@ def test_flops_markdown_and_csv_come_from_one_column_list():
 def test_a_column_is_csv_only_markdown_only_or_both():
     columns = (Column("a", "A", ".1f"), Column("b"), Column(None, "a+b", lambda r: str(r["a"] + r["b"])))
     rows = [{"a": 1.23456, "b": 2}, {"a": None, "b": 3}]
-    assert read_markdown(to_markdown(columns[:2], rows)) == (["A"], [["1.2"], [""]])
-    assert read_markdown(to_markdown(columns, rows[:1])) == (["A", "a+b"], [["1.2", "3.23456"]])
-    assert to_csv(columns, rows) == "a,b\n1.2346,2\n,3\n"
+    assert read_markdown(Table(columns[:2], key="a").markdown(rows)) == (["A"], [["1.2"], [""]])
+    assert read_markdown(Table(columns, key="a").markdown(rows[:1])) == (["A", "a+b"], [["1.2", "3.23456"]])
+    assert Table(columns, key="a").csv(rows) == "a,b\n1.2346,2\n,3\n"
 
 
 def test_the_readme_table_is_copied_between_its_markers_and_nowhere_else(tmp_path):
-    from modernize.results.tabulate import copy_into_readme
+    from modernize.results.publish import fill_readme_block
 
     readme = tmp_path / "README.md"
     source = tmp_path / "roadmap.md"
     readme.write_text(f"# title\n\n<!-- roadmap-table: {source} -->\nold table\n<!-- /roadmap-table -->\n\nafter\n")
-    copy_into_readme(readme, source, ["**Fidelity**", "", "| a |", "|---|", "| 1 |"])
+    fill_readme_block(readme, source, ["**Fidelity**", "", "| a |", "|---|", "| 1 |"])
     assert readme.read_text() == (f"# title\n\n<!-- roadmap-table: {source} -->\n**Fidelity**\n\n| a |\n|---|\n"
                                   "| 1 |\n<!-- /roadmap-table -->\n\nafter\n")
     (tmp_path / "OTHER.md").write_text("no markers\n")
     with pytest.raises(SystemExit, match="no '<!-- roadmap-table"):
-        copy_into_readme(tmp_path / "OTHER.md", source, ["x"])
+        fill_readme_block(tmp_path / "OTHER.md", source, ["x"])

@@ -17,53 +17,17 @@ Input rows are `{"step": name, "top1_by_seed": {seed: top1}, "paper_top1": float
 from __future__ import annotations
 
 import math
-import random
 import statistics
 from typing import Any
 
+from .stats import (BOOTSTRAP_SAMPLES, SIGNIFICANCE_LEVEL, bootstrap_interval, common_seeds, interval, paired,
+                    paired_p_value, pearson)
+
 DECISIVE = 0.5  # paper change (points) at or above which a step is decisive
 TIE = 0.1       # paper change at or below which a step is a tie
-ALPHA = 0.05
-BOOTSTRAP_SAMPLES = 2000
 END_TO_END = (("separate_downsampling", "resnet50"), ("separate_downsampling", "recipe"))
 END_TO_END_LABELS = {"resnet50": "ResNet-50", "recipe": "ResNet-50 (modern recipe)",
                      "separate_downsampling": "ConvNeXt-T"}
-
-
-def paired(a: dict, b: dict) -> list[float]:
-    """Per-seed differences a - b over the seeds both have, in seed order."""
-    return [a[s] - b[s] for s in sorted(set(a) & set(b), key=str)]
-
-
-def paired_p_value(a: dict, b: dict) -> float | None:
-    """Two-sided paired t-test of a against b over their common seeds; None with fewer than two."""
-    diffs = paired(a, b)
-    if len(diffs) < 2:
-        return None
-    if statistics.pstdev(diffs) == 0:
-        return 0.0 if diffs[0] != 0 else 1.0
-    from scipy import stats
-
-    return float(stats.ttest_1samp(diffs, 0.0).pvalue)
-
-
-def interval(diffs: list[float]) -> tuple[float, float, float] | None:
-    """(mean, low, high): the 95% t-interval of the mean difference; the interval is None-wide with one seed."""
-    if not diffs:
-        return None
-    mean = statistics.mean(diffs)
-    if len(diffs) < 2:
-        return mean, math.nan, math.nan
-    from scipy import stats
-
-    half = stats.t.ppf(1 - ALPHA / 2, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
-    return mean, mean - half, mean + half
-
-
-def pearson(x: list[float], y: list[float]) -> float | None:
-    if len(x) < 3 or statistics.pstdev(x) == 0 or statistics.pstdev(y) == 0:
-        return None
-    return statistics.correlation(x, y)
 
 
 def step_changes(rows: list[dict], seeds: list | None = None) -> list[tuple[str, float, float]]:
@@ -93,32 +57,24 @@ def score(rows: list[dict[str, Any]], *, samples: int = BOOTSTRAP_SAMPLES, seed:
         entry = {"step": row["step"], "ours": ours, "paper": paper_change, "p": p}
         if abs(paper_change) >= DECISIVE:
             entry["agrees"] = ours != 0 and math.copysign(1, ours) == math.copysign(1, paper_change)
-            entry["significant"] = entry["agrees"] and p is not None and p < ALPHA
+            entry["significant"] = entry["agrees"] and p is not None and p < SIGNIFICANCE_LEVEL
             decisive.append(entry)
         elif abs(paper_change) <= TIE:
-            entry["within_noise"] = None if p is None else p >= ALPHA
+            entry["within_noise"] = None if p is None else p >= SIGNIFICANCE_LEVEL
             ties.append(entry)
 
     # r on the seeds every row has, the same seeds its bootstrap resamples (per-step seeds where none is common)
-    common = sorted(set.intersection(*(set(row["top1_by_seed"]) for row in rows)), key=str) if rows else []
+    common = common_seeds(*(row["top1_by_seed"] for row in rows))
     changes = step_changes(rows, common or None)
     r = pearson([c[1] for c in changes], [c[2] for c in changes])
     r_low = r_high = None
     if r is not None and len(common) >= 2:
-        rng = random.Random(seed)
-        boot = []
-        for _ in range(samples):
-            pick = [rng.choice(common) for _ in common]
-            resampled = [{**row, "top1_by_seed": {i: row["top1_by_seed"][s] for i, s in enumerate(pick)}}
-                         for row in rows]
-            c = step_changes(resampled)
-            value = pearson([x[1] for x in c], [x[2] for x in c])
-            if value is not None:
-                boot.append(value)
-        if boot:
-            boot.sort()
-            r_low = boot[int(ALPHA / 2 * (len(boot) - 1))]
-            r_high = boot[int((1 - ALPHA / 2) * (len(boot) - 1))]
+        def resampled_r(pick: list) -> float | None:
+            c = step_changes([{**row, "top1_by_seed": {i: row["top1_by_seed"][s] for i, s in enumerate(pick)}}
+                              for row in rows])
+            return pearson([x[1] for x in c], [x[2] for x in c])
+
+        r_low, r_high = bootstrap_interval(resampled_r, common, samples=samples, seed=seed)
 
     by_step = {row["step"]: row for row in rows}
     end_to_end = []

@@ -11,15 +11,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import columns
-from .columns import Column, csv_names
+from .columns import Column, Table
 from ..design.config import compose, model_spec
 from ..design.flops import measure
 from ..io import atomic_write_text
 from ..design.roadmap import KERNEL_SIZES, STEPS, paper, paper_kernel, paper_step
 
 
-def roadmap_rows() -> list[dict]:
+def flops_rows() -> list[dict]:
     """Every roadmap step, the kernel sweep, the ResNet-200 -> ConvNeXt-B regime and the variants."""
     rows = []
     for step in STEPS:
@@ -54,7 +53,7 @@ def _diff_cell(r: dict) -> str:
 
 
 # roadmap.csv has every column with a name, roadmap.md every column with a header, in this order
-TABLE = (
+FLOPS = Table((
     Column("group", "group", align="left"),
     Column("name", "model", align="left"),
     Column("params", "params", ","),
@@ -63,25 +62,16 @@ TABLE = (
     Column("paper_gflops", "GFLOPs (paper)", ".1f"),
     Column(None, "diff", _diff_cell),
     Column("paper_top1", "paper top-1", ".1f"),
-)
-COLUMNS = tuple(csv_names(TABLE))
-
-
-def to_markdown(rows: list[dict]) -> str:
-    return columns.to_markdown(TABLE, rows)
-
-
-def to_csv(rows: list[dict]) -> str:
-    return columns.to_csv(TABLE, rows, lineterminator="\r\n")  # the csv module's default, as committed
+), key="name")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="FLOPs/params of every roadmap step, paper beside it")
     parser.add_argument("--out", default="experiments/flops", help="folder for roadmap.md and roadmap.csv")
     args = parser.parse_args(argv)
-    rows = roadmap_rows()
+    rows = flops_rows()
     markdown = ("# FLOPs and params of every step (fvcore, 1x3x224x224)\n\n"
-                "Produced by `make flops` (`python -m modernize.flops_table`).\n\n" + to_markdown(rows))
+                "Produced by `make flops` (`python -m modernize.flops_table`).\n\n" + FLOPS.markdown(rows))
     atomic_write_text(Path(args.out) / "roadmap.md", markdown)
-    atomic_write_text(Path(args.out) / "roadmap.csv", to_csv(rows))
+    atomic_write_text(Path(args.out) / "roadmap.csv", FLOPS.csv(rows, "\r\n"))  # the csv module's default, as committed
     print(markdown)

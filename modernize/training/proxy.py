@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..design.config import model_spec
 from ..data.datasets import is_folder
 from ..design.spec import ModelSpec
+from .settings import NOT_TRAINED_NODES, not_hashed
 
 # The paper's longest schedule (Table 5: the modern recipe, 300 epochs) and its input size.
 PAPER_EPOCHS = 300
@@ -201,20 +202,19 @@ def describe(cfg: DictConfig, spec: ModelSpec) -> dict[str, Any]:
 
 
 def config_hash(cfg: DictConfig) -> str:
-    """A short hash of what the run trains (not where it is written, how it is logged, or how the global batch is
-    split over processes and accumulation steps).
+    """A short hash of what the run trains: not where it is written or how it is logged, nor the settings that say
+    how it runs (modernize.training.settings, the one list of them).
 
     Settings the run does not use are left out, so adding one to the recipe left the hash of every run that does
     not use it, committed ones included, as it was (unused_recipe_settings); and the recipe's EMA decay is hashed as
     null where the profile's ema_rule is "disabled", as before EMA was part of the recipe."""
     data = OmegaConf.to_container(cfg, resolve=True)
-    for key in ("out_root", "sweep_name", "logger", "hydra", "eval"):
+    for key in NOT_TRAINED_NODES:
         data.pop(key, None)
-    for key in ("workers", "log_every_steps", "resume", "checkpoint_every_steps", "throughput_batch",
-                "threads", "accumulation_steps"):
-        data.get("train", {}).pop(key, None)
+    for node, keys in not_hashed().items():
+        for key in keys:
+            data.get(node, {}).pop(key, None)
     recipe, profile = data.get("recipe", {}), data.get("profile", {})
-    profile.pop("runs_at_once", None)  # how many runs share a device (modernize.sweep), not what one trains
     if profile.get("ema_rule") == "disabled":
         profile.pop("ema_rule")
         recipe["ema_decay"] = None

@@ -17,26 +17,23 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
-import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import columns, fidelity
-from .columns import Column
-from ..design.config import CONF_DIR
-from ..io import atomic_write, atomic_write_text
 from ..design.roadmap import (DELTAS, STEPS, TRAINING_DELTAS, check_names, dependents, paper_step, prerequisites,
                               run_label)
-
-SIGNIFICANCE_LEVEL = fidelity.ALPHA
+from ..io import atomic_write_text
+from .columns import EMA_NOTE, EMA_TOP1, Column, Page, Table, has_ema, pooled_top1_columns, shown, significance_cell
+from .figures import ablation_figure
+from .pooled import pool_seeds, report_incomplete
+from .runs import collect
+from .stats import SIGNIFICANCE_LEVEL, interval, is_significant, paired, paired_p_value
 ADD_ANCHOR = "recipe"  # ResNet-50 with the modern recipe: the roadmap step whose deltas are the add-one base
 REMOVE_ANCHOR = STEPS[-1]  # ConvNeXt-T
 ANCHOR_NAMES = {ADD_ANCHOR: "ResNet-50 (modern recipe)", REMOVE_ANCHOR: "ConvNeXt-T"}
-CONF_DELTA_DIR = CONF_DIR / "delta"
 
 
 @dataclass(frozen=True)
@@ -132,10 +129,8 @@ def role(label: str) -> str:
 
 
 def section(delta: str) -> str:
-    """The paper section a delta comes from ('2.3'), read from the first 'Section x.y' of its conf/delta file."""
-    path = CONF_DELTA_DIR / f"{delta}.yaml"
-    match = re.search(r"Section (\d+\.\d+)", path.read_text()) if path.exists() else None
-    return match.group(1) if match else ""
+    """The paper section a delta comes from ('2.3'): its roadmap step's in modernize/reference/paper.yaml."""
+    return (paper_step(delta) or {}).get("section", "")
 
 
 def paper_change(delta: str) -> float | None:
@@ -147,28 +142,10 @@ def paper_change(delta: str) -> float | None:
 
 
 # --------------------------------------------------------------------------------------------------- tables
-def summarize_runs(collected: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
+def run_rows(collected: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
     """{label: row} for every run label of the plan (and any other run found), seeds pooled."""
-    rows: dict[str, dict[str, Any]] = {}
-    for label in dict.fromkeys([*labels(), *sorted(collected)]):
-        results = collected.get(label, [])
-        ok = [r for r in results if r["status"] == "ok"]
-        failed = [r for r in results if r["status"] == "failed"]
-        top1 = [r["final_top1"] for r in ok]
-        row = {
-            "run": label, "role": role(label), "n": len(ok), "failed": len(failed),
-            "unfinished": sum(r["status"] == "unfinished" for r in results),
-            "top1_by_seed": {r.get("seed", i): r["final_top1"] for i, r in enumerate(ok)},
-            "top1_mean": statistics.mean(top1) if top1 else None,
-            "top1_std": statistics.stdev(top1) if len(top1) > 1 else (0.0 if top1 else None),
-            "ema_top1_mean": columns.ema_top1_mean(ok),
-            "error": failed[0].get("error", "") if failed else "",
-        }
-        for key in ("params", "gflops_224"):
-            values = [r[key] for r in ok if r.get(key) is not None]
-            row[key] = statistics.mean(values) if values else None
-        rows[label] = row
-    return rows
+    return {label: {"run": label, "role": role(label), **pool_seeds(collected.get(label, []), ("params", "gflops_224"))}
+            for label in dict.fromkeys([*labels(), *sorted(collected)])}
 
 
 def status(row: dict | None) -> str:
@@ -189,20 +166,25 @@ def effect(c: Comparison, rows: dict[str, dict]) -> dict[str, Any]:
     if out["status"] != "ok":
         return out
     with_, without = (run, ref) if c.kind == "add" else (ref, run)
-    diffs = fidelity.paired(with_["top1_by_seed"], without["top1_by_seed"])
+    diffs = paired(with_["top1_by_seed"], without["top1_by_seed"])
     if not diffs:
         out["status"] = "no common seed"
         return out
-    mean, low, high = fidelity.interval(diffs)
-    p = fidelity.paired_p_value(with_["top1_by_seed"], without["top1_by_seed"])
+    mean, low, high = interval(diffs)
+    p = paired_p_value(with_["top1_by_seed"], without["top1_by_seed"])
     out.update(effect=mean, low=None if math.isnan(low) else low, high=None if math.isnan(high) else high, p=p,
-               significant=None if p is None else p < SIGNIFICANCE_LEVEL, n=len(diffs))
+               significant=is_significant(p), n=len(diffs))
     return out
 
 
-def summarize(collected: dict[str, list[dict]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+# a delta the add-one base already has (the training recipe): no comparison to make
+NO_COMPARISON = {"effect": None, "low": None, "high": None, "p": None, "significant": None, "n": 0,
+                 "status": "base has it"}
+
+
+def ablation_rows(collected: dict[str, list[dict]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(one row per delta, one row per run)."""
-    run_rows = summarize_runs(collected)
+    runs_by_label = run_rows(collected)
     adds = {c.delta: c for c in comparisons() if c.kind == "add"}
     removes = {c.delta: c for c in comparisons() if c.kind == "remove"}
     table = []
@@ -210,14 +192,13 @@ def summarize(collected: dict[str, list[dict]]) -> tuple[list[dict[str, Any]], l
         row: dict[str, Any] = {"delta": delta, "section": section(delta), "paper_change": paper_change(delta)}
         for kind, plan in (("add", adds), ("remove", removes)):
             c = plan.get(delta)
-            result = effect(c, run_rows) if c else {k: None for k in ("effect", "low", "high", "p", "significant")} \
-                | {"n": 0, "status": "base has it"}
+            result = effect(c, runs_by_label) if c else NO_COMPARISON
             row.update({f"{kind}_{k}": v for k, v in result.items()})
             row[f"{kind}_run"] = c.run_label if c else ""
             row[f"{kind}_reference"] = c.reference_label if c else ""
             row[f"{kind}_extra"] = " ".join(c.extra) if c else ""
         table.append(row)
-    return table, list(run_rows.values())
+    return table, list(runs_by_label.values())
 
 
 def _effect_cell(kind: str):
@@ -231,14 +212,6 @@ def _effect_cell(kind: str):
     return cell
 
 
-def _significant_cell(kind: str):
-    def cell(r: dict) -> str:
-        if r.get(f"{kind}_p") is None:
-            return "n/a (1 seed)" if r.get(f"{kind}_effect") is not None else ""
-        return f"{'yes' if r[f'{kind}_significant'] else 'no'} ({r[f'{kind}_p']:.3f})"
-    return cell
-
-
 def _run_cell(kind: str):
     def cell(r: dict) -> str:
         if not r.get(f"{kind}_run"):
@@ -247,40 +220,52 @@ def _run_cell(kind: str):
     return cell
 
 
-def _comparison_columns(kind: str, runs: str, gain: str, significant: str) -> tuple[Column, ...]:
-    """One comparison's columns ("add" or "remove"): which run against which, its gain [95% CI] and its test."""
+def _comparison_columns(kind: str, runs: str, gain: str, significant: str, page_run: str,
+                        page_reference: str | None, page_suffix: str) -> tuple[Column, ...]:
+    """One comparison's columns ("add" or "remove"): which run against which, its gain [95% CI] and its test. The
+    report page shows the run (and for "add" its reference) under `page_run` / `page_reference`, and its other
+    headers end in `page_suffix`, which keeps the two comparisons' headers apart."""
     return (
         Column(None, f"{runs}: run vs reference", _run_cell(kind), align="left"),
-        Column(f"{kind}_run"), Column(f"{kind}_reference"), Column(f"{kind}_extra"),
-        Column(f"{kind}_effect", f"{gain} [95% CI]", _effect_cell(kind)),
-        Column(f"{kind}_low"), Column(f"{kind}_high"), Column(f"{kind}_p"),
-        Column(f"{kind}_significant", f"{significant} (p)", _significant_cell(kind), align="left"),
-        Column(f"{kind}_n"), Column(f"{kind}_status"),
+        Column(f"{kind}_run", page=shown(f"{kind}_run", page_run)),
+        Column(f"{kind}_reference", page=page_reference and shown(f"{kind}_reference", page_reference)),
+        Column(f"{kind}_extra"),
+        Column(f"{kind}_effect", f"{gain} [95% CI]", _effect_cell(kind), page=shown(f"{kind}_effect", gain, "+.2f")),
+        Column(f"{kind}_low", page=Page(f"95% CI{page_suffix}", (f"{kind}_low", f"{kind}_high"), "+.2f",
+                                        ("[", ", ", "]"))),
+        Column(f"{kind}_high"), Column(f"{kind}_p", page=shown(f"{kind}_p", f"p{page_suffix}", ".3f")),
+        Column(f"{kind}_significant", f"{significant} (p)",
+               significance_cell(f"{kind}_p", f"{kind}_significant", f"{kind}_effect"), align="left",
+               page=shown(f"{kind}_significant", f"significant{page_suffix}")),
+        Column(f"{kind}_n"), Column(f"{kind}_status", page=shown(f"{kind}_status", f"status{page_suffix}")),
     )
 
 
-# One row per delta: ablation.csv has every named column, ablation.md every column with a header.
-COLUMNS = (
-    Column("delta", "delta", align="left"),
-    Column("section", "paper §", align="left"),
-    *_comparison_columns("add", "added alone", "gain added alone", "significant added"),
-    *_comparison_columns("remove", "removed from ConvNeXt-T", "gain in ConvNeXt-T", "significant removed"),
-    Column("paper_change", "paper step change", "+.1f"),
-)
+# One row per delta: ablation.csv has every named column, ablation.md every column with a header, the report page
+# every column with a page, all in this order.
+ABLATION = Table((
+    Column("delta", "delta", align="left", page=shown("delta")),
+    Column("section", "paper §", align="left", page=shown("section", "paper §")),
+    *_comparison_columns("add", "added alone", "gain added alone", "significant added", "added alone: run", "vs",
+                         ""),
+    *_comparison_columns("remove", "removed from ConvNeXt-T", "gain in ConvNeXt-T", "significant removed",
+                         "removed from ConvNeXt-T: run", None, " "),
+    Column("paper_change", "paper step change", "+.1f", page=shown("paper_change", "paper step change", "+.1f")),
+), key="delta")
+
+# One row per run of the plan (ablation_runs.csv, the markdown's "Runs" section).
+ABLATION_RUNS = Table((
+    Column("run", "run", align="left", page=shown("run")),
+    Column("role", "role", align="left", page=shown("role")),
+    *pooled_top1_columns("top-1"),
+    EMA_TOP1,
+    Column("params", "params", ",.0f", page=shown("params", "params", ",.0f")),
+    Column("gflops_224", "GFLOPs 224", ".2f", page=shown("gflops_224", "GFLOPs 224", ".2f")),
+    Column("error", page=shown("error")),
+), key="run", page_order=("run", "role", "n", "top1_mean", "params", "gflops_224", "failed", "unfinished", "error"))
 
 
-RUN_COLUMNS = (
-    Column("run", "run", align="left"),
-    Column("role", "role", align="left"),
-    *columns.pooled_top1_columns("top-1"),
-    columns.EMA_TOP1,
-    Column("params", "params", ",.0f"),
-    Column("gflops_224", "GFLOPs 224", ".2f"),
-    Column("error"),
-)
-
-
-def to_markdown(table: list[dict], run_rows: list[dict], title: str) -> str:
+def ablation_markdown(table: list[dict], run_rows: list[dict], title: str) -> str:
     seeds = sorted({s for r in run_rows for s in r["top1_by_seed"]}, key=str)
     return (
         f"# {title}\n\nThe ablation matrix (modernize.ablate, docs/ablation.md): each delta added alone to ResNet-50 "
@@ -291,62 +276,19 @@ def to_markdown(table: list[dict], run_rows: list[dict], title: str) -> str:
         f"A delta with prerequisites is added with them and compared with the run that has only them; removing a "
         f"delta removes the deltas that need it too: both show in the run labels. Seeds: "
         f"{', '.join(map(str, seeds)) or 'none finished'}."
-        f"{' ' + columns.EMA_NOTE if columns.has_ema(run_rows) else ''}\n\n"
-        + columns.to_markdown(COLUMNS, table)
-        + "\n## Runs\n\n" + columns.to_markdown(RUN_COLUMNS, run_rows)
+        f"{' ' + EMA_NOTE if has_ema(run_rows) else ''}\n\n"
+        + ABLATION.markdown(table)
+        + "\n## Runs\n\n" + ABLATION_RUNS.markdown(run_rows)
     )
 
 
-def plot(table: list[dict], path: Path, title: str) -> None:
-    """Three columns sharing the deltas: the effect added alone, the effect removed from ConvNeXt-T (dots with
-    their 95% intervals; filled where significant), and the paper's step change (bars)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = [r["delta"] for r in table]
-    ys = list(range(len(names)))[::-1]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 0.42 * len(names) + 2.0), sharey=True)
-    panels = (("add", "added alone to ResNet-50\n(modern recipe)", "tab:blue"),
-              ("remove", "removed alone from ConvNeXt-T", "tab:green"))
-    for ax, (kind, heading, color) in zip(axes, panels):
-        for y, r in zip(ys, table):
-            value = r.get(f"{kind}_effect")
-            if value is None:
-                ax.text(0, y, r.get(f"{kind}_status", ""), va="center", ha="center", fontsize=7, color="gray")
-                continue
-            low, high = r.get(f"{kind}_low"), r.get(f"{kind}_high")
-            if low is not None:
-                ax.errorbar(value, y, xerr=[[value - low], [high - value]], fmt="none", ecolor=color, capsize=3)
-            ax.plot(value, y, "o", color=color, markerfacecolor=color if r.get(f"{kind}_significant") else "white")
-            extra = r.get(f"{kind}_extra")
-            if extra:
-                ax.annotate(("with " if kind == "add" else "also removes ") + extra.replace(" ", ", "), (value, y),
-                            xytext=(0, -9), textcoords="offset points", ha="center", fontsize=6, color="gray")
-        ax.axvline(0, color="black", linewidth=0.8)
-        ax.set_title(heading, fontsize=10)
-        ax.set_xlabel("top-1 change (points), with - without")
-    paper = [r["paper_change"] or 0.0 for r in table]
-    axes[2].barh(ys, paper, color=["tab:orange" if v >= 0 else "tab:red" for v in paper])
-    axes[2].axvline(0, color="black", linewidth=0.8)
-    axes[2].set_title("paper: change at its roadmap step\n(ImageNet-1K, Figure 2)", fontsize=10)
-    axes[2].set_xlabel("top-1 change (points)")
-    axes[0].set_yticks(ys, names)
-    fig.suptitle(f"{title}\nfilled dot: significant (paired t-test, p < {SIGNIFICANCE_LEVEL}); bars: 95% interval "
-                 f"over seeds", fontsize=10)
-    fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    plt.close(fig)
-
-
 def write(collected: dict[str, list[dict]], out: Path, title: str) -> tuple[list[dict], list[dict]]:
-    """ablation.md, ablation.csv, ablation_runs.csv and ablation.png of a sweep's runs (tabulate.collect)."""
-    table, run_rows = summarize(collected)
-    atomic_write_text(out / "ablation.md", to_markdown(table, run_rows, title))
-    atomic_write_text(out / "ablation.csv", columns.to_csv(COLUMNS, table))
-    atomic_write_text(out / "ablation_runs.csv", columns.to_csv(RUN_COLUMNS, run_rows))
-    plot(table, out / "ablation.png", title)
+    """ablation.md, ablation.csv, ablation_runs.csv and ablation.png of a sweep's runs (runs.collect)."""
+    table, run_rows = ablation_rows(collected)
+    atomic_write_text(out / "ablation.md", ablation_markdown(table, run_rows, title))
+    atomic_write_text(out / "ablation.csv", ABLATION.csv(table))
+    atomic_write_text(out / "ablation_runs.csv", ABLATION_RUNS.csv(run_rows))
+    ablation_figure(table, out / "ablation.png", title)
     return table, run_rows
 
 
@@ -372,19 +314,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.sweep_dir} is not a sweep folder (expected experiments/runs/ablate-<profile>-<data>)",
               file=sys.stderr)
         return 2
-    from .tabulate import collect
-
     collected = collect(args.sweep_dir)
     if not collected:
         print(f"error: no runs under {args.sweep_dir}", file=sys.stderr)
         return 2
     table, run_rows = write(collected, args.out or args.sweep_dir, args.sweep_dir.name)
     print((args.out or args.sweep_dir) / "ablation.md")
-    print(columns.to_markdown(COLUMNS, table))
+    print(ABLATION.markdown(table))
     # runs of the plan not started are 'missing' in the table (a partial matrix, e.g. make ablate ABLATE_DELTAS=...);
     # only failed or unfinished ones make the exit status non-zero, as for modernize.tabulate
-    bad = [r for r in run_rows if r["failed"] or r["unfinished"]]
-    for r in bad:
-        print(f"{r['run']}: {r['failed']} failed, {r['unfinished']} unfinished {r['error']}", file=sys.stderr)
-    return 1 if bad else 0
+    return report_incomplete(run_rows, "run")
 

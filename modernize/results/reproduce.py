@@ -1,0 +1,168 @@
+"""The commands that reproduce a result folder, read back from its runs' config.yaml: the make target where it is
+the same, then the run.py multiruns and the tabulation it runs (the report page's "Reproduce:" block).
+
+What the runs share (profile, data, seeds, where they are written) and every setting that differs from the named
+profile and data configs and conf/config.yaml's defaults become the command's overrides, except the settings that say
+only how a run executed and leave its numbers as they are (modernize.training.settings: workers, logging, resume,
+checkpoint cadence, ...).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..design.config import CONF_DIR
+from ..design.roadmap import STEPS
+from ..training.settings import reproduces_without
+from .runs import run_folders
+
+RUNS_ROOT = "experiments/runs"
+
+
+def flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config as {dotted.key: value}."""
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            out.update(flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def override_value(v: Any) -> str:
+    """A value as Hydra's command line writes it."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    if v is None:
+        return "null"
+    if isinstance(v, list):
+        return "[" + ",".join(override_value(x) for x in v) + "]"
+    return str(v)
+
+
+def load_yaml(path: Path) -> dict | None:
+    return yaml.safe_load(path.read_text()) if path.exists() else None
+
+
+def settings(sweep: Path) -> dict[str, Any] | None:
+    """What the runs of a sweep share: profile, data, seeds, out_root, sweep_name, kernel sizes, and the overrides
+    (key=value) of every setting that differs from conf/profile/<profile>.yaml, conf/data/<data>.yaml and
+    conf/config.yaml."""
+    configs = [load_yaml(run / "config.yaml") for runs in run_folders(sweep).values() for run in runs
+               if (run / "config.yaml").exists()]
+    if not configs:
+        return None
+    first = configs[0]
+    profile, data = first["profile"]["name"], first["data"]["name"]
+    defaults = {
+        "profile": load_yaml(CONF_DIR / "profile" / f"{profile}.yaml"),
+        "data": load_yaml(CONF_DIR / "data" / f"{data}.yaml"),
+        "train": (load_yaml(CONF_DIR / "config.yaml") or {}).get("train", {}),
+    }
+    overrides: dict[str, str] = {}
+    for group, default in defaults.items():
+        if default is None:
+            continue
+        ours, theirs = flat(first.get(group, {}), f"{group}."), flat(default, f"{group}.")
+        for key, value in ours.items():
+            if key in theirs and theirs[key] != value and not reproduces_without(key):
+                overrides[key] = override_value(value)
+    seeds = sorted({c["seed"] for c in configs})
+    return {"profile": profile, "data": data, "seeds": ",".join(map(str, seeds)), "out_root": first["out_root"],
+            "sweep_name": first["sweep_name"], "overrides": [f"{k}={v}" for k, v in overrides.items()],
+            "kernels": sorted({c["model"]["block"]["kernel_size"] for c in configs})}
+
+
+@dataclass(frozen=True)
+class Section:
+    """What the commands of one result folder are made of."""
+
+    kind: str  # roadmap | kernels | ablate
+    results: str  # the result folder
+    settings: dict[str, Any]
+    labels: list[str]
+
+    @property
+    def common(self) -> list[str]:
+        s = self.settings
+        return [f"profile={s['profile']}", f"data={s['data']}", f"out_root={s['out_root']}",
+                f"sweep_name={s['sweep_name']}", *s["overrides"]]
+
+    @property
+    def sweep_dir(self) -> str:
+        return f"{self.settings['out_root']}/{self.settings['sweep_name']}"
+
+    @property
+    def make_vars(self) -> list[str]:
+        s = self.settings
+        out = [f"PROFILE={s['profile']}", f"DATA={s['data']}", f"SEEDS={s['seeds']}"]
+        return out + ([f"ARGS={shlex.quote(' '.join(s['overrides']))}"] if s["overrides"] else [])
+
+    @property
+    def conventional(self) -> bool:
+        """Whether the sweep has the name its make target gives it."""
+        s = self.settings
+        return s["sweep_name"] == f"{self.kind}-{s['profile']}-{s['data']}"
+
+
+def commands(kind: str, results: Path | None, sweep: Path | None, labels: list[str]) -> list[str]:
+    """The commands that reproduce a section (see the module's docstring)."""
+    s = settings(sweep) if sweep else None
+    if s is None:
+        return [f"# no runs found for {results}: the commands need its sweep folder (--runs)"]
+    section = Section(kind, str(results) if results else f"experiments/{kind}/{s['profile']}-{s['data']}", s, labels)
+    return {"roadmap": roadmap_commands, "kernels": kernel_commands, "ablate": ablation_commands}[kind](section)
+
+
+def roadmap_commands(section: Section) -> list[str]:
+    s, lines = section.settings, []
+    steps = [label for label in section.labels if label in STEPS]
+    extra = [label for label in section.labels if label not in STEPS]
+    make_vars = section.make_vars + ([f"EXTRA={shlex.quote(' '.join(extra))}"] if extra else [])
+    if s["sweep_name"] != f"roadmap-{s['profile']}-{s['data']}":
+        make_vars.append(f"SWEEP={s['sweep_name']}")
+    if s["out_root"] == RUNS_ROOT and section.results == f"experiments/roadmap/{s['profile']}-{s['data']}" \
+            and steps == list(STEPS):
+        lines += [f"make roadmap {' '.join(make_vars)}", "# which runs:"]
+    if steps:
+        lines.append(f"python run.py -m seed={s['seeds']} +step={','.join(steps)} {' '.join(section.common)}")
+    if extra:
+        lines.append(f"python run.py -m seed={s['seeds']} \"+delta=$(python -m modernize.sweep --delta-lists "
+                     f"{' '.join(extra)})\" {' '.join(section.common)}")
+    return lines + [f"python -m modernize.tabulate {section.sweep_dir} --out {section.results}"]
+
+
+def kernel_commands(section: Section) -> list[str]:
+    s, lines = section.settings, []
+    if section.conventional and s["out_root"] == RUNS_ROOT and section.results.startswith("experiments/kernels/"):
+        lines += [f"make kernels {' '.join(section.make_vars)}", "# which runs:"]
+    lines.append(f"python run.py -m +step=kernel_size model.block.kernel_size={','.join(map(str, s['kernels']))} "
+                 f"seed={s['seeds']} {' '.join(section.common)} "
+                 f"hydra.sweep.subdir='k${{model.block.kernel_size}}-seed${{seed}}'")
+    return lines + [f"python -m modernize.tabulate {section.sweep_dir} --by-kernel --out {section.results}"]
+
+
+def ablation_commands(section: Section) -> list[str]:
+    from .ablation import DELTAS, comparisons
+
+    s, lines, make_vars = section.settings, [], section.make_vars
+    present = [d for d in DELTAS if all(c.run_label in section.labels for c in comparisons([d]))]
+    subset = [] if present == list(DELTAS) else present
+    if subset:
+        make_vars.append(f"ABLATE_DELTAS={shlex.quote(' '.join(subset))}")
+    if section.conventional:
+        if s["out_root"] != RUNS_ROOT:
+            make_vars.append(f"RUNS={s['out_root']}")
+        results_root = str(Path(section.results).parent.parent)
+        if results_root != "experiments":
+            make_vars.append(f"RESULTS={results_root}")
+        lines += [f"make ablate {' '.join(make_vars)}", "# which runs:"]
+    deltas = f" --deltas {' '.join(subset)}" if subset else ""
+    lines.append(f"python run.py -m seed={s['seeds']} "
+                 f"\"+delta=$(python -m modernize.ablate --delta-lists{deltas})\" {' '.join(section.common)}")
+    return lines + [f"python -m modernize.ablate {section.sweep_dir} --out {section.results}"]

@@ -1,0 +1,191 @@
+"""The roadmap table (and the kernel sweep's, whose rows are (step, kernel size)): each label's seeds pooled into a
+row, in the roadmap's order, each row's top-1 change against the row before it beside the paper's, with its test.
+
+Labels made of deltas ('separate_downsampling+silu', modernize.design.roadmap.run_label) follow the roadmap, each
+compared with the roadmap row it extends.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any
+
+from ..design.roadmap import STEPS, base_step, paper_kernel, paper_step
+from . import fidelity
+from .columns import EMA_NOTE, EMA_TOP1, Column, Page, Table, has_ema, pooled_top1_columns, shown, significance_cell
+from .pooled import pool_seeds
+from .stats import SIGNIFICANCE_LEVEL, is_significant, paired, paired_p_value, welch_p_value
+
+# summary fields a row gives as the mean over its finished seeds
+MEAN_FIELDS = ("params", "gflops_224", "params_run", "gflops_run", "train_images_per_s", "infer_images_per_s",
+               "wall_time_s")
+
+
+def order_key(name: str) -> tuple:
+    """The roadmap's rows in its order, then the other labels grouped by the roadmap step they extend."""
+    step, _, kernel = name.partition(" k=")
+    base = base_step(step)
+    extends = STEPS.index(base) if base else len(STEPS)
+    return (STEPS.index(step) if step in STEPS else len(STEPS), extends, int(kernel) if kernel.isdigit() else 0, name)
+
+
+def compared_with(name: str, previous: dict[str, Any] | None, rows: dict[str, dict[str, Any]]) -> dict | None:
+    """The row a row's change is measured against: the previous roadmap row, or for a label that extends a roadmap
+    step ('gelu+layer_norm') that step's row."""
+    step = name.partition(" k=")[0]
+    if step in STEPS:
+        return previous
+    base = base_step(step)
+    return rows.get(base) if base else None
+
+
+def roadmap_rows(runs: dict[str, list[dict]]) -> list[dict[str, Any]]:
+    """One row per label of a sweep's results (modernize.results.runs.collect), in the roadmap's order."""
+    table: list[dict[str, Any]] = []
+    previous: dict[str, Any] | None = None
+    finished: dict[str, dict[str, Any]] = {}  # rows with a top-1, by name
+    for name in sorted(runs, key=order_key):
+        ok = [r for r in runs[name] if r["status"] == "ok"]
+        step, _, kernel = name.partition(" k=")
+        ref = (paper_kernel(int(kernel)) if kernel.isdigit() else paper_step(step)) or {}
+        row = {"step": name, **pool_seeds(runs[name], MEAN_FIELDS), "paper_top1": ref.get("top1"),
+               "paper_gflops": ref.get("gflops")}
+        if ok:
+            row["scaled"] = ok[0].get("scaled")
+            row["recipe"] = ok[0].get("recipe")
+        row.update(change_against(row, compared_with(name, previous, finished)))
+        table.append(row)
+        if row["top1_mean"] is not None:
+            previous = finished[name] = row
+    return table
+
+
+def change_against(row: dict, reference: dict | None) -> dict[str, Any]:
+    """A row's top-1 change against its reference row, ours and the paper's, whether they agree in sign, and the
+    change's test: paired by seed where the rows share 2+ seeds (a step and its predecessor start from the same
+    seed), Welch's otherwise."""
+    out: dict[str, Any] = {"delta": None, "paper_delta": None, "agrees": None, "p_value": None, "significant": None}
+    if reference is None or row["top1_mean"] is None or reference["top1_mean"] is None:
+        return out
+    common = paired(row["top1_by_seed"], reference["top1_by_seed"])  # else the difference of the means
+    out["delta"] = statistics.mean(common) if common else row["top1_mean"] - reference["top1_mean"]
+    if row["paper_top1"] is not None and reference["paper_top1"] is not None:
+        out["paper_delta"] = round(row["paper_top1"] - reference["paper_top1"], 2)
+        if out["paper_delta"] == 0:
+            out["agrees"] = "flat in paper"
+        else:
+            out["agrees"] = "yes" if math.copysign(1, out["delta"]) == math.copysign(1, out["paper_delta"]) else "no"
+    out["p_value"] = paired_p_value(row["top1_by_seed"], reference["top1_by_seed"])
+    if out["p_value"] is None:
+        out["p_value"] = welch_p_value(row["top1_seeds"], reference["top1_seeds"])
+    out["significant"] = is_significant(out["p_value"])
+    return out
+
+
+def _gflops_run_cell(r: dict) -> str:
+    return "" if r["gflops_run"] is None else f"{r['gflops_run'] * 1e3:.1f}M"
+
+
+# roadmap.csv has every column with a name, roadmap.md every column with a header, in this order; the report page
+# shows the columns with a page, in ROADMAP.page_order
+ROADMAP = Table((
+    Column("step", "step", align="left", page=shown("step")),
+    *pooled_top1_columns("top-1 (ours)"),
+    EMA_TOP1,
+    Column("delta", "change", "+.2f", page=shown("delta", "change", "+.2f")),
+    Column("paper_top1", "paper top-1", ".1f", page=shown("paper_top1", "paper top-1", ".1f")),
+    Column("paper_delta", "paper change", "+.1f", page=shown("paper_delta", "paper change", "+.1f")),
+    Column("agrees", "same direction", align="left", page=shown("agrees", "same direction")),
+    Column("p_value", page=shown("p_value", "p", ".3f")),
+    Column("significant", "significant (p)", significance_cell("p_value", "significant", "delta"), align="left",
+           page=Page("significant", ("significant",))),
+    Column("params", "params", ",.0f", page=shown("params", "params", ",.0f")),
+    Column("gflops_224", "GFLOPs 224", ".2f", page=shown("gflops_224", "GFLOPs 224", ".2f")),
+    Column("paper_gflops", "paper GFLOPs", ".1f", page=shown("paper_gflops", "paper GFLOPs", ".1f")),
+    Column("params_run"),
+    Column("gflops_run", "GFLOPs run", _gflops_run_cell),
+    Column("train_images_per_s", "train img/s", ".0f"),
+    Column("infer_images_per_s", "infer img/s", ".0f"),
+    Column("wall_time_s", "wall s", ".0f"),
+    Column("error", page=shown("error")),
+), key="step", page_order=("step", "n", "top1_mean", "delta", "paper_top1", "paper_delta", "agrees", "significant",
+                           "p_value", "params", "gflops_224", "paper_gflops", "failed", "unfinished", "error"))
+
+
+def explanation(table: list[dict]) -> str:
+    """The paragraph under a roadmap (or kernel) table's title: what its columns mean."""
+    return (f"Our top-1 is the final-epoch validation accuracy (mean ± std over seeds); 'change' is the difference to "
+            f"the previous row (after the roadmap: to the roadmap row the label extends) on the seeds both have; "
+            f"'significant' is a two-sided t-test against that row at p < {SIGNIFICANCE_LEVEL}, paired by seed "
+            f"(needs 2+ seeds). Params and GFLOPs 224 are the paper-scale model's; GFLOPs run is the trained model "
+            f"at the profile's resolution.{' ' + EMA_NOTE if has_ema(table) else ''}")
+
+
+def lead_block(lead: str) -> str:
+    """The summary line as it stands at the top of the table (and of the README's block)."""
+    return f"**{lead}** (modernize.fidelity)"
+
+
+def roadmap_markdown(title: str, table: list[dict], lead: str) -> str:
+    """roadmap.md: the title, the summary line (fidelity or kernel trend), what the columns mean, what the profile
+    scaled, the table."""
+    paragraphs = [f"# {title}", lead_block(lead), explanation(table), profile_line(table)]
+    return "\n\n".join(p for p in paragraphs if p) + "\n\n" + ROADMAP.markdown(table)
+
+
+# What the profile sets for every run, and what its rules make of each recipe (modernize.training.proxy.describe).
+PROFILE_KEYS = ("width_multiplier", "resolution", "train_subset", "val_subset", "lr_scaling", "stem_stride",
+                "epoch_rule", "regularization_rule", "layer_scale_rule", "crop_rule")
+RECIPE_KEYS = ("epochs", "mixup", "cutmix", "randaugment", "random_erasing", "random_resized_crop",
+               "drop_path_rate")
+
+
+def profile_line(table: list[dict]) -> str:
+    """The header line that says what the profile changed: its settings, then each recipe as trained."""
+    runs = [r for r in table if r.get("scaled")]
+    if not runs:
+        return ""
+    first = runs[0]["scaled"]
+    parts = [", ".join(f"{k}={first[k]}" for k in PROFILE_KEYS if k in first)]
+    for recipe in dict.fromkeys(r.get("recipe") for r in runs):
+        scaled = next(r["scaled"] for r in runs if r.get("recipe") == recipe)
+        values = ", ".join(f"{k}={scaled[k]}" for k in RECIPE_KEYS if k in scaled)
+        layer_scale = max((r["scaled"].get("layer_scale_init") or 0.0) for r in runs if r.get("recipe") == recipe)
+        if layer_scale:
+            values += f", layer_scale_init={layer_scale} (steps with layer scale)"
+        parts.append(f"recipe {recipe} as trained: {values}")
+    return "Scaled by the profile: " + "; ".join(parts) + "."
+
+
+# fidelity.csv and the W&B "fidelity" table: one row, the score flattened by fidelity_record
+FIDELITY_FIELDS = (
+    "seeds", "decisive", "decisive_agree", "decisive_significant", "ties", "ties_within_noise", "ties_tested",
+    "pearson_r", "pearson_low", "pearson_high", "convnext_minus_resnet50", "convnext_minus_resnet50_low",
+    "convnext_minus_resnet50_high", "convnext_minus_recipe", "convnext_minus_recipe_low",
+    "convnext_minus_recipe_high", "line")
+
+
+def fidelity_record(score: dict) -> dict:
+    """The fidelity score flattened to one CSV row / W&B summary."""
+    record = {k: score[k] for k in ("seeds", "decisive_agree", "decisive_significant", "ties_within_noise",
+                                    "ties_tested", "pearson_r", "pearson_low", "pearson_high")}
+    record.update(decisive=len(score["decisive"]), ties=len(score["ties"]), line=fidelity.line(score))
+    for e in score["end_to_end"]:
+        key = f"convnext_minus_{e['base']}"
+        record.update({key: e["mean"], f"{key}_low": e["low"], f"{key}_high": e["high"]})
+    return record
+
+
+# trend.csv: the kernel sweep's contrasts flattened to one row (k7_minus_k3, its interval and p, the paper's ...)
+TREND_FIELDS = ("seeds", *(f"k{big}_minus_k{small}{suffix}" for big, small in fidelity.KERNEL_CONTRASTS
+                           for suffix in ("", "_low", "_high", "_p", "_paper")), "line")
+
+
+def trend_record(trend: dict) -> dict:
+    record = {"seeds": trend["seeds"], "line": fidelity.kernel_line(trend)}
+    for c in trend["contrasts"]:
+        key = f"k{c['big']}_minus_k{c['small']}"
+        record.update({key: c["mean"], f"{key}_low": c["low"], f"{key}_high": c["high"], f"{key}_p": c["p"],
+                       f"{key}_paper": c["paper"]})
+    return record
