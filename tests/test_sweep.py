@@ -14,7 +14,7 @@ import torch
 from helpers import ROOT, SMOKE, env, popen_cli, run_cli
 from wandb_offline import read_offline_run
 
-from modernize.results.sweep import launch_overrides, measured_runs_at_once, runs_that_fit
+from modernize.training.launch import launch_overrides, measured_runs_at_once, runs_that_fit
 from modernize.results.roadmap_table import roadmap_rows as summarize
 from modernize.results.stats import welch_p_value
 

@@ -44,15 +44,16 @@ from ..data import datasets
 from ..data.augment import build_augmentations, recipe_crop
 from ..training.batches import InMemoryBatches
 from ..design.config import build_model, compose, config_names, model_spec
-from ..training.engine import TrainStep, compile_model, make_scaler, prepare_batch, timed
+from ..training.engine import prepare_batch, timed
 from ..design.flops import count_params
 from ..io import atomic_write_text
 from ..design.model import build
 from ..design.spec import ModelSpec
 from ..training.proxy import effective_recipe, run_spec
-from ..training.recipe import make_mixing, make_optimizer
+from ..training.recipe import make_mixing
+from ..training.train import make_train_step
 from ..design.roadmap import STEPS, check_names
-from ..training.runtime import Processes
+from ..training.runtime import Processes, pick_device
 
 # ------------------------------------------------------------------------------------------------ options
 
@@ -88,8 +89,7 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
     """Fill the device-dependent defaults (explicit flags win over --quick)."""
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda but CUDA is not available")
-    args.device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                               "cpu" if args.device == "auto" else args.device)
+    args.device = pick_device(args.device, 0)  # the training runs' own choice of device
     gpu = args.device.type == "cuda"
     # CPU defaults keep the whole CPU run to a few minutes on 2 cores; GPU ones are ImageNet-sized.
     defaults = {"sizes": "gpu,224" if gpu else "cpu,64,128,224", "resolution": 224 if gpu else 128,
@@ -186,11 +186,17 @@ def modern_recipe():
     return compose(["recipe=modern"]).recipe
 
 
-class Trainer:
-    """A model ready to be stepped the way `modernize.train` steps it: the same `TrainStep` (autocast forward,
-    loss, backward, scaled optimizer step) with the modern recipe's AdamW built by the same function."""
+# the schedule a bench step sits in: any length the timing cannot see (the lr changes, the work does not)
+BENCH_EPOCHS, BENCH_STEPS_PER_EPOCH = 1, 1000
 
-    def __init__(self, model: nn.Module, args, criterion: nn.Module | None = None):
+
+class Trainer:
+    """A model ready to be stepped the way `modernize.train` steps it: the step is built by the training loop's own
+    builder (modernize.training.train.make_train_step: autocast forward, the recipe's loss with its label smoothing,
+    backward, scaled AdamW step, its lr schedule), for `recipe` (default: the paper's modern one) at this command's
+    precision and compile setting."""
+
+    def __init__(self, model: nn.Module, args, recipe: DictConfig | None = None):
         self.device = args.device
         self.memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
         self.model = model.to(self.device, memory_format=self.memory_format).train()
@@ -199,10 +205,11 @@ class Trainer:
             # or models sharing a block's code would count against each other's recompile limit and fall back
             # to eager.
             torch._dynamo.reset()
-        self.step = TrainStep(forward=compile_model(self.model) if args.compile else self.model, model=self.model,
-                              criterion=criterion or nn.CrossEntropyLoss(),
-                              optimizer=make_optimizer(self.model, modern_recipe(), 1e-4, self.device),
-                              scaler=make_scaler(self.device.type, args.precision), precision=args.precision)
+        recipe = recipe or modern_recipe()
+        train_cfg = OmegaConf.create({"compile": bool(args.compile), "precision": args.precision, "grad_clip": None,
+                                      "accumulation_steps": 1})
+        self.step = make_train_step(self.model, recipe, float(recipe.lr), BENCH_EPOCHS, BENCH_STEPS_PER_EPOCH,
+                                    train_cfg, Processes())
 
     @property
     def params_millions(self) -> float:
@@ -373,7 +380,6 @@ class InMemoryPipeline:
         self.augment, _ = build_augmentations(recipe, resolution=resolution, mean=mean, std=std,
                                               loader_transforms=False, device=device)
         self.mixing = make_mixing(recipe, num_classes)
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
         # The batch source of modernize.train itself, one epoch after another.
         source = InMemoryBatches(dataset, dataset, device, batch, Processes(), seed=0)
         self.batches = (b for epoch in itertools.count() for b in source.train_batches(epoch))
@@ -407,7 +413,7 @@ def pipeline_section(args) -> list[str]:
             ("the paper's", r, model_spec(cfg, num_classes=num_classes))]  # full width
     for label, recipe, spec in rows:
         pipeline = InMemoryPipeline(recipe, resolution, batch, num_classes, args.device)
-        trainer = Trainer(build(spec), args, pipeline.criterion)
+        trainer = Trainer(build(spec), args, recipe)
         x, y = pipeline.next_batch(trainer)  # the bare step's batch
         bare, e2e = measure([bare_step(trainer, x, y), pipeline.end_to_end_step(trainer)], [batch] * 2, args)
         ratio, lo, hi = ratio_stats(e2e, bare)
@@ -444,8 +450,8 @@ def profile_cost_section(args) -> list[str]:
                   "resolution, batch and stem, the recipe after the profile's rules, the in-memory pipeline of "
                   "section 3, this process's precision and memory format. img/s: median of "
                   f"{args.repeats} repeats. training time = epochs x {images:,} / img/s, one run at a "
-                  "time; evaluation, checkpoints and start-up are not counted. The optimizer is AdamW for every "
-                  "step (the original recipe's SGD is cheaper still).",
+                  "time; evaluation, checkpoints and start-up are not counted. Each step is stepped with its own "
+                  "recipe's optimizer, loss and schedule, built by the training loop's builder.",
                   ["#", "step", "width x", "resolution", "batch", "params (M)", "epochs", "img/s",
                    "training time (min)"])
     total_s = 0.0
@@ -458,7 +464,7 @@ def profile_cost_section(args) -> list[str]:
         batch = 4 if args.quick else int(p.batch_size)
         pipeline = InMemoryPipeline(recipe, resolution, batch, COST_CLASSES, args.device)
         spec = run_spec(cfg, COST_CLASSES)
-        trainer = Trainer(build(spec), args, pipeline.criterion)
+        trainer = Trainer(build(spec), args, recipe)
         (r,) = measure([pipeline.end_to_end_step(trainer)], [batch], args)
         seconds = epochs * images / r.median
         total_s += seconds

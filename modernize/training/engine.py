@@ -104,23 +104,29 @@ def prepare_batch(images: torch.Tensor, labels: torch.Tensor, augment: nn.Module
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Iterable, augment: nn.Module, precision: str,
-             distributed: bool = False) -> dict[str, float]:
-    """Loss, top-1 and top-5 (%) over `batches` (this process's shard; summed over processes when distributed)."""
+def evaluate(model: nn.Module, batches: Iterable, augment: nn.Module, precision: str, distributed: bool = False,
+             memory_format: torch.memory_format | None = None, top5: list | None = None) -> dict[str, float]:
+    """Loss, top-1 and top-5 (%) over `batches` (this process's shard; summed over processes when distributed), the
+    one evaluation loop of training and task=eval. With `top5`, each image's (label, five best classes) is appended
+    to it, in batch order (task=eval's predictions.csv)."""
     model.eval()
     device = next(model.parameters()).device
     stats = torch.zeros(4, device=device, dtype=torch.float64)  # loss sum, top-1 hits, top-5 hits, count
     for images, labels in batches:
+        inputs = augment(images)
         with autocast(device.type, precision):
-            logits = model(augment(images)).float()
-        hits = logits.topk(min(5, logits.shape[1]), dim=1).indices.eq(labels[:, None])
+            logits = model(inputs if memory_format is None else inputs.contiguous(memory_format=memory_format)).float()
+        best = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        hits = best.eq(labels[:, None])
         stats += torch.stack([nn.functional.cross_entropy(logits, labels, reduction="sum").double(),
                               hits[:, 0].sum().double(), hits.any(dim=1).sum().double(),
                               torch.tensor(float(len(labels)), device=device, dtype=torch.float64)])
+        if top5 is not None:
+            top5 += zip(labels.tolist(), best.tolist())
     if distributed:
         dist.all_reduce(stats)
-    loss, top1, top5, n = stats.tolist()
-    return {"loss": loss / n, "top1": 100 * top1 / n, "top5": 100 * top5 / n}
+    loss, top1, top5_hits, n = stats.tolist()
+    return {"loss": loss / n, "top1": 100 * top1 / n, "top5": 100 * top5_hits / n, "images": int(n)}
 
 
 def sync(device: torch.device) -> None:

@@ -25,11 +25,11 @@ from ..data import datasets
 from ..data.augment import build_augmentations
 from .batches import batch_source
 from ..design.config import step_label
-from .engine import autocast
+from .engine import evaluate
 from ..io import atomic_write, atomic_write_json
 from ..design.model import build
 from .proxy import effective_recipe, run_spec
-from .runtime import Processes, RunError, pick_device
+from .runtime import RunError, setup_runtime
 from ..design.weights import load_pretrained, unwrap_state_dict
 
 EMA_CHOICES = ("auto", True, False)
@@ -60,6 +60,47 @@ def read_weights(path: Path, use_ema: str | bool) -> tuple[dict[str, torch.Tenso
 
 def evaluate_weights(cfg: DictConfig) -> dict[str, Any]:
     """Load the weights into the step's model, evaluate on the data set's validation split, write the results."""
+    weights_path, out_dir = checked_paths(cfg)
+    state_dict, which = read_weights(weights_path, cfg.eval.ema)
+    try:  # where the results go, before any image is read
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RunError(f"cannot write the results into {out_dir}: {e.strerror or e}; pass eval.out=<folder>") from None
+    processes, device = setup_runtime(cfg.train)
+    if processes.distributed:
+        raise RunError("task=eval runs in one process: start it with python, not torchrun or several SLURM tasks")
+    _, recipe = effective_recipe(cfg)
+    recipe = OmegaConf.create(recipe)
+    data = datasets.load_for_run(cfg, recipe, with_train=False)  # an image folder needs only val/
+    model = loaded_model(cfg, data.num_classes, state_dict, weights_path)
+    memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=memory_format)
+    batches = batch_source(data, device, cfg.eval.batch_size, processes, cfg.seed, int(cfg.train.workers))
+    _, transform = build_augmentations(recipe, resolution=cfg.profile.resolution, mean=data.mean, std=data.std,
+                                       loader_transforms=batches.loader_transforms, device=device)
+    top5_rows: list[tuple[int, list[int]]] = []
+    try:
+        metrics = evaluate(model, batches.val_batches(), transform, cfg.train.precision,
+                           memory_format=memory_format, top5=top5_rows)
+    finally:
+        batches.close()
+    result = {"step": step_label(cfg), "weights": str(weights_path), "weights_used": which,
+              "profile": cfg.profile.name, "data": cfg.data.name, "data_root": cfg.data.root,
+              "images": metrics["images"], "top1": metrics["top1"], "top5": metrics["top5"],
+              "resolution": cfg.profile.resolution,
+              "interpolation": str(recipe.interpolation) if datasets.is_folder(cfg.data.name) else None,
+              "precision": cfg.train.precision, "device": str(device)}
+    write_predictions(out_dir / "predictions.csv", sample_names(data.val), top5_rows)
+    atomic_write_json(out_dir / "eval.json", result)
+    print(f"{result['step']} ({which} weights of {weights_path.name}) on {cfg.data.name} val, {result['images']} "
+          f"images: top-1 {result['top1']:.2f}, top-5 {result['top5']:.2f}; wrote {out_dir / 'eval.json'} and "
+          f"{out_dir / 'predictions.csv'}", flush=True)
+    return result
+
+
+def checked_paths(cfg: DictConfig) -> tuple[Path, Path]:
+    """The weights file and the results folder, after every eval setting is checked (one line each, before any
+    work)."""
     from .validation import validate
 
     validate(cfg)
@@ -72,64 +113,27 @@ def evaluate_weights(cfg: DictConfig) -> dict[str, Any]:
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise RunError(f"eval.batch_size must be a positive integer, got {batch!r}")
     weights_path = Path(str(ev.weights)).expanduser()
-    out_dir = Path(str(ev.out)).expanduser() if ev.out else weights_path.parent
-    state_dict, which = read_weights(weights_path, ev.ema)
-    try:  # where the results go, before any image is read
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RunError(f"cannot write the results into {out_dir}: {e.strerror or e}; pass eval.out=<folder>") from None
+    return weights_path, Path(str(ev.out)).expanduser() if ev.out else weights_path.parent
 
-    device = pick_device(str(cfg.train.device), 0)
-    if cfg.train.threads:
-        torch.set_num_threads(int(cfg.train.threads))
-    profile = cfg.profile
-    _, recipe = effective_recipe(cfg)
-    recipe = OmegaConf.create(recipe)
-    data = datasets.load_for_run(cfg, recipe, with_train=False)  # an image folder needs only val/
-    model = build(run_spec(cfg, data.num_classes))
+
+def loaded_model(cfg: DictConfig, num_classes: int, state_dict: dict, weights_path: Path) -> torch.nn.Module:
+    """The step's model as the profile trains it, with the weights in it; one line where they do not fit."""
+    model = build(run_spec(cfg, num_classes))
     try:
         load_pretrained(model, state_dict)
     except ValueError as e:
         first = str(e).splitlines()
+        profile = cfg.profile
         raise RunError(f"eval.weights={weights_path} does not fit {step_label(cfg)} at profile={profile.name} "
-                       f"(width x{profile.width_multiplier}, {data.num_classes} classes): "
+                       f"(width x{profile.width_multiplier}, {num_classes} classes): "
                        f"{' '.join(line.strip() for line in first[:3])} (profile=imagenet for the paper's models)"
                        ) from None
-    memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-    model = model.to(device, memory_format=memory_format).eval()
-    batches = batch_source(data, device, batch, Processes(), cfg.seed, int(cfg.train.workers))
-    _, transform = build_augmentations(recipe, resolution=profile.resolution, mean=data.mean, std=data.std,
-                                       loader_transforms=batches.loader_transforms, device=device)
-    top5_rows, hits1, hits5, n = [], 0, 0, 0
-    with torch.no_grad():
-        try:
-            for images, labels in batches.val_batches():
-                with autocast(device.type, cfg.train.precision):
-                    logits = model(transform(images).contiguous(memory_format=memory_format)).float()
-                top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-                hits1 += int(top[:, 0].eq(labels).sum())
-                hits5 += int(top.eq(labels[:, None]).any(dim=1).sum())
-                n += len(labels)
-                top5_rows += [(int(label), top_k) for label, top_k in zip(labels.tolist(), top.tolist())]
-        finally:
-            batches.close()
-    paths = sample_names(data.val)
-    result = {"step": step_label(cfg), "weights": str(weights_path), "weights_used": which,
-              "profile": profile.name, "data": cfg.data.name, "data_root": cfg.data.root, "images": n,
-              "top1": 100 * hits1 / n, "top5": 100 * hits5 / n, "resolution": profile.resolution,
-              "interpolation": str(recipe.interpolation) if datasets.is_folder(cfg.data.name) else None,
-              "precision": cfg.train.precision, "device": str(device)}
-    write_predictions(out_dir / "predictions.csv", paths, top5_rows)
-    atomic_write_json(out_dir / "eval.json", result)
-    print(f"{result['step']} ({which} weights of {weights_path.name}) on {cfg.data.name} val, {n} images: "
-          f"top-1 {result['top1']:.2f}, top-5 {result['top5']:.2f}; wrote {out_dir / 'eval.json'} and "
-          f"{out_dir / 'predictions.csv'}", flush=True)
-    return result
+    return model
 
 
 def sample_names(dataset) -> list[str]:
     """Each validation sample's name, in loader order: the file path of a folder data set, else its index."""
-    while isinstance(dataset, torch.utils.data.Subset):
+    if isinstance(dataset, torch.utils.data.Subset):
         base = sample_names(dataset.dataset)
         return [base[i] for i in dataset.indices]
     samples = getattr(dataset, "samples", None)

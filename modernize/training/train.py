@@ -153,10 +153,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     """Device and processes, data, model, optimization and the resumed (or freshly seeded) state."""
     train_cfg, profile = cfg.train, cfg.profile
     processes, device = setup_runtime(train_cfg)
-    epochs, recipe = effective_recipe(cfg)  # the recipe as this profile trains it (modernize.proxy's rules)
-    recipe = OmegaConf.create(recipe)
-    global_batch = int(profile.batch_size or recipe.batch_size)
-    lr = scaled_lr(recipe.lr, global_batch, recipe.lr_batch, profile.lr_scaling)
+    epochs, recipe, global_batch, lr = run_recipe(cfg)
 
     # Same seed on every process for the model (DDP also broadcasts rank 0's weights); per-process seeds for data.
     torch.manual_seed(cfg.seed)
@@ -174,8 +171,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     augment_train, augment_eval = build_augmentations(recipe, resolution=profile.resolution, mean=data.mean,
                                                       std=data.std, loader_transforms=batches.loader_transforms,
                                                       device=device)
-    ema = proxy_ema_decay(profile, recipe.ema_decay, epochs * batches.steps_per_epoch)
-    step = make_train_step(model, recipe, lr, epochs, batches.steps_per_epoch, train_cfg, processes, ema)
+    step = train_step_of(cfg, model, batches.steps_per_epoch, processes)
     state = TrainState(model, step.optimizer, step.scheduler, step.scaler, step.ema)
     label, chash = step_label(cfg), config_hash(cfg)
     checkpoint = run_dir / "last.pt"
@@ -192,6 +188,25 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
                memory_format=memory_format, augment_train=augment_train, augment_eval=augment_eval,
                mixing=make_mixing(recipe, data.num_classes), step=step, state=state, stats=stats,
                description=describe(cfg, spec))
+
+
+def run_recipe(cfg: DictConfig) -> tuple[int, DictConfig, int, float]:
+    """(epochs, recipe, global batch, lr) of a run: the recipe as its profile trains it (modernize.training.proxy's
+    rules), and the lr the recipe's scaling gives that global batch."""
+    epochs, recipe = effective_recipe(cfg)
+    recipe = OmegaConf.create(recipe)
+    global_batch = int(cfg.profile.batch_size or recipe.batch_size)
+    return epochs, recipe, global_batch, scaled_lr(recipe.lr, global_batch, recipe.lr_batch, cfg.profile.lr_scaling)
+
+
+def train_step_of(cfg: DictConfig, model: nn.Module, steps_per_epoch: int,
+                  processes: Processes | None = None) -> TrainStep:
+    """The training step a run of `cfg` takes with `model` (already on its device): its recipe, lr, schedule over its
+    epochs and the EMA of its profile's rule. setup() builds the step here, and so does `runs_at_once: auto`
+    (modernize.training.launch), so what is measured is what trains."""
+    epochs, recipe, _, lr = run_recipe(cfg)
+    ema = proxy_ema_decay(cfg.profile, recipe.ema_decay, epochs * steps_per_epoch)
+    return make_train_step(model, recipe, lr, epochs, steps_per_epoch, cfg.train, processes or Processes(), ema)
 
 
 def make_train_step(model: nn.Module, recipe: DictConfig, lr: float, epochs: int, steps_per_epoch: int,

@@ -12,8 +12,6 @@ machine's one device (joblib, one process each, the cores shared out as torch th
 CUDA device (runs_that_fit: the peak memory of one training step of the profile's largest step, against the free
 memory) and is 1 elsewhere. A small model does not fill a GPU: its step is bound by kernel launches, so runs side by
 side multiply the images/s (nine ran at once on an H200 at about the speed of one: docs/performance.md).
-
-A module of its own because `python -m` of a module the package already imported (modernize.roadmap) warns.
 """
 
 from __future__ import annotations
@@ -38,31 +36,34 @@ def runs_that_fit(free_bytes: int, peak_bytes: int, cores: int) -> int:
 
 
 def measured_runs_at_once(profile: str) -> int:
-    """`auto`: the largest training-step peak over the roadmap's steps at this profile's sizes, on the CUDA device
-    (fp32 and AdamW, the upper bounds of the precisions and optimizers), against the device's free memory; 1 without
-    CUDA."""
+    """`auto`: the largest training-step peak over the roadmap's steps at this profile's sizes, each step built as its
+    run builds it (modernize.training.train.train_step_of: its recipe's optimizer, precision, EMA), on the CUDA device,
+    against the device's free memory; 1 without CUDA."""
     import torch
 
     if not torch.cuda.is_available():
         return 1
-    from .bench import Trainer  # the training step `make bench` times, as modernize.train steps it
     from ..design.config import compose
     from ..design.model import build
-    from ..training.proxy import run_spec
+    from .proxy import run_spec
+    from .train import train_step_of
 
-    device = torch.device("cuda")
-    setup = argparse.Namespace(device=device, channels_last=True, compile=False, precision="fp32")
+    device, classes = torch.device("cuda"), 10
     peak = 0
     for step in STEPS:
         cfg = compose([f"+step={step}", f"profile={profile}"])
-        trainer = Trainer(build(run_spec(cfg, 10)), setup)
-        x, y = trainer.batch(int(cfg.profile.batch_size), int(cfg.profile.resolution), 10)
+        memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+        model = build(run_spec(cfg, classes)).to(device, memory_format=memory_format).train()
+        train_step = train_step_of(cfg, model, steps_per_epoch=1000)
+        batch, resolution = int(cfg.profile.batch_size), int(cfg.profile.resolution)
+        x = torch.randn(batch, 3, resolution, resolution, device=device).contiguous(memory_format=memory_format)
+        y = torch.randint(classes, (batch,), device=device)
         torch.cuda.reset_peak_memory_stats(device)
         for _ in range(2):  # the second step has the optimizer's state
-            trainer.step(x, y)
+            train_step(x, y)
         torch.cuda.synchronize(device)
         peak = max(peak, torch.cuda.max_memory_reserved(device))
-        del trainer, x, y
+        del model, train_step, x, y
         torch.cuda.empty_cache()
     free, _ = torch.cuda.mem_get_info(device)
     return runs_that_fit(free, peak, os.cpu_count() or 1)
