@@ -71,3 +71,9 @@ def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
 def read_json(path: str | os.PathLike) -> Any:
     with open(path) as f:
         return json.load(f)
+
+
+def cache_dir() -> Path:
+    """Where the package keeps files between runs (computed FLOPs, downloaded data): $MODERNIZE_CACHE_DIR, else
+    ~/.cache/modernize."""
+    return Path(os.environ.get("MODERNIZE_CACHE_DIR") or "~/.cache/modernize").expanduser()

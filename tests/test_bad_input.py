@@ -73,7 +73,7 @@ def _empty_root(run_dir, tmp_path):
 
 
 def _three_of_four(run_dir, tmp_path):
-    from test_datasets import write_fashion_mnist
+    from files import write_fashion_mnist
 
     write_fashion_mnist(tmp_path / "fm", 4, 2, gz=True)
     (tmp_path / "fm" / "t10k-labels-idx1-ubyte.gz").unlink()
@@ -81,7 +81,7 @@ def _three_of_four(run_dir, tmp_path):
 
 
 def _truncated_gz(run_dir, tmp_path):
-    from test_datasets import write_fashion_mnist
+    from files import write_fashion_mnist
 
     write_fashion_mnist(tmp_path / "fm", 4, 2, gz=True)
     images = tmp_path / "fm" / "train-images-idx3-ubyte.gz"
@@ -90,7 +90,7 @@ def _truncated_gz(run_dir, tmp_path):
 
 
 def _corrupt_gz(run_dir, tmp_path):
-    from test_datasets import write_fashion_mnist
+    from files import write_fashion_mnist
 
     write_fashion_mnist(tmp_path / "fm", 4, 2, gz=True)
     (tmp_path / "fm" / "train-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b\x08\x00" + b"garbage" * 20)
@@ -226,7 +226,7 @@ def test_bad_input_gives_one_line_no_traceback_and_no_result(overrides, prepare,
 
 
 def test_a_step_with_extra_deltas_is_labelled_as_what_it_is_not_as_the_papers_row():
-    from modernize.design.config import step_label
+    from modernize.design.config import run_label_of
 
-    assert step_label(compose(["+step=gelu", "+delta=[layer_norm]"])) == "gelu+layer_norm"
-    assert step_label(compose(["+step=gelu"])) == "gelu"
+    assert run_label_of(compose(["+step=gelu", "+delta=[layer_norm]"])) == "gelu+layer_norm"
+    assert run_label_of(compose(["+step=gelu"])) == "gelu"

@@ -129,7 +129,8 @@ def test_a_cached_paper_scale_count_is_not_traced_again(tmp_path, monkeypatch):
     first = flops.paper_scale_stats(spec)
     assert len(list((tmp_path / "paper_scale").glob("*.json"))) == 1
     flops.paper_scale_stats.cache_clear()
-    monkeypatch.setattr(flops, "measure", lambda *a, **k: pytest.fail("traced although the number was cached"))
+    monkeypatch.setattr(flops, "params_and_gflops",
+                        lambda *a, **k: pytest.fail("traced although the number was cached"))
     assert flops.paper_scale_stats(spec) == first
 
 

@@ -186,7 +186,7 @@ def test_the_hash_covers_what_is_trained():
 # ----------------------------------------------------------------------------------------------- per-rank seeds
 def test_each_rank_draws_its_own_augmentations_from_one_shared_order(tmp_path):
     from modernize.data.datasets import load_data, make_loader
-    from test_datasets import write_imagefolder
+    from files import write_imagefolder
 
     write_imagefolder(tmp_path, per_class=4)
     data = load_data("imagefolder", tmp_path, resolution=16, recipe=recipe_at("separate_downsampling"))
@@ -237,6 +237,7 @@ def test_two_accumulated_batches_of_32_are_one_batch_of_64(device):
     assert any(not torch.equal(a, b) for a, b in zip(one.parameters(), two.parameters()))  # two real code paths
 
 
+@pytest.mark.slow  # trains twice: 11 s, the slowest of the in-process tier
 def test_accumulation_only_splits_the_batch(tmp_path):
     """A run with train.accumulation_steps=2 trains on the same global batch and lr (and the same config hash) as
     one without; its summary says how the batch was split."""

@@ -187,7 +187,7 @@ def test_a_bad_image_stops_the_run_with_one_line_naming_the_file(tmp_path, bad):
 
 # ---------------------------------------------------------------------------------------- 4. Fashion-MNIST files
 def test_a_data_root_without_the_files_never_falls_back_to_another_copy(tmp_path, monkeypatch):
-    from test_datasets import write_fashion_mnist
+    from files import write_fashion_mnist
 
     from modernize.data import datasets
 
@@ -201,7 +201,7 @@ def test_a_data_root_without_the_files_never_falls_back_to_another_copy(tmp_path
 
 @pytest.mark.parametrize("damage", ["truncated", "corrupt"])
 def test_a_damaged_gz_idx_file_is_named(tmp_path, damage):
-    from test_datasets import write_fashion_mnist
+    from files import write_fashion_mnist
 
     from modernize.data import datasets
 

@@ -34,6 +34,7 @@ import torchvision
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
+from ..io import cache_dir
 from .augment import folder_transforms
 
 __all__ = [
@@ -60,7 +61,6 @@ def is_folder(name: str) -> bool:
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 # Used when `root` is None: downloads land here and are found again on the next run.
-DEFAULT_CACHE_DIR = Path("~/.cache/modernize")
 
 # Per-channel statistics in [0, 1] units (the usual published values), used to normalise on device.
 MEAN_STD: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
@@ -155,7 +155,7 @@ def load_data(
 ) -> DataBundle:
     """Load data set ``name`` (one of :data:`DATASET_NAMES`).
 
-    ``root`` is the folder holding the data (None: ``~/.cache/modernize``; unused by ``synthetic``).
+    ``root`` is the folder holding the data (None: modernize.io.cache_dir(); unused by ``synthetic``).
     ``resolution`` only matters for ``imagefolder`` (crop size in the loader) and ``synthetic``
     (image size); tensor data sets keep their native size. ``recipe`` (as the profile trains it, modernize.proxy)
     gives ``imagefolder``'s loader workers the official code's per-image transforms (augment.folder_transforms;
@@ -221,7 +221,7 @@ def _load_fashion_mnist(root: Path | None, *, download: bool) -> tuple[TensorDat
             f"the four idx files there, or leave data.root unset to use Debian's copy in {FASHION_MNIST_SYSTEM_DIR} "
             f"(`sudo apt-get install dataset-fashion-mnist`, or `make data`)."
         )
-    cache = DEFAULT_CACHE_DIR.expanduser()
+    cache = cache_dir()
     # Debian's package, then where an earlier run's download went, so it is reused instead of fetched again.
     candidates = [FASHION_MNIST_SYSTEM_DIR, cache / "FashionMNIST" / "raw"]
     for folder in candidates:
@@ -322,7 +322,7 @@ def _load_cifar(name: str, root: Path | None) -> tuple[TensorDataset, TensorData
     # file in the same format (e.g. the small ones the tests write), and it indexes entries by str
     # keys, which fails on pickles written by Python 3 with bytes keys.
     cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
-    base = root if root is not None else DEFAULT_CACHE_DIR.expanduser()
+    base = root if root is not None else cache_dir()
     needed = [f for f, _md5 in cls.train_list + cls.test_list]
     # Accept both the parent folder (torchvision's convention) and the extracted folder itself.
     candidates = [base / cls.base_folder, base]

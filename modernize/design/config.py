@@ -88,7 +88,7 @@ def _run_label_resolver(*, _root_: DictConfig) -> str:
     """${modernize.run_label:} in hydra.run.dir / hydra.sweep.subdir: the label, which Hydra needs before the task
     function can write it into the config."""
     overrides = OmegaConf.select(_root_, "hydra.overrides.task", default=None) or []
-    return label_from_overrides(list(overrides)) or step_label(_root_)
+    return label_from_overrides(list(overrides)) or run_label_of(_root_)
 
 
 @contextlib.contextmanager
@@ -171,7 +171,7 @@ def build_model(step: str = "resnet50", overrides: Sequence[str] = ()):
     return build(model_spec(compose([f"+step={step}", *overrides])))
 
 
-def step_label(cfg: DictConfig) -> str:
+def run_label_of(cfg: DictConfig) -> str:
     """The run's label: the roadmap step, or what a run made of deltas is (with_run_label); 'custom' without."""
     return str(OmegaConf.select(cfg, "step_name", default=None) or "custom")
 

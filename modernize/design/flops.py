@@ -12,14 +12,12 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import warnings
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..io import atomic_write_json
+from ..io import atomic_write_json, cache_dir
 from .model import build
 from .spec import ModelSpec
 
@@ -46,14 +44,9 @@ def count_gflops(model: nn.Module, resolution: int = 224, in_chans: int = 3) -> 
         model.train(was_training)
 
 
-def measure(spec: ModelSpec, resolution: int = 224) -> dict:
+def params_and_gflops(spec: ModelSpec, resolution: int = 224) -> dict:
     model = build(spec)
     return {"params": count_params(model), "gflops": count_gflops(model, resolution, spec.in_chans)}
-
-
-def cache_dir() -> Path:
-    """Where computed numbers are kept between runs: $MODERNIZE_CACHE_DIR, else ~/.cache/modernize."""
-    return Path(os.environ.get("MODERNIZE_CACHE_DIR") or "~/.cache/modernize").expanduser()
 
 
 @functools.cache
@@ -73,7 +66,7 @@ def paper_scale_stats(spec: ModelSpec) -> dict:
         if cached.get("spec") == contents:
             return {"params": cached["params"], "gflops_224": cached["gflops_224"]}
     with torch.random.fork_rng(devices=[]):
-        stats = measure(spec, 224)
+        stats = params_and_gflops(spec, 224)
     result = {"params": stats["params"], "gflops_224": stats["gflops"]}
     with contextlib.suppress(OSError):  # a read-only home only costs the next run the same trace
         atomic_write_json(path, {**result, "spec": contents})

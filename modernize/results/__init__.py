@@ -1,0 +1,1 @@
+"""Results, the top layer: what the runs' records become (tables, statistics, figures, the report, bench)."""

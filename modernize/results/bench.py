@@ -157,7 +157,7 @@ class Result:
         return statistics.median(self.images_per_s)
 
 
-def measure(fns: list[Callable[[], None]], images_per_step: list[int], args) -> list[Result]:
+def time_interleaved(fns: list[Callable[[], None]], images_per_step: list[int], args) -> list[Result]:
     """Interleaved timing of several step functions: warm-up each, then repeats of A B A B ...
 
     Warm-up runs before any timing so one-off costs (allocator growth, cuDNN autotuning, compilation)
@@ -328,7 +328,7 @@ def reference_section(args) -> list[str]:
                         raise RuntimeError(f"{ref_label} has {b.params_millions:.6f}M parameters, ours "
                                            f"{a.params_millions:.6f}M at {size.label}")
                     x, y = a.batch(size.batch, size.resolution, spec.num_classes)  # one input for both
-                    ra, rb = measure([bare_step(a, x, y), bare_step(b, x, y)], [size.batch] * 2, args)
+                    ra, rb = time_interleaved([bare_step(a, x, y), bare_step(b, x, y)], [size.batch] * 2, args)
                     ratio, lo, hi = ratio_stats(ra, rb)
                     lines.append(f"| {size.label} | {threads or '-'} | {label} (`{step}`) | "
                                  f"{a.params_millions:.2f} | {fmt(ra.median)} | {ref_label} | {fmt(rb.median)} | "
@@ -358,7 +358,7 @@ def roadmap_section(args) -> list[str]:
         trainer = Trainer(build_model(step), args)
         params = trainer.params_millions
         x, y = trainer.batch(args.batch, args.resolution, 1000)
-        (r,) = measure([bare_step(trainer, x, y)], [args.batch], args)
+        (r,) = time_interleaved([bare_step(trainer, x, y)], [args.batch], args)
         lines.append(f"| {STEPS.index(step)} | `{step}` | {params:.1f} | {fmt(r.median)} | "
                      f"{fmt(min(r.images_per_s))}..{fmt(max(r.images_per_s))} |")
         print(lines[-1], flush=True)
@@ -415,7 +415,7 @@ def pipeline_section(args) -> list[str]:
         pipeline = InMemoryPipeline(recipe, resolution, batch, num_classes, args.device)
         trainer = Trainer(build(spec), args, recipe)
         x, y = pipeline.next_batch(trainer)  # the bare step's batch
-        bare, e2e = measure([bare_step(trainer, x, y), pipeline.end_to_end_step(trainer)], [batch] * 2, args)
+        bare, e2e = time_interleaved([bare_step(trainer, x, y), pipeline.end_to_end_step(trainer)], [batch] * 2, args)
         ratio, lo, hi = ratio_stats(e2e, bare)
         params = trainer.params_millions
         lines.append(f"| ConvNeXt-T | {label} | {spec.width_multiplier:g} | {params:.2f} | {fmt(bare.median)} | "
@@ -465,7 +465,7 @@ def profile_cost_section(args) -> list[str]:
         pipeline = InMemoryPipeline(recipe, resolution, batch, COST_CLASSES, args.device)
         spec = run_spec(cfg, COST_CLASSES)
         trainer = Trainer(build(spec), args, recipe)
-        (r,) = measure([pipeline.end_to_end_step(trainer)], [batch], args)
+        (r,) = time_interleaved([pipeline.end_to_end_step(trainer)], [batch], args)
         seconds = epochs * images / r.median
         total_s += seconds
         params = trainer.params_millions
@@ -499,11 +499,39 @@ def header(args) -> list[str]:
             f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}", ""]
 
 
+def write_jpegs(root: Path, images: int) -> None:
+    """`images` photo-like 500x375 JPEGs in each of train/ and val/, four classes."""
+    from PIL import Image
+
+    generator = torch.Generator().manual_seed(0)
+    for split in ("train", "val"):
+        for i in range(images):
+            folder = root / split / f"c{i % 4}"
+            folder.mkdir(parents=True, exist_ok=True)
+            pixels = torch.randint(0, 256, (375, 500, 3), dtype=torch.uint8, generator=generator)
+            smooth = nn.functional.avg_pool2d(pixels.permute(2, 0, 1)[None].float(), 9, 1, 4)[0]  # photo-like
+            Image.fromarray(smooth.to(torch.uint8).permute(1, 2, 0).numpy()).save(folder / f"{i}.jpg", quality=90)
+
+
+def time_loader_passes(loaders: list, repeats: int) -> list[Result]:
+    """Images/s of whole passes over each loader, alternated, after one untimed pass each (it starts the persistent
+    workers and warms the page cache)."""
+    passes = [lambda loader=loader: sum(len(labels) for _, labels in loader) for loader in loaders]
+    for fn in passes:
+        fn()
+    results = [Result() for _ in loaders]
+    for _ in range(repeats):
+        for fn, result in zip(passes, results):
+            start = time.perf_counter()
+            n = fn()
+            result.images_per_s.append(n / (time.perf_counter() - start))
+    return results
+
+
 def folder_section(args) -> list[str]:
     """What one DataLoader worker delivers at 224 px on ImageNet-sized JPEGs: ours against timm's own loader."""
     import tempfile
 
-    from PIL import Image
     from timm.data import ImageDataset, create_transform
     from torch.utils.data import DataLoader
 
@@ -521,14 +549,7 @@ def folder_section(args) -> list[str]:
     mean, std = datasets.MEAN_STD["imagefolder"]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        generator = torch.Generator().manual_seed(0)
-        for split in ("train", "val"):
-            for i in range(images):
-                folder = root / split / f"c{i % 4}"
-                folder.mkdir(parents=True, exist_ok=True)
-                pixels = torch.randint(0, 256, (375, 500, 3), dtype=torch.uint8, generator=generator)
-                smooth = nn.functional.avg_pool2d(pixels.permute(2, 0, 1)[None].float(), 9, 1, 4)[0]  # photo-like
-                Image.fromarray(smooth.to(torch.uint8).permute(1, 2, 0).numpy()).save(folder / f"{i}.jpg", quality=90)
+        write_jpegs(root, images)
         for step, name in (("separate_downsampling", "modern"), ("resnet50", "original")):
             recipe = effective_recipe(compose([f"+step={step}", "profile=imagenet"]))[1]
             ours = datasets.load_data("imagefolder", root, resolution=224, recipe=recipe).train
@@ -544,15 +565,7 @@ def folder_section(args) -> list[str]:
                                             drop_last=True),
                        DataLoader(theirs, batch_size=batch, shuffle=True, num_workers=1, persistent_workers=True,
                                   drop_last=True)]
-            passes = [lambda loader=loader: sum(len(labels) for _, labels in loader) for loader in loaders]
-            for fn in passes:  # start the persistent workers and warm the page cache
-                fn()
-            results = [Result(), Result()]
-            for _ in range(args.repeats):
-                for fn, result in zip(passes, results):
-                    start = time.perf_counter()
-                    n = fn()
-                    result.images_per_s.append(n / (time.perf_counter() - start))
+            results = time_loader_passes(loaders, args.repeats)
             ratio, lo, hi = ratio_stats(*results)
             what = "timm RandAugment m9 inc1, bicubic, pixel erasing" if ra else "bilinear crop and flip"
             lines.append(f"| {name} | {what} | {fmt(results[0].median)} | {fmt(results[1].median)} | "

@@ -57,6 +57,27 @@ def build_workspace(sweep: str, project: str, entity: str | None, runs: int = 0,
     """The workspace of a sweep as a wandb_workspaces Workspace; deterministic (panel ids derive from titles)."""
     ws, wr = _require_workspaces()
     visible = max(MIN_VISIBLE_RUNS, runs)
+    sections = workspace_sections(ws, wr, visible)
+    for section in sections:
+        for index, panel in enumerate(section.panels):  # the library draws random ids: derive them instead
+            key = f"{section.name}/{index}/{getattr(panel, 'title', None) or type(panel).__name__}"
+            object.__setattr__(panel, "_id", hashlib.sha1(key.encode()).hexdigest()[:12])
+    return ws.Workspace(
+        entity=entity or "", project=project, name=name or f"modernize {sweep}", sections=sections,
+        settings=ws.WorkspaceSettings(x_axis=names.EPOCH, max_runs=visible, tooltip_number_of_runs="all_runs"),
+        runset_settings=ws.RunsetSettings(
+            filters=ws.And(ws.Metric("Group") == sweep, ws.Metric("JobType") == names.JOB_TRAIN),
+            groupby=[ws.Config(names.STEP_LABEL)],
+            # W&B keeps each config value as {"value": ...}: sort keys and columns name that envelope
+            order=[ws.Ordering(ws.Config(f"{names.STEP_INDEX}.value"), ascending=True),
+                   ws.Ordering(ws.Config("seed.value"), ascending=True)],
+            pinned_columns=[f"config:{names.STEP_LABEL}.value", "config:seed.value", f"summary:{names.FINAL_TOP1}",
+                            f"summary:{names.PAPER_TOP1}", f"summary:{names.GFLOPS_224}"]),
+    )
+
+
+def workspace_sections(ws, wr, visible: int) -> list:
+    """The workspace's sections: Figure 2 per step, the curves, the cost, the design axes."""
     by_step = wr.Config(names.STEP_LABEL)
 
     def summary(key: str) -> Any:
@@ -71,7 +92,7 @@ def build_workspace(sweep: str, project: str, entity: str | None, runs: int = 0,
         return wr.LinePlot(title=title, x=names.EPOCH, y=[key], title_x="epoch", groupby=by_step,
                            groupby_aggfunc="mean", groupby_rangefunc="stddev", max_runs_to_show=visible)
 
-    sections = [
+    return [
         ws.Section(name="Figure 2: top-1 per step", is_open=True, layout_settings=ws.SectionLayoutSettings(
             columns=2, rows=1), panels=[
             per_step("final top-1 (ours, mean ± std over seeds) beside the paper's",
@@ -100,22 +121,6 @@ def build_workspace(sweep: str, project: str, entity: str | None, runs: int = 0,
             wr.RunComparer(diff_only="split"),
         ]),
     ]
-    for section in sections:
-        for index, panel in enumerate(section.panels):  # the library draws random ids: derive them instead
-            key = f"{section.name}/{index}/{getattr(panel, 'title', None) or type(panel).__name__}"
-            object.__setattr__(panel, "_id", hashlib.sha1(key.encode()).hexdigest()[:12])
-    return ws.Workspace(
-        entity=entity or "", project=project, name=name or f"modernize {sweep}", sections=sections,
-        settings=ws.WorkspaceSettings(x_axis=names.EPOCH, max_runs=visible, tooltip_number_of_runs="all_runs"),
-        runset_settings=ws.RunsetSettings(
-            filters=ws.And(ws.Metric("Group") == sweep, ws.Metric("JobType") == names.JOB_TRAIN),
-            groupby=[ws.Config(names.STEP_LABEL)],
-            # W&B keeps each config value as {"value": ...}: sort keys and columns name that envelope
-            order=[ws.Ordering(ws.Config(f"{names.STEP_INDEX}.value"), ascending=True),
-                   ws.Ordering(ws.Config("seed.value"), ascending=True)],
-            pinned_columns=[f"config:{names.STEP_LABEL}.value", "config:seed.value", f"summary:{names.FINAL_TOP1}",
-                            f"summary:{names.PAPER_TOP1}", f"summary:{names.GFLOPS_224}"]),
-    )
 
 
 def workspace_spec(workspace: Any) -> dict:
@@ -186,7 +191,7 @@ def offline_runs(sweep_dir: Path) -> list[Path]:
     return sorted([*sweep_dir.glob("*/wandb/offline-run-*"), *sweep_dir.glob("wandb/offline-run-*")])
 
 
-def sync(sweep_dir: Path, project: str, entity: str | None) -> int:
+def upload_offline_runs(sweep_dir: Path, project: str, entity: str | None) -> int:
     runs = offline_runs(sweep_dir)
     if not runs:
         print(f"no offline W&B runs under {sweep_dir} to sync", file=sys.stderr)
@@ -221,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     path = (args.out or args.sweep_dir) / SPEC_FILE
     atomic_write_text(path, to_json(workspace_spec(workspace)))
     print(f"W&B workspace for {sweep} ({project}): {path}")
-    if args.sync and (status := sync(args.sweep_dir, project, entity)) != 0:
+    if args.sync and (status := upload_offline_runs(args.sweep_dir, project, entity)) != 0:
         print(f"error: wandb sync failed ({status}); the workspace was not saved", file=sys.stderr)
         return 1
     if args.save:

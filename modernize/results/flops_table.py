@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .columns import Column, Table
 from ..design.config import compose, model_spec
-from ..design.flops import measure
+from ..design.flops import params_and_gflops
 from ..io import atomic_write_text
 from ..design.roadmap import KERNEL_SIZES, STEPS, paper, paper_kernel, paper_step
 
@@ -23,26 +23,26 @@ def flops_rows() -> list[dict]:
     rows = []
     for step in STEPS:
         ref = paper_step(step)
-        rows.append({"group": "roadmap", "name": step, **measure(model_spec(compose([f"+step={step}"]))),
+        rows.append({"group": "roadmap", "name": step, **params_and_gflops(model_spec(compose([f"+step={step}"]))),
                      "paper_gflops": ref["gflops"], "paper_top1": ref["top1"]})
     for k in KERNEL_SIZES:
         ref = paper_kernel(k)
         spec = model_spec(compose(["+step=kernel_size", f"model.block.kernel_size={k}"]))
-        rows.append({"group": "kernel_size", "name": f"kernel_size={k}", **measure(spec),
+        rows.append({"group": "kernel_size", "name": f"kernel_size={k}", **params_and_gflops(spec),
                      "paper_gflops": ref["gflops"], "paper_top1": ref["top1"]})
     variants = paper()["variants"]
     for step in ("resnet50", "stage_ratio", "resnextify", "inverted_bottleneck", "separate_downsampling"):
         spec = model_spec(compose([f"+step={step}", "model=resnet200"]))
         ref = {"resnet50": {"gflops": None}, "separate_downsampling": variants["convnext_b"]}.get(step, {})
-        rows.append({"group": "resnet200_regime", "name": step, **measure(spec),
+        rows.append({"group": "resnet200_regime", "name": step, **params_and_gflops(spec),
                      "paper_gflops": ref.get("gflops"), "paper_top1": ref.get("top1_in1k"),
                      "paper_params": ref.get("params")})
     for name in ("convnext_t", "convnext_s", "convnext_b", "convnext_l", "convnext_xl"):
         ref = variants[name]
-        rows.append({"group": "variants", "name": name, **measure(model_spec(compose([f"model={name}"]))),
+        rows.append({"group": "variants", "name": name, **params_and_gflops(model_spec(compose([f"model={name}"]))),
                      "paper_gflops": ref["gflops"], "paper_top1": ref.get("top1_in1k"), "paper_params": ref["params"]})
     for name, ref in paper()["isotropic"].items():
-        rows.append({"group": "isotropic", "name": name, **measure(model_spec(compose([f"model={name}"]))),
+        rows.append({"group": "isotropic", "name": name, **params_and_gflops(model_spec(compose([f"model={name}"]))),
                      "paper_gflops": ref["gflops"], "paper_top1": ref["top1_in1k"],
                      "paper_params": ref["params_m"] * 10**6})
     return rows

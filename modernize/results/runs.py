@@ -101,11 +101,11 @@ def run_identity(run: Path) -> tuple[dict[str, Any], str | None]:
         try:
             from omegaconf import OmegaConf
 
-            from ..design.config import step_label
+            from ..design.config import run_label_of
             from ..training.proxy import config_hash
 
             cfg = OmegaConf.load(path)
-            return ({"step": step_label(cfg), "seed": cfg.seed, "kernel_size": cfg.model.block.kernel_size},
+            return ({"step": run_label_of(cfg), "seed": cfg.seed, "kernel_size": cfg.model.block.kernel_size},
                     config_hash(cfg))
         except Exception:  # noqa: BLE001 -- a corrupt config.yaml: fall back to the folder's name
             pass

@@ -11,7 +11,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from ..design.config import check_step_overrides, model_spec, step_label
+from ..design.config import check_step_overrides, model_spec, run_label_of
 from ..design.flops import count_gflops, count_params
 from ..io import atomic_write_json
 from ..design.model import build
@@ -25,7 +25,7 @@ def profile(cfg: DictConfig) -> dict:
     as the profile trains it (modernize.proxy's rules applied)."""
     spec = model_spec(cfg)
     model = build(spec)
-    step = step_label(cfg)
+    step = run_label_of(cfg)
     print(f"step {step}: {cfg.model.name} base")
     p = spec.stem.patch_size
     stem = f"{p}x{p}/{p} conv" if spec.stem.kind == "patchify" else "7x7/2 conv + max-pool"
@@ -116,7 +116,8 @@ def run_task(cfg: DictConfig, run_dir: Path, multirun: bool):
     from .interrupt import Interrupted
     from ..io import WriteError
     from .lock import RunDirBusy
-    from .train import RunError, train
+    from .runtime import RunError
+    from .train import train
 
     if cfg.task not in TASKS:
         print(f"error: task must be one of {', '.join(TASKS)}, got {cfg.task!r}", file=sys.stderr)
@@ -144,11 +145,11 @@ def run_task(cfg: DictConfig, run_dir: Path, multirun: bool):
         if multirun and not isinstance(e, RunDirBusy):  # a busy folder is another live run's: write nothing there
             with contextlib.suppress(WriteError):  # an unwritable folder: the line below is all there is
                 atomic_write_json(run_dir / "failed.json", {
-                    "step": step_label(cfg), "seed": cfg.seed, "kernel_size": cfg.model.block.kernel_size,
+                    "step": run_label_of(cfg), "seed": cfg.seed, "kernel_size": cfg.model.block.kernel_size,
                     "error": f"{type(e).__name__}: {message.splitlines()[0]}",
                     "traceback": traceback.format_exc()})
         if multirun:
-            print(f"error in {step_label(cfg)} seed {cfg.seed}: {message}", file=sys.stderr)
+            print(f"error in {run_label_of(cfg)} seed {cfg.seed}: {message}", file=sys.stderr)
             return None
         if not expected:
             raise

@@ -129,7 +129,7 @@ def evaluate(model: nn.Module, batches: Iterable, augment: nn.Module, precision:
     return {"loss": loss / n, "top1": 100 * top1 / n, "top5": 100 * top5_hits / n, "images": int(n)}
 
 
-def sync(device: torch.device) -> None:
+def wait_for_device(device: torch.device) -> None:
     # CUDA kernels run asynchronously: without this the clock would stop before the GPU has finished.
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -137,11 +137,11 @@ def sync(device: torch.device) -> None:
 
 def timed(fn: Callable[[], object], steps: int, device: torch.device) -> float:
     """Seconds for `steps` calls of fn, with the device idle at both ends."""
-    sync(device)
+    wait_for_device(device)
     start = time.perf_counter()
     for _ in range(steps):
         fn()
-    sync(device)
+    wait_for_device(device)
     return time.perf_counter() - start
 
 

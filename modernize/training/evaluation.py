@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..data import datasets
 from ..data.augment import build_augmentations
 from .batches import batch_source
-from ..design.config import step_label
+from ..design.config import run_label_of
 from .engine import evaluate
 from ..io import atomic_write, atomic_write_json
 from ..design.model import build
@@ -84,7 +84,7 @@ def evaluate_weights(cfg: DictConfig) -> dict[str, Any]:
                            memory_format=memory_format, top5=top5_rows)
     finally:
         batches.close()
-    result = {"step": step_label(cfg), "weights": str(weights_path), "weights_used": which,
+    result = {"step": run_label_of(cfg), "weights": str(weights_path), "weights_used": which,
               "profile": cfg.profile.name, "data": cfg.data.name, "data_root": cfg.data.root,
               "images": metrics["images"], "top1": metrics["top1"], "top5": metrics["top5"],
               "resolution": cfg.profile.resolution,
@@ -124,7 +124,7 @@ def loaded_model(cfg: DictConfig, num_classes: int, state_dict: dict, weights_pa
     except ValueError as e:
         first = str(e).splitlines()
         profile = cfg.profile
-        raise RunError(f"eval.weights={weights_path} does not fit {step_label(cfg)} at profile={profile.name} "
+        raise RunError(f"eval.weights={weights_path} does not fit {run_label_of(cfg)} at profile={profile.name} "
                        f"(width x{profile.width_multiplier}, {num_classes} classes): "
                        f"{' '.join(line.strip() for line in first[:3])} (profile=imagenet for the paper's models)"
                        ) from None

@@ -61,6 +61,26 @@ def resolve_mode(mode: str) -> str:
     return mode
 
 
+def start_run(mode: str, run_dir: str | Path, init: dict) -> Any:
+    """wandb.init of a run in `run_dir`, quiet, bounded in time, never handed an open run of this process."""
+    settings = wandb.Settings(
+        console="off",  # no stdout/stderr capture: the trainer's own output stays untouched
+        silent=True,
+        quiet=True,
+        init_timeout=INIT_TIMEOUT_S,
+        login_timeout=INIT_TIMEOUT_S,  # online without a key prompts on a terminal; don't wait forever
+        finish_timeout=FINISH_TIMEOUT_S,
+    )
+    path = Path(run_dir).resolve()
+    # wandb infers the git root from dir and warns if dir does not exist yet.
+    path.mkdir(parents=True, exist_ok=True)
+    # Global settings too: login messages ("Loaded credentials ...") ignore the per-run ones.
+    wandb.setup(settings=settings)
+    # wandb's default outside notebooks hands back a run still open in this process (one a failed multirun job never
+    # finished), so this run's metrics would land in that one: reinit="finish_previous".
+    return wandb.init(mode=mode, dir=str(path), reinit="finish_previous", settings=settings, **init)
+
+
 class Tracker:
     """Weights & Biases logging for one run (rank 0 only; other ranks get a no-op).
 
@@ -82,28 +102,11 @@ class Tracker:
         if self._mode == "disabled":
             return  # never touch wandb: no service process, no files
 
-        settings = wandb.Settings(
-            console="off",  # no stdout/stderr capture: the trainer's own output stays untouched
-            silent=True,
-            quiet=True,
-            init_timeout=INIT_TIMEOUT_S,
-            login_timeout=INIT_TIMEOUT_S,  # online without a key prompts on a terminal; don't wait forever
-            finish_timeout=FINISH_TIMEOUT_S,
-        )
+        init = {"project": project, "entity": entity, "group": group, "name": name, "tags": list(tags),
+                "job_type": job_type, "config": config, "id": run_id, "resume": "allow" if run_id else None}
+
         def start(mode: str) -> Any:
-            path = Path(run_dir).resolve()
-            # wandb infers the git root from dir and warns if dir does not exist yet.
-            path.mkdir(parents=True, exist_ok=True)
-            # Global settings too: login messages ("Loaded credentials ...") ignore the per-run ones.
-            wandb.setup(settings=settings)
-            return wandb.init(
-                mode=mode, project=project, entity=entity, group=group, name=name, tags=list(tags),
-                job_type=job_type, config=config, dir=str(path), id=run_id, resume="allow" if run_id else None,
-                # wandb's default outside notebooks hands back a run still open in this process (one a
-                # failed multirun job never finished), so this run's metrics would land in that one.
-                reinit="finish_previous",
-                settings=settings,
-            )
+            return start_run(mode, run_dir, init)
 
         try:
             try:

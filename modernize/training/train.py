@@ -28,7 +28,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from ..data import datasets
 from ..data.augment import build_augmentations
 from .batches import InMemoryBatches, LoaderBatches, make_batches
-from ..design.config import model_spec, step_label
+from ..design.config import model_spec, run_label_of
 from .engine import (NonFiniteLoss, TrainStep, compile_model, evaluate, inference_throughput, make_scaler,
                      prepare_batch)
 from ..design.flops import count_gflops, count_params, paper_scale_stats
@@ -134,9 +134,9 @@ def finished_summary(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
         raise RunError(f"{run_dir} already holds a finished run of another config (hash {done.get('config_hash')}, "
                        f"this run {chash}); use another run directory")
     if is_main_process():
-        print(f"{step_label(cfg)} seed {cfg.seed}: already finished in {run_dir} (top-1 {done['final_top1']:.2f}); "
+        print(f"{run_label_of(cfg)} seed {cfg.seed}: already finished in {run_dir} (top-1 {done['final_top1']:.2f}); "
               f"skipping")
-        rebuild_metrics(run_dir, chash, step_label(cfg))
+        rebuild_metrics(run_dir, chash, run_label_of(cfg))
     return done
 
 
@@ -173,7 +173,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
                                                       device=device)
     step = train_step_of(cfg, model, batches.steps_per_epoch, processes)
     state = TrainState(model, step.optimizer, step.scheduler, step.scaler, step.ema)
-    label, chash = step_label(cfg), config_hash(cfg)
+    label, chash = run_label_of(cfg), config_hash(cfg)
     checkpoint = run_dir / "last.pt"
     if train_cfg.resume and checkpoint.exists():
         state.load_state_dict(load_checkpoint(checkpoint, chash, label), processes.rank)

@@ -24,22 +24,35 @@ ERASING_MODES = ("const", "rand", "pixel")  # timm's RandomErasing modes
 
 def validate(cfg: DictConfig) -> None:
     """Every bad value the user can type, caught before any data is read or anything is written."""
-    r, p, t = cfg.recipe, cfg.profile, cfg.train
-
-    def positive(name: str, value: Any, allow_none: bool = False, integer: bool = False) -> None:
-        if value is None and allow_none:
-            return
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-        if integer:
-            ok = ok and isinstance(value, int)
-        if not ok:
-            kind = "a positive integer" if integer else "a positive number"
-            infinite = isinstance(value, float) and not math.isfinite(value)
-            raise RunError(f"{name} must be {kind}{' or null' if allow_none else ''}, got {value!r}"
-                           f"{' (it must be finite)' if infinite else ''}")
-
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
         raise RunError(f"seed must be a non-negative integer, got {cfg.seed!r}")
+    check_recipe(cfg.recipe)
+    check_profile(cfg.profile)
+    check_train(cfg.train, global_batch=cfg.profile.batch_size or cfg.recipe.batch_size)
+    check_data(cfg)
+    try:
+        check_rules(cfg.profile)
+        model_spec(cfg)
+        run_spec(cfg, num_classes=1)  # the profile's changes are valid too (class count comes with the data)
+    except ValueError as e:
+        raise RunError(str(e)) from None
+
+
+def positive(name: str, value: Any, allow_none: bool = False, integer: bool = False) -> None:
+    """`name` holds a finite positive number (an integer where `integer`; or null where `allow_none`)."""
+    if value is None and allow_none:
+        return
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    if integer:
+        ok = ok and isinstance(value, int)
+    if not ok:
+        kind = "a positive integer" if integer else "a positive number"
+        infinite = isinstance(value, float) and not math.isfinite(value)
+        raise RunError(f"{name} must be {kind}{' or null' if allow_none else ''}, got {value!r}"
+                       f"{' (it must be finite)' if infinite else ''}")
+
+
+def check_recipe(r: DictConfig) -> None:
     if r.name not in RECIPES:
         raise RunError(f"recipe.name must be one of {', '.join(RECIPES)}, got {r.name!r}")
     if r.optimizer not in OPTIMIZERS:
@@ -51,6 +64,9 @@ def validate(cfg: DictConfig) -> None:
     positive("recipe.epochs", r.epochs, integer=True)
     positive("recipe.batch_size", r.batch_size, integer=True)
     check_recipe_ranges(r)
+
+
+def check_profile(p: DictConfig) -> None:
     positive("profile.epochs", p.epochs, allow_none=True, integer=True)
     positive("profile.batch_size", p.batch_size, allow_none=True, integer=True)
     positive("profile.resolution", p.resolution, integer=True)
@@ -59,9 +75,11 @@ def validate(cfg: DictConfig) -> None:
     positive("profile.val_subset", p.val_subset, allow_none=True, integer=True)
     if p.lr_scaling not in LR_SCALING:
         raise RunError(f"profile.lr_scaling must be one of {', '.join(LR_SCALING)}, got {p.lr_scaling!r}")
+
+
+def check_train(t: DictConfig, global_batch: int) -> None:
     accumulation = OmegaConf.select(t, "accumulation_steps", default=1)
     positive("train.accumulation_steps", accumulation, integer=True)
-    global_batch = p.batch_size or r.batch_size
     if global_batch % accumulation:
         raise RunError(f"the global batch {global_batch} must divide evenly into train.accumulation_steps="
                        f"{accumulation} micro-batches")
@@ -69,6 +87,9 @@ def validate(cfg: DictConfig) -> None:
     check_device(str(t.device))
     if t.precision not in PRECISIONS:
         raise RunError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}")
+
+
+def check_data(cfg: DictConfig) -> None:
     if cfg.data.name not in datasets.DATASET_NAMES:
         raise RunError(f"data.name must be one of {', '.join(datasets.DATASET_NAMES)}, got {cfg.data.name!r}")
     root = OmegaConf.select(cfg, "data.root", throw_on_missing=False, default=None)
@@ -76,12 +97,6 @@ def validate(cfg: DictConfig) -> None:
         raise RunError(f"data={cfg.data.name} needs data.root=<folder> (train/ and val/ class folders)")
     if root is not None and not Path(str(root)).expanduser().is_dir():
         raise RunError(f"data.root={root} does not exist or is not a folder")
-    try:
-        check_rules(p)
-        model_spec(cfg)
-        run_spec(cfg, num_classes=1)  # the profile's changes are valid too (class count comes with the data)
-    except ValueError as e:
-        raise RunError(str(e)) from None
 
 
 
