@@ -13,12 +13,8 @@ SEEDS   ?= 0
 # (basic, joblib, slurm) is used as given.
 LAUNCHER ?=
 RUNS_AT_ONCE ?=
-LAUNCH   = $(PY) -m modernize.sweep --launch $(PROFILE) $(if $(strip $(LAUNCHER)),--launcher $(LAUNCHER)) \
-           $(if $(strip $(RUNS_AT_ONCE)),--runs-at-once $(RUNS_AT_ONCE))
 SWEEP   ?= roadmap-$(PROFILE)-$(DATA)
 WANDB   ?= auto     # W&B mode for the sweep's table run: auto | online | offline | disabled
-# The roadmap's order is written once, in modernize/roadmap.py; `=` asks for it only when a recipe needs it.
-STEPS    = $(shell $(PY) -m modernize.sweep --steps)
 # Your combinations, trained in the same sweep and tabulated after the roadmap: space-separated row labels, each a
 # roadmap step then +delta / -delta, e.g. EXTRA="separate_downsampling+silu separate_downsampling-gelu". Deltas of
 # your own live in <dir>/delta/<name>.yaml: MODERNIZE_CONFIG_PATH=<dir> make roadmap EXTRA=... (docs/design.md, "Your own delta").
@@ -72,37 +68,27 @@ flops: setup
 lint: setup
 	$(PY) -m ruff check modernize tests run.py hydra_plugins experiments
 
-# The whole roadmap as one Hydra multirun, seed-major (a sweep cut short leaves whole seeds), then EXTRA's
-# combinations as a second multirun into the same sweep folder (a Hydra sweep is a product, and steps x extras is not
-# what is wanted), then the table and figure (experiments/roadmap/<profile>-<data>/).
+# A sweep, from launch to table, is modernize.results.sweeps (`python -m modernize.sweep run <kind>`): its Hydra
+# multiruns (seed-major, so a sweep cut short leaves whole seeds; a failed run fails only itself; a finished one is
+# skipped when run again), launched as LAUNCHER / RUNS_AT_ONCE / the profile say, then its table and figure.
+SWEEP_RUN = $(PY) -m modernize.sweep run --profile $(PROFILE) --data $(DATA) --seeds $(SEEDS) --runs $(RUNS) \
+            --results $(RESULTS) --args "$(ARGS)" --wandb $(strip $(WANDB)) \
+            $(if $(strip $(LAUNCHER)),--launcher $(LAUNCHER)) $(if $(strip $(RUNS_AT_ONCE)),--runs-at-once $(RUNS_AT_ONCE))
+
+# The whole roadmap, then EXTRA's combinations as a second multirun into the same sweep folder (a Hydra sweep is a
+# product, and steps x extras is not what is wanted): experiments/roadmap/<profile>-<data>/.
 roadmap: setup data
-	launch=$$($(LAUNCH)) || exit 2; \
-	$(PY) run.py -m seed=$(SEEDS) +step=$(STEPS) profile=$(PROFILE) data=$(DATA) sweep_name=$(SWEEP) \
-	  $$launch $(ARGS) ; status=$$?; \
-	if [ -n "$(strip $(EXTRA))" ]; then \
-	  lists=$$($(PY) -m modernize.sweep --delta-lists $(EXTRA)) || exit 2; \
-	  $(PY) run.py -m seed=$(SEEDS) "+delta=$$lists" profile=$(PROFILE) data=$(DATA) sweep_name=$(SWEEP) \
-	    $$launch $(ARGS) || status=$$?; \
-	fi; \
-	$(PY) -m modernize.tabulate experiments/runs/$(SWEEP) --out experiments/roadmap/$(PROFILE)-$(DATA) \
-	  --wandb $(WANDB) && exit $$status
+	$(SWEEP_RUN) roadmap --sweep-name $(SWEEP) --extra "$(EXTRA)"
 
 # The ablation matrix (docs/ablation.md): each delta added alone to ResNet-50 with the modern recipe and removed alone
-# from ConvNeXt-T, and the two anchors, as one Hydra multirun like roadmap's (same profiles, launchers, seeds,
-# seed-major, skip / resume / failure isolation), then experiments/ablate/<profile>-<data>/ablation.{md,csv,png}.
+# from ConvNeXt-T, and the two anchors: experiments/ablate/<profile>-<data>/ablation.{md,csv,png}.
 # ABLATE_DELTAS="kernel_size gelu" trains only those deltas' rows (and the anchors).
 ABLATE_DELTAS ?=
-# Where ablate and report read and write runs and results (tests point them at a temporary folder).
+# Where sweeps and report read and write runs and results (tests point them at a temporary folder).
 RUNS    ?= experiments/runs
 RESULTS ?= experiments
 ablate: setup data
-	lists=$$($(PY) -m modernize.ablate --delta-lists $(if $(strip $(ABLATE_DELTAS)),--deltas $(ABLATE_DELTAS))) \
-	  || exit 2; \
-	launch=$$($(LAUNCH)) || exit 2; \
-	$(PY) run.py -m seed=$(SEEDS) "+delta=$$lists" profile=$(PROFILE) data=$(DATA) out_root=$(RUNS) \
-	  sweep_name=ablate-$(PROFILE)-$(DATA) $$launch $(ARGS) ; status=$$?; \
-	$(PY) -m modernize.ablate $(RUNS)/ablate-$(PROFILE)-$(DATA) --out $(RESULTS)/ablate/$(PROFILE)-$(DATA) \
-	  && exit $$status
+	$(SWEEP_RUN) ablate --deltas "$(ABLATE_DELTAS)"
 
 # One self-contained HTML page (figures embedded, opens from a file, no network) of whatever this profile and data
 # have results for: the roadmap, its learning curves, the kernel sweep, the ablation matrix.
@@ -110,14 +96,9 @@ report: setup
 	$(PY) -m modernize.report $(RESULTS)/roadmap/$(PROFILE)-$(DATA) $(RESULTS)/kernels/$(PROFILE)-$(DATA) \
 	  $(RESULTS)/ablate/$(PROFILE)-$(DATA) --runs $(RUNS) --out $(RESULTS)/report/$(PROFILE)-$(DATA).html
 
-# Figure 2's kernel-size sweep (3/5/7/9/11) on the move_up_dwconv -> kernel_size step.
+# Figure 2's kernel-size sweep (3/5/7/9/11) on the move_up_dwconv -> kernel_size step: experiments/kernels/.
 kernels: setup data
-	launch=$$($(LAUNCH)) || exit 2; \
-	$(PY) run.py -m +step=kernel_size model.block.kernel_size=3,5,7,9,11 seed=$(SEEDS) profile=$(PROFILE) \
-	  data=$(DATA) sweep_name=kernels-$(PROFILE)-$(DATA) hydra.sweep.subdir='k$${model.block.kernel_size}-seed$${seed}' \
-	  $$launch $(ARGS) ; status=$$?; \
-	$(PY) -m modernize.tabulate experiments/runs/kernels-$(PROFILE)-$(DATA) --by-kernel \
-	  --out experiments/kernels/$(PROFILE)-$(DATA) --wandb $(WANDB) && exit $$status
+	$(SWEEP_RUN) kernels
 
 # README=README.md also copies the fidelity line and table into the README's marked block (the measured section).
 tabulate: setup

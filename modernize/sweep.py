@@ -1,9 +1,9 @@
-"""`python -m modernize.sweep`: The Hydra sweep values `make roadmap` passes (steps, delta lists, the launcher). The
-code is modernize.training.launch."""
+"""`python -m modernize.sweep`: `run <kind>` trains and tabulates a sweep (make roadmap, kernels, ablate); --steps,
+--delta-lists, --launch print what it passes to Hydra. The code is modernize.results.sweeps."""
 
 import sys
 
-from .training.launch import main
+from .results.sweeps import main
 
 if __name__ == "__main__":
     sys.exit(main())

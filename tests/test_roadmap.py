@@ -73,7 +73,9 @@ def test_every_roadmap_delta_has_a_config_file_and_the_paper_has_every_step():
 @pytest.mark.slow
 def test_the_makefile_asks_python_for_the_roadmap():
     makefile = (ROOT / "Makefile").read_text()
-    assert "inverted_bottleneck" not in makefile and "modernize.sweep --steps" in makefile
+    assert "inverted_bottleneck" not in makefile and "run.py -m" not in makefile  # modernize.results.sweeps runs them
+    for kind in ("roadmap", "kernels", "ablate"):
+        assert f"$(SWEEP_RUN) {kind}" in makefile
     out = subprocess.run([sys.executable, "-m", "modernize.sweep", "--steps"], cwd=ROOT, capture_output=True,
                          text=True, timeout=120, check=True).stdout
     assert out.strip() == ",".join(STEPS)
@@ -293,3 +295,27 @@ def test_every_block_computes_what_its_layers_say_in_either_layout(step, memory_
             torch.testing.assert_close(g, h, rtol=1e-4, atol=1e-5 * h.abs().max().item() + 1e-4, msg=name)
         for (name, buffer), other in zip(block.named_buffers(), layers.buffers()):
             torch.testing.assert_close(buffer, other, msg=name)
+
+
+def test_one_sweep_definition_gives_the_runs_make_trains_and_the_commands_the_report_shows():
+    from modernize.design.roadmap import STEPS
+    from modernize.results.sweeps import KERNEL_SUBDIR, Sweep
+
+    roadmap = Sweep("roadmap", "smoke", "synthetic", seeds="0,1", extra=("separate_downsampling+silu",),
+                    overrides=("train.threads=1",))
+    (steps, extra) = roadmap.multiruns()
+    assert steps[:2] == ["seed=0,1", f"+step={','.join(STEPS)}"] and steps[-1] == "train.threads=1"
+    assert "sweep_name=roadmap-smoke-synthetic" in steps and "out_root=experiments/runs" in steps
+    assert extra[1].startswith("+delta=[recipe,") and extra[1].endswith(",silu]")
+    assert roadmap.shown()[1] == ("python run.py -m seed=0,1 \"+delta=$(python -m modernize.sweep --delta-lists "
+                                  "separate_downsampling+silu)\" profile=smoke data=synthetic "
+                                  "out_root=experiments/runs sweep_name=roadmap-smoke-synthetic train.threads=1")
+    assert roadmap.tabulation() == ["modernize.tabulate", "experiments/runs/roadmap-smoke-synthetic", "--out",
+                                    "experiments/roadmap/smoke-synthetic"]
+    kernels = Sweep("kernels", "cpu", "fashion_mnist", kernels=(3, 7))
+    assert kernels.multiruns()[0][-1] == KERNEL_SUBDIR
+    assert kernels.shown()[0].endswith("hydra.sweep.subdir='k${model.block.kernel_size}-seed${seed}'")
+    assert "--by-kernel" in kernels.tabulation()
+    ablate = Sweep("ablate", "smoke", "synthetic", deltas=("gelu",))
+    assert ablate.multiruns()[0][1].startswith("+delta=[recipe],") and ablate.tabulation()[0] == "modernize.ablate"
+    assert "--delta-lists --deltas gelu)" in ablate.shown()[0]

@@ -246,3 +246,4 @@ def test_make_passes_the_launch_the_profile_asks_for():
     proc = subprocess.run([sys.executable, "-m", "modernize.sweep", "--launch", "laptop"], cwd=ROOT,
                           capture_output=True, text=True, env=env())
     assert proc.returncode == 2 and "unknown profile 'laptop'; known profiles: cpu, gpu, imagenet, smoke" in proc.stderr
+

@@ -20,8 +20,8 @@ from ..design.config import CONF_DIR
 from ..design.roadmap import STEPS
 from ..training.settings import reproduces_without
 from .runs import run_folders
+from .sweeps import RUNS_ROOT, Sweep
 
-RUNS_ROOT = "experiments/runs"
 
 
 def flat(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -88,16 +88,6 @@ class Section:
     labels: list[str]
 
     @property
-    def common(self) -> list[str]:
-        s = self.settings
-        return [f"profile={s['profile']}", f"data={s['data']}", f"out_root={s['out_root']}",
-                f"sweep_name={s['sweep_name']}", *s["overrides"]]
-
-    @property
-    def sweep_dir(self) -> str:
-        return f"{self.settings['out_root']}/{self.settings['sweep_name']}"
-
-    @property
     def make_vars(self) -> list[str]:
         s = self.settings
         out = [f"PROFILE={s['profile']}", f"DATA={s['data']}", f"SEEDS={s['seeds']}"]
@@ -119,6 +109,13 @@ def commands(kind: str, results: Path | None, sweep: Path | None, labels: list[s
     return {"roadmap": roadmap_commands, "kernels": kernel_commands, "ablate": ablation_commands}[kind](section)
 
 
+def sweep_of(section: Section, **what) -> Sweep:
+    """The sweep (modernize.results.sweeps) that made a section's runs, with what it trained."""
+    s = section.settings
+    return Sweep(section.kind, s["profile"], s["data"], seeds=s["seeds"], out_root=s["out_root"],
+                 results=section.results, name=s["sweep_name"], overrides=tuple(s["overrides"]), **what)
+
+
 def roadmap_commands(section: Section) -> list[str]:
     s, lines = section.settings, []
     steps = [label for label in section.labels if label in STEPS]
@@ -129,22 +126,14 @@ def roadmap_commands(section: Section) -> list[str]:
     if s["out_root"] == RUNS_ROOT and section.results == f"experiments/roadmap/{s['profile']}-{s['data']}" \
             and steps == list(STEPS):
         lines += [f"make roadmap {' '.join(make_vars)}", "# which runs:"]
-    if steps:
-        lines.append(f"python run.py -m seed={s['seeds']} +step={','.join(steps)} {' '.join(section.common)}")
-    if extra:
-        lines.append(f"python run.py -m seed={s['seeds']} \"+delta=$(python -m modernize.sweep --delta-lists "
-                     f"{' '.join(extra)})\" {' '.join(section.common)}")
-    return lines + [f"python -m modernize.tabulate {section.sweep_dir} --out {section.results}"]
+    return lines + sweep_of(section, steps=tuple(steps), extra=tuple(extra)).shown()
 
 
 def kernel_commands(section: Section) -> list[str]:
     s, lines = section.settings, []
     if section.conventional and s["out_root"] == RUNS_ROOT and section.results.startswith("experiments/kernels/"):
         lines += [f"make kernels {' '.join(section.make_vars)}", "# which runs:"]
-    lines.append(f"python run.py -m +step=kernel_size model.block.kernel_size={','.join(map(str, s['kernels']))} "
-                 f"seed={s['seeds']} {' '.join(section.common)} "
-                 f"hydra.sweep.subdir='k${{model.block.kernel_size}}-seed${{seed}}'")
-    return lines + [f"python -m modernize.tabulate {section.sweep_dir} --by-kernel --out {section.results}"]
+    return lines + sweep_of(section, kernels=tuple(s["kernels"])).shown()
 
 
 def ablation_commands(section: Section) -> list[str]:
@@ -162,7 +151,4 @@ def ablation_commands(section: Section) -> list[str]:
         if results_root != "experiments":
             make_vars.append(f"RESULTS={results_root}")
         lines += [f"make ablate {' '.join(make_vars)}", "# which runs:"]
-    deltas = f" --deltas {' '.join(subset)}" if subset else ""
-    lines.append(f"python run.py -m seed={s['seeds']} "
-                 f"\"+delta=$(python -m modernize.ablate --delta-lists{deltas})\" {' '.join(section.common)}")
-    return lines + [f"python -m modernize.ablate {section.sweep_dir} --out {section.results}"]
+    return lines + sweep_of(section, deltas=tuple(subset)).shown()

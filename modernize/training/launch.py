@@ -1,4 +1,4 @@
-"""The Hydra sweep values `make roadmap` passes, from modernize.roadmap (so the Makefile holds no copy of them).
+"""How a sweep's runs are launched (modernize.results.sweeps runs the sweep; `python -m modernize.sweep` prints these):
 
     python -m modernize.sweep --steps          # resnet50,recipe,...,separate_downsampling: +step=<this>
     python -m modernize.sweep --delta-lists separate_downsampling+silu separate_downsampling-gelu
@@ -16,11 +16,9 @@ side multiply the images/s (nine ran at once on an H200 at about the speed of on
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 
-from ..design.roadmap import STEPS, label_deltas
+from ..design.roadmap import STEPS
 
 # Per run, on top of the allocator's peak: the CUDA context and the in-memory data set on the device (Fashion-MNIST as
 # uint8 x 3 channels is 0.2 GB), and a margin for the allocator's fragmentation across a run's steps.
@@ -92,32 +90,3 @@ def launch_overrides(profile: str, launcher: str | None = None, runs_at_once: in
         return ["hydra/launcher=basic"]
     threads = max(1, (os.cpu_count() or 1) // runs_at_once)
     return ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={runs_at_once}", f"train.threads={threads}"]
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--steps", action="store_true", help="the roadmap's steps, comma-separated")
-    group.add_argument("--delta-lists", nargs="+", metavar="LABEL",
-                       help="the +delta= sweep value that trains these row labels, e.g. separate_downsampling+silu")
-    group.add_argument("--launch", metavar="PROFILE", help="the launcher overrides for a sweep of this profile")
-    parser.add_argument("--launcher", help="with --launch: this Hydra launcher, as given (basic, joblib, slurm)")
-    parser.add_argument("--runs-at-once", type=int, help="with --launch: this many runs at once instead of the "
-                        "profile's runs_at_once")
-    args = parser.parse_args(argv)
-    try:
-        if args.launch:
-            from ..design.config import config_names
-
-            profiles = config_names("profile")
-            if args.launch not in profiles:
-                raise ValueError(f"unknown profile {args.launch!r}; known profiles: {', '.join(profiles)}")
-            print(" ".join(launch_overrides(args.launch, args.launcher or None, args.runs_at_once)))
-        else:
-            print(",".join(STEPS) if args.steps else
-                  ",".join(f"[{','.join(label_deltas(label))}]" for label in args.delta_lists))
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
-
