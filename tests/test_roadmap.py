@@ -319,3 +319,16 @@ def test_one_sweep_definition_gives_the_runs_make_trains_and_the_commands_the_re
     ablate = Sweep("ablate", "smoke", "synthetic", deltas=("gelu",))
     assert ablate.multiruns()[0][1].startswith("+delta=[recipe],") and ablate.tabulation()[0] == "modernize.ablate"
     assert "--delta-lists --deltas gelu)" in ablate.shown()[0]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--profile", "laptop"], "unknown profile 'laptop'; known profiles: cpu, gpu, imagenet, smoke"),
+    (["--data", "mnist"], "unknown data 'mnist'; known data sets: "),
+    (["--deltas", "nope"], "unknown delta 'nope'"),
+])
+def test_a_sweep_with_a_bad_argument_is_refused_in_one_line_before_any_run(argv, message, capsys):
+    from modernize.results.sweeps import main
+
+    assert main(["run", "ablate", "--profile", "smoke", "--data", "synthetic", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1

@@ -125,6 +125,7 @@ def run_sweep(sweep: Sweep, launch: list[str], wandb: str) -> int:
 
 def run_command(args: argparse.Namespace) -> int:
     """`python -m modernize.sweep run ...`: the sweep of the arguments, its labels checked before anything runs."""
+    from ..design.config import config_names
     from ..training.launch import launch_overrides
 
     sweep = Sweep(args.kind, args.profile, args.data, seeds=args.seeds, out_root=args.runs,
@@ -132,6 +133,10 @@ def run_command(args: argparse.Namespace) -> int:
                   overrides=tuple(shlex.split(args.args)), extra=tuple(args.extra.split()),
                   deltas=tuple(args.deltas.split()))
     try:
+        for group, name, plural in (("profile", args.profile, "profiles"), ("data", args.data, "data sets")):
+            known = config_names(group)
+            if name not in known:
+                raise ValueError(f"unknown {group} {name!r}; known {plural}: {', '.join(known)}")
         sweep.multiruns()  # every label and delta is known, or one line before anything runs
         launch = launch_overrides(args.profile, args.launcher or None, args.runs_at_once)
     except ValueError as e:
