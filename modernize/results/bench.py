@@ -186,6 +186,11 @@ def modern_recipe():
     return compose(["recipe=modern"]).recipe
 
 
+@functools.cache
+def train_settings(precision: str, compile_model: bool) -> DictConfig:
+    return compose([f"train.precision={precision}", f"train.compile={compile_model}"]).train
+
+
 # the schedule a bench step sits in: any length the timing cannot see (the lr changes, the work does not)
 BENCH_EPOCHS, BENCH_STEPS_PER_EPOCH = 1, 1000
 
@@ -206,8 +211,8 @@ class Trainer:
             # to eager.
             torch._dynamo.reset()
         recipe = recipe or modern_recipe()
-        train_cfg = OmegaConf.create({"compile": bool(args.compile), "precision": args.precision, "grad_clip": None,
-                                      "accumulation_steps": 1})
+        # the config's own train settings (no clipping, no accumulation), at this command's precision and compile
+        train_cfg = train_settings(args.precision, bool(args.compile))
         self.step = make_train_step(self.model, recipe, float(recipe.lr), BENCH_EPOCHS, BENCH_STEPS_PER_EPOCH,
                                     train_cfg, Processes())
 

@@ -37,9 +37,9 @@ from .pooled import pooled_curves
 from .reproduce import commands
 from .roadmap_table import ROADMAP, order_key
 from .runs import metrics, run_folders
+from .sweeps import KINDS
 from ..design.roadmap import roadmap_first
 
-KINDS = ("roadmap", "kernels", "ablate")
 TITLES = {"roadmap": "The roadmap", "kernels": "The kernel sweep", "ablate": "The ablation matrix"}
 FIGURES = {"roadmap": ("roadmap.png", "roadmap figure"), "kernels": ("roadmap.png", "kernel sweep"),
            "ablate": ("ablation.png", "ablation matrix")}

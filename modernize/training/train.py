@@ -153,7 +153,8 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     """Device and processes, data, model, optimization and the resumed (or freshly seeded) state."""
     train_cfg, profile = cfg.train, cfg.profile
     processes, device = setup_runtime(train_cfg)
-    epochs, recipe, global_batch, lr = run_recipe(cfg)
+    recipe_of_run = run_recipe(cfg)
+    epochs, recipe, global_batch, lr = recipe_of_run
 
     # Same seed on every process for the model (DDP also broadcasts rank 0's weights); per-process seeds for data.
     torch.manual_seed(cfg.seed)
@@ -171,7 +172,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     augment_train, augment_eval = build_augmentations(recipe, resolution=profile.resolution, mean=data.mean,
                                                       std=data.std, loader_transforms=batches.loader_transforms,
                                                       device=device)
-    step = train_step_of(cfg, model, batches.steps_per_epoch, processes)
+    step = train_step_of(cfg, model, batches.steps_per_epoch, processes, recipe_of_run)
     state = TrainState(model, step.optimizer, step.scheduler, step.scaler, step.ema)
     label, chash = run_label_of(cfg), config_hash(cfg)
     checkpoint = run_dir / "last.pt"
@@ -199,12 +200,13 @@ def run_recipe(cfg: DictConfig) -> tuple[int, DictConfig, int, float]:
     return epochs, recipe, global_batch, scaled_lr(recipe.lr, global_batch, recipe.lr_batch, cfg.profile.lr_scaling)
 
 
-def train_step_of(cfg: DictConfig, model: nn.Module, steps_per_epoch: int,
-                  processes: Processes | None = None) -> TrainStep:
+def train_step_of(cfg: DictConfig, model: nn.Module, steps_per_epoch: int, processes: Processes | None = None,
+                  recipe_of_run: tuple[int, DictConfig, int, float] | None = None) -> TrainStep:
     """The training step a run of `cfg` takes with `model` (already on its device): its recipe, lr, schedule over its
     epochs and the EMA of its profile's rule. setup() builds the step here, and so does `runs_at_once: auto`
-    (modernize.training.launch), so what is measured is what trains."""
-    epochs, recipe, _, lr = run_recipe(cfg)
+    (modernize.training.launch), so what is measured is what trains. `recipe_of_run`: run_recipe(cfg) where the
+    caller has it already."""
+    epochs, recipe, _, lr = recipe_of_run or run_recipe(cfg)
     ema = proxy_ema_decay(cfg.profile, recipe.ema_decay, epochs * steps_per_epoch)
     return make_train_step(model, recipe, lr, epochs, steps_per_epoch, cfg.train, processes or Processes(), ema)
 
