@@ -32,7 +32,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -47,6 +47,7 @@ from ..design.config import build_model, compose, config_names, model_spec
 from ..training.engine import prepare_batch, timed
 from ..design.flops import count_params
 from ..io import atomic_write_text
+from .columns import Column, Table, markdown_columns
 from ..design.model import build
 from ..design.spec import ModelSpec
 from ..training.proxy import effective_recipe, run_spec
@@ -233,12 +234,63 @@ def bare_step(trainer: Trainer, x: torch.Tensor, y: torch.Tensor) -> Callable[[]
 # ------------------------------------------------------------------------------------------------ sections
 
 
-def fmt(x: float) -> str:
-    return f"{x:.3g}" if x < 100 else f"{x:.0f}"
+def speed(images_per_s: float | None) -> str:
+    """img/s to 3 significant digits, whole from 100 up; "-" where nothing was timed."""
+    if images_per_s is None:
+        return "-"
+    return f"{images_per_s:.3g}" if images_per_s < 100 else f"{images_per_s:.0f}"
 
 
-def table(title: str, intro: str, columns: list[str]) -> list[str]:
-    return [f"## {title}", "", intro, "", "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
+def speed_column(name: str, header: str) -> Column:
+    return Column(name, header, lambda r: speed(r.get(name)))
+
+
+def number_column(name: str, header: str, fmt: str) -> Column:
+    return Column(name, header, lambda r: "-" if r.get(name) is None else format(r[name], fmt))
+
+
+def text_column(name: str, header: str, fmt: Callable[[dict], str] | None = None) -> Column:
+    return Column(name, header, fmt or (lambda r: str(r[name])), align="left")
+
+
+def spread_column(fmt: Callable[[float], str]) -> Column:
+    """min..max of a row's per-repeat values (`lo`, `hi`), or the row's `note` where it was not timed."""
+    return Column("spread", "spread (min..max)", lambda r: r.get("note") or f"{fmt(r['lo'])}..{fmt(r['hi'])}")
+
+
+RATIO = number_column("ratio", "", ".3f")  # the header is set per section
+RATIO_SPREAD = spread_column(lambda x: f"{x:.3f}")
+STEP_COLUMNS = (number_column("number", "#", "d"), text_column("step", "step", lambda r: f"`{r['step']}`"))
+WIDTH = number_column("width", "width x", "g")
+
+
+def ratio_row(a: Result, b: Result) -> dict:
+    """The ratio columns of a row: the median per-repeat ratio a/b and its min..max."""
+    ratio, lo, hi = ratio_stats(a, b)
+    return {"ratio": ratio, "lo": lo, "hi": hi}
+
+
+@dataclass
+class Section:
+    """One section of the report: its rows are measured data (numbers, not text), rendered once by `table`."""
+
+    title: str
+    intro: str
+    table: Table
+    rows: list[dict] = field(default_factory=list)
+    footer: list[str] = field(default_factory=list)
+
+    def add(self, row: dict) -> None:
+        """Keep a measured row and print it at once (a long bench shows its progress)."""
+        self.rows.append(row)
+        print(" | ".join(c.cell(row) for c in markdown_columns(self.table.columns)), flush=True)
+
+    def markdown(self) -> list[str]:
+        return [f"## {self.title}", "", self.intro, "", self.table.markdown(self.rows).rstrip("\n"), *self.footer]
+
+
+def section(title: str, intro: str, *columns: Column) -> Section:
+    return Section(title, intro, Table(columns, key=""))
 
 
 def convnext_reference(spec: ModelSpec) -> tuple[str, nn.Module]:
@@ -306,15 +358,18 @@ def thread_counts(args) -> list[int | None]:
     return sorted({1, torch.get_num_threads()})
 
 
-def reference_section(args) -> list[str]:
-    lines = table("1. Ours vs reference implementations, at every size we train",
+def reference_section(args) -> Section:
+    out = section("1. Ours vs reference implementations, at every size we train",
                   "Each size: the model as it is trained there (a profile's width, resolution, batch, stem and "
                   "classes; the paper's model with 1000 classes at a resolution, batch "
                   f"{args.batch}), and a hand-written reference with the same dims and parameter count. Ours and the "
                   f"reference alternate (A B A B ...). img/s: median of {args.repeats} repeats. ratio: median of the "
                   "per-repeat ratios ours/reference; spread: their min..max. Target >= 1.0 within the spread.",
-                  ["size", "threads", "model", "params (M)", "ours img/s", "reference", "reference img/s",
-                   "ours/reference", "spread (min..max)"])
+                  text_column("size", "size"), text_column("threads", "threads", lambda r: str(r["threads"] or "-")),
+                  text_column("model", "model", lambda r: f"{r['model']} (`{r['step']}`)"),
+                  number_column("params", "params (M)", ".2f"), speed_column("ours", "ours img/s"),
+                  text_column("reference", "reference"), speed_column("reference_speed", "reference img/s"),
+                  replace(RATIO, header="ours/reference"), RATIO_SPREAD)
     pairs = [("ResNet-50", "resnet50", resnet_reference), ("ConvNeXt-T", "separate_downsampling", convnext_reference)]
     for size in reference_sizes(args):
         specs = {step: size.spec(step) for _, step, _ in pairs}  # composed once, timed at every thread count
@@ -322,11 +377,11 @@ def reference_section(args) -> list[str]:
             with torch_threads(threads):
                 for label, step, make_reference in pairs:
                     spec = specs[step]
+                    row = {"size": size.label, "threads": threads, "model": label, "step": step}
                     try:
                         ref_label, ref = make_reference(spec)
                     except ImportError:
-                        lines.append(f"| {size.label} | {threads or '-'} | {label} (`{step}`) | - | - | timm | - | "
-                                     "timm not installed: skipped | - |")
+                        out.add({**row, "reference": "timm", "note": "timm not installed: skipped"})
                         continue
                     a, b = Trainer(build(spec), args), Trainer(ref, args)
                     if a.params_millions != b.params_millions:  # not the same model: the ratio would mean nothing
@@ -334,12 +389,9 @@ def reference_section(args) -> list[str]:
                                            f"{a.params_millions:.6f}M at {size.label}")
                     x, y = a.batch(size.batch, size.resolution, spec.num_classes)  # one input for both
                     ra, rb = time_interleaved([bare_step(a, x, y), bare_step(b, x, y)], [size.batch] * 2, args)
-                    ratio, lo, hi = ratio_stats(ra, rb)
-                    lines.append(f"| {size.label} | {threads or '-'} | {label} (`{step}`) | "
-                                 f"{a.params_millions:.2f} | {fmt(ra.median)} | {ref_label} | {fmt(rb.median)} | "
-                                 f"{ratio:.3f} | {lo:.3f}..{hi:.3f} |")
-                    print(lines[-1], flush=True)
-    return lines
+                    out.add({**row, "params": a.params_millions, "ours": ra.median, "reference": ref_label,
+                             "reference_speed": rb.median, **ratio_row(ra, rb)})
+    return out
 
 
 @contextlib.contextmanager
@@ -354,20 +406,19 @@ def torch_threads(count: int | None):
         torch.set_num_threads(before)
 
 
-def roadmap_section(args) -> list[str]:
-    lines = table("2. Roadmap steps (ours)",
+def roadmap_section(args) -> Section:
+    out = section("2. Roadmap steps (ours)",
                   f"{args.resolution} px, batch {args.batch}, 1000 classes, full width. img/s: median of "
                   f"{args.repeats} repeats; spread: min..max.",
-                  ["#", "step", "params (M)", "img/s", "spread (min..max)"])
+                  *STEP_COLUMNS, number_column("params", "params (M)", ".1f"), speed_column("speed", "img/s"),
+                  spread_column(speed))
     for step in args.steps:
         trainer = Trainer(build_model(step), args)
-        params = trainer.params_millions
         x, y = trainer.batch(args.batch, args.resolution, 1000)
         (r,) = time_interleaved([bare_step(trainer, x, y)], [args.batch], args)
-        lines.append(f"| {STEPS.index(step)} | `{step}` | {params:.1f} | {fmt(r.median)} | "
-                     f"{fmt(min(r.images_per_s))}..{fmt(max(r.images_per_s))} |")
-        print(lines[-1], flush=True)
-    return lines
+        out.add({"number": STEPS.index(step), "step": step, "params": trainer.params_millions, "speed": r.median,
+                 "lo": min(r.images_per_s), "hi": max(r.images_per_s)})
+    return out
 
 
 class InMemoryPipeline:
@@ -396,14 +447,14 @@ class InMemoryPipeline:
         return lambda: trainer.step(*self.next_batch(trainer))
 
 
-def pipeline_section(args) -> list[str]:
+def pipeline_section(args) -> Section:
     """The per-step work of `modernize.train` on an in-memory data set vs the model step alone: with the recipe as
     the `cpu` profile trains it (its proxy rules), and with the paper's modern recipe at that size and at full width."""
     cfg = compose(["+step=separate_downsampling"])  # ConvNeXt-T, the modern recipe, the cpu profile
     r, p = cfg.recipe, cfg.profile
     num_classes, resolution, batch = 10, int(p.resolution), 8 if args.quick else int(p.batch_size)
     trained = OmegaConf.create(effective_recipe(cfg)[1])
-    lines = table("3. End-to-end vs bare model step (in-memory data)",
+    out = section("3. End-to-end vs bare model step (in-memory data)",
                   f"ConvNeXt-T at the `{p.name}` profile's {resolution} px and batch {batch}, {num_classes} "
                   "classes. end-to-end: index a uint8 TensorDataset on the device -> TrainAugment -> MixUp / CutMix "
                   "-> model step with label smoothing, with the recipe as the profile trains it (" +
@@ -411,8 +462,10 @@ def pipeline_section(args) -> list[str]:
                   "model step on one pre-made normalized batch with mixed targets. Alternated; ratio: median of the "
                   "per-repeat ratios end-to-end/bare, spread: their min..max. Target >= 0.95 for the first row (what "
                   f"every `{p.name}` run pays).",
-                  ["model", "recipe", "width x", "params (M)", "bare img/s", "end-to-end img/s", "end-to-end/bare",
-                   "spread (min..max)"])
+                  text_column("model", "model"), text_column("recipe", "recipe"), WIDTH,
+                  number_column("params", "params (M)", ".2f"), speed_column("bare", "bare img/s"),
+                  speed_column("end_to_end", "end-to-end img/s"), replace(RATIO, header="end-to-end/bare"),
+                  RATIO_SPREAD)
     rows = [(f"as the `{p.name}` profile trains it", trained, run_spec(cfg, num_classes)),
             ("the paper's", r, run_spec(cfg, num_classes)),
             ("the paper's", r, model_spec(cfg, num_classes=num_classes))]  # full width
@@ -421,12 +474,10 @@ def pipeline_section(args) -> list[str]:
         trainer = Trainer(build(spec), args, recipe)
         x, y = pipeline.next_batch(trainer)  # the bare step's batch
         bare, e2e = time_interleaved([bare_step(trainer, x, y), pipeline.end_to_end_step(trainer)], [batch] * 2, args)
-        ratio, lo, hi = ratio_stats(e2e, bare)
-        params = trainer.params_millions
-        lines.append(f"| ConvNeXt-T | {label} | {spec.width_multiplier:g} | {params:.2f} | {fmt(bare.median)} | "
-                     f"{fmt(e2e.median)} | {ratio:.3f} | {lo:.3f}..{hi:.3f} |")
-        print(lines[-1], flush=True)
-    return lines
+        out.add({"model": "ConvNeXt-T", "recipe": label, "width": spec.width_multiplier,
+                 "params": trainer.params_millions, "bare": bare.median, "end_to_end": e2e.median,
+                 **ratio_row(e2e, bare)})
+    return out
 
 
 def describe_augmentation(recipe) -> str:
@@ -442,14 +493,14 @@ def describe_augmentation(recipe) -> str:
 COST_TRAIN_IMAGES, COST_CLASSES = 60_000, 10
 
 
-def profile_cost_section(args) -> list[str]:
+def profile_cost_section(args) -> Section:
     """What one seed of a profile's roadmap costs on this device, before training it: each step's end-to-end
     training step (the in-memory pipeline above) at the profile's width, resolution, batch and stem, with the
     recipe as the profile trains it (modernize.proxy's epoch, regularization and crop rules), times its epochs."""
     name = args.profile
     subset = compose([f"profile={name}"]).profile.train_subset
     images = COST_TRAIN_IMAGES if subset is None else min(int(subset), COST_TRAIN_IMAGES)
-    lines = table(f"4. What one seed of the `{name}` profile's roadmap costs here",
+    out = section(f"4. What one seed of the `{name}` profile's roadmap costs here",
                   f"Each step as `python run.py +step=<step> profile={name}` trains it on Fashion-MNIST "
                   f"({images:,} training images, {COST_CLASSES} classes): the profile's width, "
                   "resolution, batch and stem, the recipe after the profile's rules, the in-memory pipeline of "
@@ -457,9 +508,10 @@ def profile_cost_section(args) -> list[str]:
                   f"{args.repeats} repeats. training time = epochs x {images:,} / img/s, one run at a "
                   "time; evaluation, checkpoints and start-up are not counted. Each step is stepped with its own "
                   "recipe's optimizer, loss and schedule, built by the training loop's builder.",
-                  ["#", "step", "width x", "resolution", "batch", "params (M)", "epochs", "img/s",
-                   "training time (min)"])
-    total_s = 0.0
+                  *STEP_COLUMNS, WIDTH, number_column("resolution", "resolution", "d"),
+                  number_column("batch", "batch", "d"), number_column("params", "params (M)", ".2f"),
+                  number_column("epochs", "epochs", "d"), speed_column("speed", "img/s"),
+                  number_column("minutes", "training time (min)", ".1f"))
     for step in args.steps:
         cfg = compose([f"+step={step}", f"profile={name}"])
         epochs, recipe = effective_recipe(cfg)
@@ -471,15 +523,13 @@ def profile_cost_section(args) -> list[str]:
         spec = run_spec(cfg, COST_CLASSES)
         trainer = Trainer(build(spec), args, recipe)
         (r,) = time_interleaved([pipeline.end_to_end_step(trainer)], [batch], args)
-        seconds = epochs * images / r.median
-        total_s += seconds
-        params = trainer.params_millions
-        lines.append(f"| {STEPS.index(step)} | `{step}` | {spec.width_multiplier:g} | {resolution} | {batch} | "
-                     f"{params:.2f} | {epochs} | {fmt(r.median)} | {seconds / 60:.1f} |")
-        print(lines[-1], flush=True)
+        out.add({"number": STEPS.index(step), "step": step, "width": spec.width_multiplier, "resolution": resolution,
+                 "batch": batch, "params": trainer.params_millions, "epochs": epochs, "speed": r.median,
+                 "minutes": epochs * images / r.median / 60})
     scope = "one seed of the roadmap" if list(args.steps) == list(STEPS) else f"these {len(args.steps)} steps"
-    lines += ["", f"Training time of {scope} at the `{name}` profile, one run at a time: **{total_s / 60:.1f} min**."]
-    return lines
+    total = sum(r["minutes"] for r in out.rows)
+    out.footer = ["", f"Training time of {scope} at the `{name}` profile, one run at a time: **{total:.1f} min**."]
+    return out
 
 
 def header(args) -> list[str]:
@@ -533,7 +583,7 @@ def time_loader_passes(loaders: list, repeats: int) -> list[Result]:
     return results
 
 
-def folder_section(args) -> list[str]:
+def folder_section(args) -> Section:
     """What one DataLoader worker delivers at 224 px on ImageNet-sized JPEGs: ours against timm's own loader."""
     import tempfile
 
@@ -543,14 +593,16 @@ def folder_section(args) -> list[str]:
     from ..data.augment import randaugment_policy, with_zero_bit_posterize
 
     images, batch = (16, 8) if args.quick else (192, 32)
-    lines = table("5. Folder data: one loader worker at 224 px",
+    out = section("5. Folder data: one loader worker at 224 px",
                   f"{images} JPEGs of 500x375 px (ImageNet's typical size), batch {batch}, one worker process each "
                   "(the official code runs 10 per GPU). ours: `datasets.load_data('imagefolder', recipe=...)` and "
                   "`make_loader`, i.e. the recipe's `augment.folder_transforms` (timm's transforms, full decode to "
                   "RGB first); timm: `timm.data.ImageDataset` and a DataLoader with `timm.data.create_transform` "
                   "as the official datasets.py calls it. Alternated; img/s: median of the repeats (one pass over "
                   "the images each, workers started before timing).",
-                  ["recipe", "pipeline", "ours img/s", "timm img/s", "ours/timm", "spread (min..max)"])
+                  text_column("recipe", "recipe"), text_column("pipeline", "pipeline"),
+                  speed_column("ours", "ours img/s"), speed_column("timm", "timm img/s"),
+                  replace(RATIO, header="ours/timm"), RATIO_SPREAD)
     mean, std = datasets.MEAN_STD["imagefolder"]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -570,20 +622,29 @@ def folder_section(args) -> list[str]:
                                             drop_last=True),
                        DataLoader(theirs, batch_size=batch, shuffle=True, num_workers=1, persistent_workers=True,
                                   drop_last=True)]
-            results = time_loader_passes(loaders, args.repeats)
-            ratio, lo, hi = ratio_stats(*results)
+            ours_speed, timm_speed = time_loader_passes(loaders, args.repeats)
             what = "timm RandAugment m9 inc1, bicubic, pixel erasing" if ra else "bilinear crop and flip"
-            lines.append(f"| {name} | {what} | {fmt(results[0].median)} | {fmt(results[1].median)} | "
-                         f"{ratio:.3f} | {lo:.3f}..{hi:.3f} |")
-            print(lines[-1], flush=True)
-    return lines
+            out.add({"recipe": name, "pipeline": what, "ours": ours_speed.median, "timm": timm_speed.median,
+                     **ratio_row(ours_speed, timm_speed)})
+    return out
 
 
 SECTIONS = {1: reference_section, 2: roadmap_section, 3: pipeline_section, 4: profile_cost_section,
             5: folder_section}
 
 
+@dataclass
+class Report:
+    path: Path  # the markdown written
+    sections: dict[int, Section]  # by number: each section's measured rows
+
+
 def main(argv: list[str] | None = None) -> Path:
+    return measure(argv).path
+
+
+def measure(argv: list[str] | None = None) -> Report:
+    """Run the chosen sections, write the markdown report and return it with the measured rows."""
     args = resolve(parse_args(argv))
     # --threads: one thread per *free* core; on a busy CPU, more threads than free cores make every parallel op wait
     # for a descheduled thread, and a step can get many times slower.
@@ -591,19 +652,21 @@ def main(argv: list[str] | None = None) -> Path:
         return run(args)
 
 
-def run(args) -> Path:
+def run(args) -> Report:
     if args.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as modernize.train: pick the fastest conv kernels
     torch.manual_seed(0)
     start = time.perf_counter()
     lines = header(args)
     print("\n".join(lines), flush=True)
+    sections = {}
     for number in args.sections:
-        lines += SECTIONS[number](args) + [""]
+        sections[number] = SECTIONS[number](args)
+        lines += sections[number].markdown() + [""]
     lines.append(f"Total bench time: {time.perf_counter() - start:.0f} s.")
     text = "\n".join(lines) + "\n"
     # A partial run (--sections) gets its own file, so it never overwrites the whole report.
     suffix = "" if args.sections == sorted(SECTIONS) else "-sections-" + "".join(map(str, args.sections))
     path = atomic_write_text(Path(args.out) / f"{device_slug(args.device)}{suffix}.md", text)
     print(f"\n{text}\nwrote {path}", flush=True)
-    return path
+    return Report(path, sections)
