@@ -103,23 +103,23 @@ def test_every_ablation_run_builds_the_model_its_label_names():
             assert a == b or not set(sets[a]) & set(sets[b]), (a, b)
     for deltas in ablate.runs():
         cfg = compose([f"+delta=[{','.join(deltas)}]"])
-        assert cfg.step_name == run_label(deltas)
+        assert cfg.label == run_label(deltas)
         expected = dict(base)
         for d in deltas:
             expected.update(sets[d])
-        assert _flat(model_spec(cfg)) == expected, cfg.step_name
+        assert _flat(model_spec(cfg)) == expected, cfg.label
         assert (cfg.recipe.name == "modern") == ("recipe" in deltas)
         spec = model_spec(cfg)  # and what the prerequisites protect: no dense 7x7, no dense inverted block
         if spec.block.kernel_size > 3 or spec.block.inverted or spec.block.spatial_position == "top" \
                 or spec.widths != (64, 128, 256, 512):
-            assert spec.block.groups == "depthwise", cfg.step_name
+            assert spec.block.groups == "depthwise", cfg.label
         if spec.block.spatial_position == "top":
-            assert spec.block.inverted, cfg.step_name
+            assert spec.block.inverted, cfg.label
 
 
 # ------------------------------------------------------------------------------------------------ the table
 def _result(label, top1, seed):
-    return {"status": "ok", "step": label, "seed": seed, "final_top1": top1, "params": 1, "gflops_224": 1.0}
+    return {"status": "ok", "label": label, "seed": seed, "final_top1": top1, "params": 1, "gflops_224": 1.0}
 
 
 def _collected(top1_of):
@@ -154,7 +154,7 @@ def test_gains_are_with_minus_without_paired_by_seed_for_both_directions():
 
 def test_missing_failed_and_one_seed_rows_are_shown_not_hidden():
     collected = {label: [_result(label, 80.0, 0)] for label in ablate.labels(["gelu"])}
-    collected["separate_downsampling-gelu"] = [{"status": "failed", "step": "separate_downsampling-gelu",
+    collected["separate_downsampling-gelu"] = [{"status": "failed", "label": "separate_downsampling-gelu",
                                                 "error": "RunError: boom"}]
     table, runs = ablate.ablation_rows(collected)
     row = {r["delta"]: r for r in table}

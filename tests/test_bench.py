@@ -1,7 +1,7 @@
 """The training-throughput benchmark runs end to end and writes a complete report.
 
-Only the measured rows' shape and their arithmetic are checked: speed targets belong in the benchmark's own output, never in a unit
-test (timings on a shared machine are noise at this size).
+Only the measured rows' shape and their arithmetic are checked: speed targets belong in the benchmark's own
+output, never in a unit test (timings on a shared machine are noise at this size).
 """
 
 import re

@@ -24,7 +24,7 @@ def test_profile_prints_a_summary_and_ends_with_one_json_line(tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     result = json.loads(lines[-1])
-    assert result["step"] == "resnet50" and result["paper_gflops"] == 4.1
+    assert result["label"] == "resnet50" and result["paper_gflops"] == 4.1
     assert result["params"] == count_params(torchvision.models.resnet50(weights=None))
     assert abs(result["gflops"] - 4.1) <= 0.1
     assert any("stage 3: 6 blocks" in line for line in lines)
@@ -41,7 +41,7 @@ def test_a_step_plus_a_delta_from_the_users_folder_is_labelled_as_what_it_is(tmp
                           env={**os.environ, "MODERNIZE_CONFIG_PATH": str(mine)})
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["step"] == "gelu+layer_norm+kernel9" and result["paper_top1"] is None
+    assert result["label"] == "gelu+layer_norm+kernel9" and result["paper_top1"] is None
     assert (tmp_path / "manual" / "gelu+layer_norm+kernel9-seed0").is_dir()
 
 

@@ -95,7 +95,7 @@ def test_a_train_run_logs_job_type_roadmap_position_epoch_step_and_unambiguous_s
     assert {key: logged["metrics"][key] for key in wandb_names.EPOCH_KEYS} == dict.fromkeys(wandb_names.EPOCH_KEYS,
                                                                                              "epoch")
     # summary.json keeps its keys; in W&B the ambiguous ones are renamed, so the history's last lr survives
-    assert "lr" in summary and "step" in summary and "train_images_per_s" in summary
+    assert "lr" in summary and "label" in summary and "train_images_per_s" in summary
     assert logged["summary"]["peak_lr"] == pytest.approx(summary["lr"])
     assert logged["summary"]["lr"] == pytest.approx(logged["history"][-1]["lr"])
     assert logged["summary"]["label"] == "separate_downsampling" and "step" not in logged["summary"]

@@ -15,7 +15,7 @@ def table(per_seed_offsets, scale=1.0, base=90.0):
     rows = []
     for i, step in enumerate(STEPS):
         level = base + scale * (PAPER[step] - PAPER["resnet50"])
-        rows.append({"step": step, "paper_top1": PAPER[step],
+        rows.append({"label": step, "paper_top1": PAPER[step],
                      "top1_by_seed": {s: level + offsets[i] for s, offsets in per_seed_offsets.items()}})
     return rows
 
@@ -45,7 +45,7 @@ def test_ties_follow_the_paper_only_within_noise():
     assert fidelity.score(table(noisy))["ties_within_noise"] == 5
     moved = table(noisy)
     for i, row in enumerate(moved):
-        if row["step"] in ("patchify", "inverted_bottleneck", "gelu", "fewer_norms", "layer_norm"):
+        if row["label"] in ("patchify", "inverted_bottleneck", "gelu", "fewer_norms", "layer_norm"):
             for later in moved[i:]:
                 later["top1_by_seed"] = {s: v + 3.0 for s, v in later["top1_by_seed"].items()}
     assert fidelity.score(moved)["ties_within_noise"] == 0
@@ -83,7 +83,7 @@ def test_the_line_states_every_part():
 
 
 def test_missing_steps_are_skipped_not_invented():
-    rows = [r for r in table({s: noise(s) for s in range(2)}) if r["step"] not in ("recipe", "kernel_size")]
+    rows = [r for r in table({s: noise(s) for s in range(2)}) if r["label"] not in ("recipe", "kernel_size")]
     score = fidelity.score(rows)
     steps = [d["step"] for d in score["decisive"]]
     assert "recipe" not in steps and "kernel_size" not in steps
@@ -91,7 +91,7 @@ def test_missing_steps_are_skipped_not_invented():
 
 
 def test_the_kernel_trend_asks_whether_7_beats_3_and_saturates():
-    rows = [{"step": f"kernel_size k={k}", "top1_by_seed": {0: 80 + k / 10, 1: 80.2 + k / 10, 2: 79.9 + k / 10},
+    rows = [{"label": f"kernel_size k={k}", "top1_by_seed": {0: 80 + k / 10, 1: 80.2 + k / 10, 2: 79.9 + k / 10},
              "paper_top1": top1} for k, top1 in ((3, 79.9), (5, 80.4), (7, 80.6), (9, 80.6), (11, 80.6))]
     trend = fidelity.kernel_trend(rows)
     assert [(c["big"], c["small"]) for c in trend["contrasts"]] == [(7, 3), (9, 7), (11, 7)]

@@ -78,12 +78,12 @@ def test_halving_the_stem_stride_keeps_the_last_stage_at_2x2_for_both_stems(step
 
 
 def test_a_bad_rule_name_is_refused_naming_what_is_allowed():
-    from modernize.training.train import RunError, validate
+    from modernize.training.train import RunError, check_config
 
     with pytest.raises(RunError, match="profile.crop_rule must be one of paper, pixels"):
-        validate(cfg("resnet50", "profile.crop_rule=tiny"))
+        check_config(cfg("resnet50", "profile.crop_rule=tiny"))
     with pytest.raises(RunError, match="stem.stride_divisor must be one of 1, 2, 4"):
-        validate(cfg("resnet50", "profile.stem_stride_divisor=3"))
+        check_config(cfg("resnet50", "profile.stem_stride_divisor=3"))
 
 
 def test_summary_says_what_the_profile_changed():

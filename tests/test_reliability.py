@@ -299,7 +299,7 @@ def test_tabulate_reports_corrupt_and_misplaced_runs_as_failed_rows_and_never_cr
     assert [r["status"] for r in rows["gelu"]] == ["ok"]
     errors = {step: rows[step][0]["error"] for step in ("patchify", "resnet50", "recipe", "depthwise")}
     assert all(rows[step][0]["status"] == "failed" for step in errors)
-    assert "summary.json is of step 'gelu', but this run directory is step 'patchify'" in errors["patchify"]
+    assert "summary.json is of label 'gelu', but this run directory is label 'patchify'" in errors["patchify"]
     assert "summary.json is unreadable (JSONDecodeError" in errors["resnet50"]
     assert "resnet50-seed0" in errors["resnet50"]
     assert "holds a JSON list" in errors["recipe"] and "IsADirectoryError" in errors["depthwise"]

@@ -38,8 +38,8 @@ def _write_run(sweep: Path, folder: str, cfg, seed: int, top1: float) -> None:
                {"epoch": 2, "train_loss": 1.5 - seed / 10, "val_top1": top1}]
     (run / "metrics.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
     (run / "summary.json").write_text(json.dumps({
-        "step": cfg.step_name, "seed": seed, "kernel_size": cfg.model.block.kernel_size, "final_top1": top1,
-        "params": 1000 + len(cfg.step_name), "gflops_224": 4.0 + len(cfg.step_name) / 100, "recipe": cfg.recipe.name}))
+        "step": cfg.label, "seed": seed, "kernel_size": cfg.model.block.kernel_size, "final_top1": top1,
+        "params": 1000 + len(cfg.label), "gflops_224": 4.0 + len(cfg.label) / 100, "recipe": cfg.recipe.name}))
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def results(tmp_path_factory):
     for i, deltas in enumerate(ablate.runs()):
         cfg = compose([f"+delta=[{','.join(deltas)}]", *smoke])
         for seed in SEEDS:
-            _write_run(root / "runs" / "ablate-smoke-synthetic", f"{cfg.step_name}-seed{seed}", cfg, seed,
+            _write_run(root / "runs" / "ablate-smoke-synthetic", f"{cfg.label}-seed{seed}", cfg, seed,
                        50.0 + (i * 7 % 11) + 0.23 * seed * (i % 3))
     assert tabulate.main([str(root / "runs" / "roadmap-smoke-synthetic"), "--out",
                           str(root / "roadmap" / "smoke-synthetic")]) == 0

@@ -62,7 +62,7 @@ def test_the_step_configs_are_generated_from_the_roadmap_in_its_order():
     for step in ("resnet50", "patchify", "separate_downsampling"):
         by_step = compose([f"+step={step}"])
         by_deltas = compose([f"+delta=[{','.join(deltas_up_to(step))}]"])
-        assert by_step == by_deltas and by_step.step_name == step  # the same config, the same label
+        assert by_step == by_deltas and by_step.label == step  # the same config, the same label
 
 
 def test_every_roadmap_delta_has_a_config_file_and_the_paper_has_every_step():
@@ -133,11 +133,11 @@ def test_a_run_is_labelled_by_its_closest_roadmap_step_and_the_edits(deltas, lab
     (["+delta=[gelu,layer_norm]"], "resnet50+gelu+layer_norm"),
 ])
 def test_composed_runs_carry_their_label(overrides, label):
-    assert compose(overrides).step_name == label
+    assert compose(overrides).label == label
 
 
 def test_a_leave_one_out_run_is_labelled_as_one():
-    assert compose(leave_one_out("gelu")).step_name == "separate_downsampling-gelu"
+    assert compose(leave_one_out("gelu")).label == "separate_downsampling-gelu"
 
 
 # --------------------------------------------------------------------------- structure of each step

@@ -18,7 +18,7 @@ def test_slurm_launcher_composes_with_nodes_gpus_and_one_task_per_gpu():
     assert launcher.nodes == 2 and launcher.partition == "gpu"
     assert launcher.tasks_per_node == launcher.gpus_per_node == 8
     assert launcher.max_num_timeout > 0  # timed-out jobs are requeued and resume from last.pt
-    assert cfg.step_name == "gelu" and cfg.profile.name == "imagenet"
+    assert cfg.label == "gelu" and cfg.profile.name == "imagenet"
 
 
 def test_joblib_launcher_composes_for_local_parallel_sweeps():

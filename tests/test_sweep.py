@@ -124,7 +124,7 @@ def test_one_failing_step_does_not_stop_the_others_and_is_rerun(tmp_path):
 
 
 def _summary(step, top1, seed):
-    return {"status": "ok", "step": step, "seed": seed, "final_top1": top1, "params": 1, "gflops_224": 1.0}
+    return {"status": "ok", "label": step, "seed": seed, "final_top1": top1, "params": 1, "gflops_224": 1.0}
 
 
 def test_a_change_is_significant_only_when_it_exceeds_the_seed_noise():
@@ -153,7 +153,7 @@ def test_the_kernel_sweep_gets_one_row_per_kernel_size_with_the_papers_numbers(t
         run.mkdir()
         (run / "summary.json").write_text(json.dumps(_summary("kernel_size", top1, 0) | {"kernel_size": kernel}))
     table = summarize(collect(tmp_path, by_kernel=True))
-    assert [r["step"] for r in table] == ["kernel_size k=3", "kernel_size k=7", "kernel_size k=11"]
+    assert [r["label"] for r in table] == ["kernel_size k=3", "kernel_size k=7", "kernel_size k=11"]
     assert [r["paper_top1"] for r in table] == [79.9, 80.6, 80.6]
     assert table[1]["delta"] == pytest.approx(2.0) and table[1]["agrees"] == "yes"
 
@@ -170,7 +170,7 @@ def test_a_delta_from_a_folder_outside_the_repo_gets_its_own_row_after_the_roadm
     run_cli("-m", "+step=separate_downsampling", "+delta=[],[silu]", f"hydra.searchpath=[file://{mine}]", *SMOKE,
             "profile.epochs=1", f"out_root={tmp_path}", "sweep_name=mine", check=True, timeout=600)
     summary = json.loads((tmp_path / "mine" / "separate_downsampling+silu-seed0" / "summary.json").read_text())
-    assert summary["step"] == "separate_downsampling+silu"
+    assert summary["label"] == "separate_downsampling+silu"
     assert tabulate(tmp_path / "mine", tmp_path / "table").returncode == 0
     rows = read_rows(tmp_path / "table" / "roadmap.csv")
     assert list(rows) == ["separate_downsampling", "separate_downsampling+silu"]
@@ -196,7 +196,7 @@ def test_make_roadmaps_extra_labels_train_the_runs_those_labels_name(tmp_path):
     assert config_hash(plain) == config_hash(compose(["+step=separate_downsampling"]))
     assert config_hash(with_silu) == config_hash(compose(["+step=separate_downsampling", "+delta=[silu]",
                                                           searchpath]))
-    assert with_silu.step_name == "separate_downsampling+silu"
+    assert with_silu.label == "separate_downsampling+silu"
 
 
 def test_rows_made_of_deltas_follow_the_roadmap_and_compare_with_the_step_they_extend():

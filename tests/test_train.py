@@ -17,11 +17,11 @@ def test_a_run_writes_config_metrics_summary_and_checkpoint(tmp_path):
     run_dir = tmp_path / "run"
     run_cli("+step=separate_downsampling", *SMOKE, f"hydra.run.dir={run_dir}", check=True)
     summary = json.loads((run_dir / "summary.json").read_text())
-    for key in ("step", "seed", "profile", "data", "final_top1", "final_top5", "best_top1", "params", "gflops_224",
+    for key in ("label", "seed", "profile", "data", "final_top1", "final_top5", "best_top1", "params", "gflops_224",
                 "gflops_run", "train_images_per_s", "infer_images_per_s", "wall_time_s", "git_commit",
                 "config_hash", "scaled"):
         assert key in summary, key
-    assert summary["step"] == "separate_downsampling" and summary["params"] == 28_589_128
+    assert summary["label"] == "separate_downsampling" and summary["params"] == 28_589_128
     assert summary["scaled"]["width_multiplier"] == 0.125 and summary["scaled"]["resolution"] == 32
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]

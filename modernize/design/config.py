@@ -23,6 +23,9 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the repository's conf
 # the same as hydra.searchpath=[file://<dir>] on each command line. Each may hold delta/<name>.yaml, step/<name>.yaml.
 SEARCH_PATH_ENV = "MODERNIZE_CONFIG_PATH"
 NAMED_GROUPS = ("step", "delta")  # the config groups whose names are checked before Hydra starts
+# The config key that holds the run's label; configs written before it was named so (committed run folders) hold it
+# as "step_name", and the config hash still hashes it under that name (modernize.training.proxy.config_hash).
+LABEL_KEY, OLD_LABEL_KEY = "label", "step_name"
 
 
 def register_generated_configs() -> None:
@@ -35,7 +38,7 @@ def register_generated_configs() -> None:
         deltas = deltas_up_to(step)
         # the same node conf/step/<step>.yaml used to hold: every delta up to the step, then the step's name
         store.store(group="step", name=step, package="_global_", provider="modernize.roadmap",
-                    node={"defaults": [*([{"/delta": deltas}] if deltas else []), "_self_"], "step_name": step})
+                    node={"defaults": [*([{"/delta": deltas}] if deltas else []), "_self_"], LABEL_KEY: step})
     store.store(name="model_spec_defaults", node=model_config_defaults(), provider="modernize.spec")
     OmegaConf.register_new_resolver("modernize.run_label", _run_label_resolver, replace=True)
 
@@ -75,12 +78,12 @@ def label_from_overrides(overrides: Sequence[str]) -> str | None:
 
 
 def with_run_label(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
-    """Write the run's label into `step_name` (summary.json, W&B, the table, config_hash read it there). A roadmap
-    step's config already holds its name, so its config and hash are unchanged."""
+    """Write the run's label into the config's `label` (summary.json, W&B, the table, config_hash read it there).
+    A roadmap step's config already holds its name, so its config and hash are unchanged."""
     label = label_from_overrides(overrides)
-    if label is not None and OmegaConf.select(cfg, "step_name", default=None) != label:
+    if label is not None and OmegaConf.select(cfg, LABEL_KEY, default=None) != label:
         with open_dict(cfg):
-            cfg.step_name = label
+            cfg[LABEL_KEY] = label
     return cfg
 
 
@@ -173,7 +176,8 @@ def build_model(step: str = "resnet50", overrides: Sequence[str] = ()):
 
 def run_label_of(cfg: DictConfig) -> str:
     """The run's label: the roadmap step, or what a run made of deltas is (with_run_label); 'custom' without."""
-    return str(OmegaConf.select(cfg, "step_name", default=None) or "custom")
+    label = OmegaConf.select(cfg, LABEL_KEY, default=None) or OmegaConf.select(cfg, OLD_LABEL_KEY, default=None)
+    return str(label or "custom")
 
 
 register_generated_configs()

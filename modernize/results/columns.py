@@ -36,9 +36,11 @@ class Page:
 
 @dataclass(frozen=True)
 class Column:
-    """One column: `name` in the CSV (and the row key it reads), `header` in the markdown, `page` on the report.
+    """One column: `name` in the CSV, `header` in the markdown, `page` on the report; `key`, the row key it reads
+    (default: `name`; a committed CSV keeps its field name where the code's word for it changed, e.g. roadmap.csv's
+    "delta" is a row's top-1 "change").
 
-    `fmt` makes the markdown cell: a format spec applied to row[name] (None gives an empty cell), or a function
+    `fmt` makes the markdown cell: a format spec applied to row[key] (None gives an empty cell), or a function
     of the whole row for cells that combine several values.
     """
 
@@ -48,16 +50,21 @@ class Column:
     align: Literal["left", "right"] = "right"
     optional: bool = False  # in the markdown only when some row has a value (always in the CSV)
     page: Page | None = None
+    key: str | None = None
+
+    @property
+    def row_key(self) -> str | None:
+        return self.key or self.name
 
     def cell(self, row: dict) -> str:
         if callable(self.fmt):
             return self.fmt(row)
-        value = row.get(self.name) if self.name else None
+        value = row.get(self.row_key) if self.row_key else None
         return "" if value is None else format(value, self.fmt)
 
     def value(self, row: dict) -> Any:
         """The CSV value: the row's own, floats rounded to CSV_DIGITS (None writes as an empty field)."""
-        value = row.get(self.name)
+        value = row.get(self.row_key)
         return round(value, CSV_DIGITS) if isinstance(value, float) else value
 
 
@@ -142,7 +149,7 @@ def is_number(text: str) -> bool:
 
 def markdown_columns(columns: Iterable[Column], rows: Sequence[dict] = ()) -> list[Column]:
     return [c for c in columns if c.header is not None
-            and (not c.optional or any(r.get(c.name) is not None for r in rows))]
+            and (not c.optional or any(r.get(c.row_key) is not None for r in rows))]
 
 
 # ------------------------------------------------------------------------------------ cells several tables share

@@ -11,7 +11,7 @@ levels say nothing; what the paper claims is each step's change. The score has f
 - end to end: ConvNeXt-T minus ResNet-50 with the original recipe and with the modern one, each with a 95%
   t-interval of the per-seed differences.
 
-Input rows are `{"step": name, "top1_by_seed": {seed: top1}, "paper_top1": float}` in roadmap order.
+Input rows are `{"label": name, "top1_by_seed": {seed: top1}, "paper_top1": float}` in roadmap order.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def step_changes(rows: list[dict], seeds: list | None = None) -> list[tuple[str,
         if not use or any(s not in a or s not in b for s in use) or None in (row["paper_top1"], prev["paper_top1"]):
             continue
         ours = statistics.mean(a[s] - b[s] for s in use)
-        out.append((row["step"], ours, row["paper_top1"] - prev["paper_top1"]))
+        out.append((row["label"], ours, row["paper_top1"] - prev["paper_top1"]))
     return out
 
 
@@ -54,7 +54,7 @@ def score(rows: list[dict[str, Any]], *, samples: int = BOOTSTRAP_SAMPLES, seed:
             continue
         ours = statistics.mean(diffs)
         p = paired_p_value(row["top1_by_seed"], prev["top1_by_seed"])
-        entry = {"step": row["step"], "ours": ours, "paper": paper_change, "p": p}
+        entry = {"step": row["label"], "ours": ours, "paper": paper_change, "p": p}
         if abs(paper_change) >= DECISIVE:
             entry["agrees"] = ours != 0 and math.copysign(1, ours) == math.copysign(1, paper_change)
             entry["significant"] = entry["agrees"] and p is not None and p < SIGNIFICANCE_LEVEL
@@ -76,7 +76,7 @@ def score(rows: list[dict[str, Any]], *, samples: int = BOOTSTRAP_SAMPLES, seed:
 
         r_low, r_high = bootstrap_interval(resampled_r, common, samples=samples, seed=seed)
 
-    by_step = {row["step"]: row for row in rows}
+    by_step = {row["label"]: row for row in rows}
     end_to_end = []
     for top, base in END_TO_END:
         if top in by_step and base in by_step:
@@ -131,7 +131,7 @@ def kernel_trend(rows: list[dict[str, Any]]) -> dict[str, Any]:
     difference with its 95% t-interval and paired p-value, beside the paper's."""
     by_kernel = {}
     for row in rows:
-        kernel = row["step"].partition(" k=")[2]
+        kernel = row["label"].partition(" k=")[2]
         if kernel.isdigit() and row["top1_by_seed"]:
             by_kernel[int(kernel)] = row
     contrasts = []

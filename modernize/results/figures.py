@@ -33,7 +33,7 @@ def number(value, spec: str) -> str:
 def roadmap_figure(table: list[dict], path: Path, title: str, subtitle: str = "") -> None:
     """Figure-2 style: one bar per step, our top-1 beside the paper's, GFLOPs written on the bars."""
     plt = pyplot()
-    names = [r["step"] for r in table]
+    names = [r["label"] for r in table]
     ys = list(range(len(names)))[::-1]
     fig, (ax_ours, ax_paper) = plt.subplots(1, 2, figsize=(12, 0.45 * len(names) + 1.8), sharey=True)
     ours = [r["top1_mean"] or 0.0 for r in table]
@@ -107,12 +107,12 @@ def learning_curves_png(points: list[dict], title: str) -> bytes:
     """A grid of per-label panels from pooled curve points (modernize.results.pooled.pooled_curves): validation top-1
     (mean ± std over seeds) and training loss (gray, dashed) against the epoch."""
     plt = pyplot()
-    labels = list(dict.fromkeys(p["step"] for p in points))
+    labels = list(dict.fromkeys(p["label"] for p in points))
     ncols = min(4, len(labels))
     nrows = -(-len(labels) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.3 * ncols, 2.5 * nrows + 0.8), squeeze=False)
     for ax, label in zip(axes.flat, labels):
-        curve_panel(ax, [p for p in points if p["step"] == label], label)
+        curve_panel(ax, [p for p in points if p["label"] == label], label)
     for ax in list(axes.flat)[len(labels):]:
         ax.set_visible(False)
     fig.suptitle(f"{title}: validation top-1 (blue, mean ± std over seeds) and training loss (gray, dashed)",

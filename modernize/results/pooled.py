@@ -60,7 +60,7 @@ def pooled_curves(curves: dict[str, list[list[dict]]]) -> list[dict[str, Any]]:
         for epoch in sorted(by_epoch):
             rows = by_epoch[epoch]
             top1, loss = [r["val_top1"] for r in rows], [r["train_loss"] for r in rows]
-            points.append({"step": label, "epoch": epoch, "seeds": len(rows), "val_top1_mean": statistics.mean(top1),
+            points.append({"label": label, "epoch": epoch, "seeds": len(rows), "val_top1_mean": statistics.mean(top1),
                            "val_top1_std": statistics.stdev(top1) if len(top1) > 1 else 0.0,
                            "train_loss_mean": statistics.mean(loss),
                            "train_loss_std": statistics.stdev(loss) if len(loss) > 1 else 0.0})

@@ -48,13 +48,13 @@ TABLES = {"roadmap": ("roadmap.csv", ROADMAP), "kernels": ("roadmap.csv", ROADMA
 SUMMARY_LINES = {"roadmap": "fidelity.csv", "kernels": "trend.csv"}
 # the last epoch of each label's pooled learning curve (modernize.results.pooled.pooled_curves)
 CURVES = Table((
-    Column("step", page=shown("step")),
+    Column("label", page=shown("label", "step")),
     Column("epoch", page=shown("epoch", "epochs")),
     Column("seeds", page=shown("seeds")),
     Column("val_top1_mean", page=Page("final val top-1", ("val_top1_mean", "val_top1_std"), ".2f", ("", " ± ", ""))),
     Column("train_loss_mean", page=Page("final train loss", ("train_loss_mean", "train_loss_std"), ".3f",
                                         ("", " ± ", ""))),
-), key="step")
+), key="label")
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -129,7 +129,7 @@ def curves_view(runs: dict[str, list[Path]], name: str, sid: str) -> dict | None
     points = pooled_curves({label: seeds for label, seeds in per_label.items() if any(seeds)})
     if not points:
         return None
-    last = [p for i, p in enumerate(points) if i + 1 == len(points) or points[i + 1]["step"] != p["step"]]
+    last = [p for i, p in enumerate(points) if i + 1 == len(points) or points[i + 1]["label"] != p["label"]]
     return {"figure": {"id": f"{sid}-curves", "alt": f"{name}: learning curves",
                        "src": png_data_uri(learning_curves_png(points, name))},
             "table": table_view(f"{sid}-curves-table", CURVES, [{k: str(v) for k, v in p.items()} for p in last])}

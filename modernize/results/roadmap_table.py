@@ -49,7 +49,7 @@ def roadmap_rows(runs: dict[str, list[dict]]) -> list[dict[str, Any]]:
         ok = [r for r in runs[name] if r["status"] == "ok"]
         step, _, kernel = name.partition(" k=")
         ref = (paper_kernel(int(kernel)) if kernel.isdigit() else paper_step(step)) or {}
-        row = {"step": name, **pool_seeds(runs[name], MEAN_FIELDS), "paper_top1": ref.get("top1"),
+        row = {"label": name, **pool_seeds(runs[name], MEAN_FIELDS), "paper_top1": ref.get("top1"),
                "paper_gflops": ref.get("gflops")}
         if ok:
             row["scaled"] = ok[0].get("scaled")
@@ -65,17 +65,19 @@ def change_against(row: dict, reference: dict | None) -> dict[str, Any]:
     """A row's top-1 change against its reference row, ours and the paper's, whether they agree in sign, and the
     change's test: paired by seed where the rows share 2+ seeds (a step and its predecessor start from the same
     seed), Welch's otherwise."""
-    out: dict[str, Any] = {"delta": None, "paper_delta": None, "agrees": None, "p_value": None, "significant": None}
+    out: dict[str, Any] = {"change": None, "paper_change": None, "agrees": None, "p_value": None,
+                           "significant": None}
     if reference is None or row["top1_mean"] is None or reference["top1_mean"] is None:
         return out
     common = paired(row["top1_by_seed"], reference["top1_by_seed"])  # else the difference of the means
-    out["delta"] = statistics.mean(common) if common else row["top1_mean"] - reference["top1_mean"]
+    out["change"] = statistics.mean(common) if common else row["top1_mean"] - reference["top1_mean"]
     if row["paper_top1"] is not None and reference["paper_top1"] is not None:
-        out["paper_delta"] = round(row["paper_top1"] - reference["paper_top1"], 2)
-        if out["paper_delta"] == 0:
+        out["paper_change"] = round(row["paper_top1"] - reference["paper_top1"], 2)
+        if out["paper_change"] == 0:
             out["agrees"] = "flat in paper"
         else:
-            out["agrees"] = "yes" if math.copysign(1, out["delta"]) == math.copysign(1, out["paper_delta"]) else "no"
+            same_sign = math.copysign(1, out["change"]) == math.copysign(1, out["paper_change"])
+            out["agrees"] = "yes" if same_sign else "no"
     out["p_value"] = paired_p_value(row["top1_by_seed"], reference["top1_by_seed"])
     if out["p_value"] is None:
         out["p_value"] = welch_p_value(row["top1_seeds"], reference["top1_seeds"])
@@ -90,15 +92,17 @@ def _gflops_run_cell(r: dict) -> str:
 # roadmap.csv has every column with a name, roadmap.md every column with a header, in this order; the report page
 # shows the columns with a page, in ROADMAP.page_order
 ROADMAP = Table((
-    Column("step", "step", align="left", page=shown("step")),
+    # the CSV keeps its field names: "step" is the row's run label, "delta" and "paper_delta" its top-1 changes
+    Column("step", "step", align="left", page=shown("step"), key="label"),
     *pooled_top1_columns("top-1 (ours)"),
     EMA_TOP1,
-    Column("delta", "change", "+.2f", page=shown("delta", "change", "+.2f")),
+    Column("delta", "change", "+.2f", page=shown("delta", "change", "+.2f"), key="change"),
     Column("paper_top1", "paper top-1", ".1f", page=shown("paper_top1", "paper top-1", ".1f")),
-    Column("paper_delta", "paper change", "+.1f", page=shown("paper_delta", "paper change", "+.1f")),
+    Column("paper_delta", "paper change", "+.1f", page=shown("paper_delta", "paper change", "+.1f"),
+           key="paper_change"),
     Column("agrees", "same direction", align="left", page=shown("agrees", "same direction")),
     Column("p_value", page=shown("p_value", "p", ".3f")),
-    Column("significant", "significant (p)", significance_cell("p_value", "significant", "delta"), align="left",
+    Column("significant", "significant (p)", significance_cell("p_value", "significant", "change"), align="left",
            page=Page("significant", ("significant",))),
     Column("params", "params", ",.0f", page=shown("params", "params", ",.0f")),
     Column("gflops_224", "GFLOPs 224", ".2f", page=shown("gflops_224", "GFLOPs 224", ".2f")),

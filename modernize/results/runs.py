@@ -36,7 +36,7 @@ def folder_identity(name: str) -> dict[str, Any]:
     if match["kernel"]:
         identity["kernel_size"] = int(match["kernel"])
     else:
-        identity["step"] = match["label"]
+        identity["label"] = match["label"]
     return identity
 
 
@@ -64,13 +64,14 @@ def collect(sweep_dir: Path, by_kernel: bool = False) -> dict[str, list[dict]]:
 
 def row_label(result: dict, by_kernel: bool) -> str:
     """A row per run label, or per (label, kernel size) for the kernel sweep (Figure 2's 3/5/7/9/11)."""
-    label = result.get("step", "?")
+    label = result.get("label", "?")
     return f"{label} k={result.get('kernel_size', '?')}" if by_kernel else label
 
 
 def read_run(run: Path) -> dict | None:
     """One run folder's result with its status ("ok", "failed", "unfinished"); None for a folder that holds no run.
-    Its "step" is the run's label (a roadmap step, or deltas such as gelu+layer_norm), as summary.json names it."""
+    Its "label" is the run's label (a roadmap step, or deltas such as gelu+layer_norm); summary.json and failed.json
+    files written before it was named so call it "step"."""
     identity, config_hash = run_identity(run)
     for name, status in RESULT_FILES:
         path = run / name
@@ -82,6 +83,7 @@ def read_run(run: Path) -> dict | None:
             return failure(identity, run, f"{name} is unreadable ({type(e).__name__}: {e})")
         if not isinstance(result, dict):
             return failure(identity, run, f"{name} holds a JSON {type(result).__name__}, not a run's result")
+        result = with_current_keys(result)
         if status == "ok" and not isinstance(result.get("final_top1"), (int, float)):
             return failure(identity, run, f"{name} has no final_top1: not a modernize summary")
         mismatch = mismatched(result, identity, config_hash)
@@ -89,12 +91,12 @@ def read_run(run: Path) -> dict | None:
             return failure(identity, run, f"{name} {mismatch}")
         return result | identity | {"status": status}
     if (run / "last.pt").exists() or (run / "config.yaml").exists():
-        return {"step": folder_label(run.name)} | identity | {"status": "unfinished"}
+        return {"label": folder_label(run.name)} | identity | {"status": "unfinished"}
     return None
 
 
 def run_identity(run: Path) -> tuple[dict[str, Any], str | None]:
-    """(step: its label, seed, kernel_size) of the run that owns the folder and its config hash, from config.yaml;
+    """(label, seed, kernel_size) of the run that owns the folder and its config hash, from config.yaml;
     from the folder's name where there is none. Only what is known is returned."""
     path = run / "config.yaml"
     if path.exists():
@@ -105,11 +107,24 @@ def run_identity(run: Path) -> tuple[dict[str, Any], str | None]:
             from ..training.proxy import config_hash
 
             cfg = OmegaConf.load(path)
-            return ({"step": run_label_of(cfg), "seed": cfg.seed, "kernel_size": cfg.model.block.kernel_size},
+            return ({"label": run_label_of(cfg), "seed": cfg.seed, "kernel_size": cfg.model.block.kernel_size},
                     config_hash(cfg))
         except Exception:  # noqa: BLE001 -- a corrupt config.yaml: fall back to the folder's name
             pass
     return folder_identity(run.name), None
+
+
+# keys that result files written before a rename still hold: {old: new}
+RENAMED_RESULT_KEYS = {"step": "label"}
+
+
+def with_current_keys(result: dict) -> dict:
+    """A summary.json / failed.json with the keys of today (an old "step" is the run's "label")."""
+    current = dict(result)
+    for old, new in RENAMED_RESULT_KEYS.items():
+        if old in current and new not in current:
+            current[new] = current.pop(old)
+    return current
 
 
 def mismatched(result: dict, identity: dict, config_hash: str | None) -> str:
@@ -125,7 +140,7 @@ def mismatched(result: dict, identity: dict, config_hash: str | None) -> str:
 
 
 def failure(identity: dict, run: Path, reason: str) -> dict:
-    return {"step": folder_label(run.name)} | identity | {"status": "failed", "error": f"{reason} ({run.name})"}
+    return {"label": folder_label(run.name)} | identity | {"status": "failed", "error": f"{reason} ({run.name})"}
 
 
 def metrics(run: Path) -> list[dict]:

@@ -74,4 +74,4 @@ def main(argv: list[str] | None = None) -> int:
         fill_readme_block(args.readme, out / "roadmap.md",
                           [roadmap_table.lead_block(lead), "", *ROADMAP.markdown(table).splitlines()])
     print(markdown)
-    return report_incomplete(table, "step")
+    return report_incomplete(table, "label")

@@ -48,7 +48,7 @@ def profile(cfg: DictConfig) -> dict:
           f"official code):")
     for line in describe_recipe(recipe):
         print(f"  {line}")
-    result = {"step": step, "params": params, "gflops": round(gflops, 4),
+    result = {"label": step, "params": params, "gflops": round(gflops, 4),
               "paper_gflops": ref["gflops"] if ref else None, "paper_top1": ref["top1"] if ref else None,
               "recipe": recipe}
     print(json.dumps(result))
@@ -145,7 +145,7 @@ def run_task(cfg: DictConfig, run_dir: Path, multirun: bool):
         if multirun and not isinstance(e, RunDirBusy):  # a busy folder is another live run's: write nothing there
             with contextlib.suppress(WriteError):  # an unwritable folder: the line below is all there is
                 atomic_write_json(run_dir / "failed.json", {
-                    "step": run_label_of(cfg), "seed": cfg.seed, "kernel_size": cfg.model.block.kernel_size,
+                    "label": run_label_of(cfg), "seed": cfg.seed, "kernel_size": cfg.model.block.kernel_size,
                     "error": f"{type(e).__name__}: {message.splitlines()[0]}",
                     "traceback": traceback.format_exc()})
         if multirun:

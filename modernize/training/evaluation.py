@@ -84,7 +84,7 @@ def evaluate_weights(cfg: DictConfig) -> dict[str, Any]:
                            memory_format=memory_format, top5=top5_rows)
     finally:
         batches.close()
-    result = {"step": run_label_of(cfg), "weights": str(weights_path), "weights_used": which,
+    result = {"label": run_label_of(cfg), "weights": str(weights_path), "weights_used": which,
               "profile": cfg.profile.name, "data": cfg.data.name, "data_root": cfg.data.root,
               "images": metrics["images"], "top1": metrics["top1"], "top5": metrics["top5"],
               "resolution": cfg.profile.resolution,
@@ -92,7 +92,7 @@ def evaluate_weights(cfg: DictConfig) -> dict[str, Any]:
               "precision": cfg.train.precision, "device": str(device)}
     write_predictions(out_dir / "predictions.csv", sample_names(data.val), top5_rows)
     atomic_write_json(out_dir / "eval.json", result)
-    print(f"{result['step']} ({which} weights of {weights_path.name}) on {cfg.data.name} val, {result['images']} "
+    print(f"{result['label']} ({which} weights of {weights_path.name}) on {cfg.data.name} val, {result['images']} "
           f"images: top-1 {result['top1']:.2f}, top-5 {result['top5']:.2f}; wrote {out_dir / 'eval.json'} and "
           f"{out_dir / 'predictions.csv'}", flush=True)
     return result
@@ -101,9 +101,9 @@ def evaluate_weights(cfg: DictConfig) -> dict[str, Any]:
 def checked_paths(cfg: DictConfig) -> tuple[Path, Path]:
     """The weights file and the results folder, after every eval setting is checked (one line each, before any
     work)."""
-    from .validation import validate
+    from .checks import check_config
 
-    validate(cfg)
+    check_config(cfg)
     ev = cfg.eval
     if ev.weights is None:
         raise RunError("task=eval needs eval.weights=<checkpoint file>")

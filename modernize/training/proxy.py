@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..design.config import model_spec
+from ..design.config import LABEL_KEY, OLD_LABEL_KEY, model_spec
 from ..data.datasets import is_folder
 from ..design.spec import ModelSpec
 from .settings import NOT_TRAINED_NODES, not_hashed
@@ -209,6 +209,8 @@ def config_hash(cfg: DictConfig) -> str:
     not use it, committed ones included, as it was (unused_recipe_settings); and the recipe's EMA decay is hashed as
     null where the profile's ema_rule is "disabled", as before EMA was part of the recipe."""
     data = OmegaConf.to_container(cfg, resolve=True)
+    if LABEL_KEY in data:  # hashed under the key's old name, so every committed run keeps its hash
+        data[OLD_LABEL_KEY] = data.pop(LABEL_KEY)
     for key in NOT_TRAINED_NODES:
         data.pop(key, None)
     for node, keys in not_hashed().items():

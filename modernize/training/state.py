@@ -75,7 +75,7 @@ class TrainState:
 
 def save_checkpoint(path: Path, state: TrainState, per_process: list[dict[str, Any]], config_hash: str,
                     label: str) -> None:
-    payload = {"version": CHECKPOINT_VERSION, "config_hash": config_hash, "step_name": label,
+    payload = {"version": CHECKPOINT_VERSION, "config_hash": config_hash, "label": label,
                **state.state_dict(per_process)}
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
@@ -92,7 +92,8 @@ def load_checkpoint(path: Path, expected_hash: str, label: str) -> dict[str, Any
         raise RunError(
             f"checkpoint {path} is not a modernize v{CHECKPOINT_VERSION} checkpoint; delete it to start over")
     if state["config_hash"] != expected_hash:
-        raise RunError(f"checkpoint {path} belongs to another config (step {state['step_name']}, config hash "
-                       f"{state['config_hash']}; this run: step {label}, hash {expected_hash}). Use another run "
+        theirs = state.get("label", state.get("step_name"))  # "step_name" in checkpoints before the rename
+        raise RunError(f"checkpoint {path} belongs to another config (run {theirs}, config hash "
+                       f"{state['config_hash']}; this run: {label}, hash {expected_hash}). Use another run "
                        f"directory (hydra.run.dir=... or sweep_name=...) or delete the checkpoint.")
     return state

@@ -42,9 +42,9 @@ from .recipe import make_mixing, make_optimizer, make_scheduler, scaled_lr
 from ..design.roadmap import paper_step
 from .runtime import Processes, RunError, barrier, gather, git_commit, is_main_process, setup_runtime
 from .state import TrainState, load_checkpoint, save_checkpoint
-from .validation import validate
+from .checks import check_config
 
-__all__ = ["RunError", "TrainingDiverged", "train", "validate"]
+__all__ = ["RunError", "TrainingDiverged", "check_config", "train"]
 
 
 class TrainingDiverged(RunError):
@@ -86,7 +86,7 @@ class Run:
 # ------------------------------------------------------------------------------------------------ the run
 def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     """Train one model in `run_dir`; resume if it holds a checkpoint of the same config; return the summary."""
-    validate(cfg)  # before anything is written into the run directory
+    check_config(cfg)  # before anything is written into the run directory
     run_dir = Path(run_dir)
     # However the run ends, its W&B run is finished here (as failed if an exception escapes) before the error
     # reaches the caller: a multirun goes on in this process, and its next run must not find this one open.
@@ -374,7 +374,7 @@ def finish(run: Run, train_images_per_s: list[float]) -> dict[str, Any]:
     paper = paper_step(run.label) or {}
     final = history[-1]
     summary = {
-        "step": run.label, "seed": cfg.seed, "kernel_size": cfg.model.block.kernel_size, "profile": cfg.profile.name,
+        "label": run.label, "seed": cfg.seed, "kernel_size": cfg.model.block.kernel_size, "profile": cfg.profile.name,
         "data": cfg.data.name, "recipe": run.recipe.name,
         "final_top1": final["val_top1"], "final_top5": final["val_top5"],
         "best_top1": max(h["val_top1"] for h in history), "best_top5": max(h["val_top5"] for h in history),

@@ -22,7 +22,7 @@ INTERPOLATIONS = ("bilinear", "bicubic")
 ERASING_MODES = ("const", "rand", "pixel")  # timm's RandomErasing modes
 
 
-def validate(cfg: DictConfig) -> None:
+def check_config(cfg: DictConfig) -> None:
     """Every bad value the user can type, caught before any data is read or anything is written."""
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
         raise RunError(f"seed must be a non-negative integer, got {cfg.seed!r}")
