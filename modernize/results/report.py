@@ -48,13 +48,13 @@ TABLES = {"roadmap": ("roadmap.csv", ROADMAP), "kernels": ("roadmap.csv", ROADMA
 SUMMARY_LINES = {"roadmap": "fidelity.csv", "kernels": "trend.csv"}
 # the last epoch of each label's pooled learning curve (modernize.results.pooled.pooled_curves)
 CURVES = Table((
-    Column("label", page=shown("label", "step")),
+    Column("step", page=shown("step"), key="label"),  # the page's field names are the CSVs': a label is "step"
     Column("epoch", page=shown("epoch", "epochs")),
     Column("seeds", page=shown("seeds")),
     Column("val_top1_mean", page=Page("final val top-1", ("val_top1_mean", "val_top1_std"), ".2f", ("", " ± ", ""))),
     Column("train_loss_mean", page=Page("final train loss", ("train_loss_mean", "train_loss_std"), ".3f",
                                         ("", " ± ", ""))),
-), key="label")
+), key="step")
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -122,6 +122,12 @@ def csv_table_view(table_id: str, table: Table, path: Path) -> dict:
     return table_view(table_id, table, read_csv(path), path)
 
 
+def as_page_row(table: Table, row: dict) -> dict[str, str]:
+    """An in-memory row as the page reads a CSV row: text under the CSV's field names."""
+    renamed = {c.row_key: c.name for c in table.columns if c.name and c.row_key != c.name}
+    return {renamed.get(k, k): str(v) for k, v in row.items()}
+
+
 def curves_view(runs: dict[str, list[Path]], name: str, sid: str) -> dict | None:
     """The learning curves of a sweep's runs (mean ± std over seeds): their figure, and a table of each label's last
     epoch; None where no run has metrics."""
@@ -132,7 +138,7 @@ def curves_view(runs: dict[str, list[Path]], name: str, sid: str) -> dict | None
     last = [p for i, p in enumerate(points) if i + 1 == len(points) or points[i + 1]["label"] != p["label"]]
     return {"figure": {"id": f"{sid}-curves", "alt": f"{name}: learning curves",
                        "src": png_data_uri(learning_curves_png(points, name))},
-            "table": table_view(f"{sid}-curves-table", CURVES, [{k: str(v) for k, v in p.items()} for p in last])}
+            "table": table_view(f"{sid}-curves-table", CURVES, [as_page_row(CURVES, p) for p in last])}
 
 
 def section_view(source: Source, index: int) -> dict[str, Any]:
