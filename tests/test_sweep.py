@@ -131,7 +131,7 @@ def test_a_change_is_significant_only_when_it_exceeds_the_seed_noise():
     clear = {"resnet50": [_summary("resnet50", v, i) for i, v in enumerate([70.0, 70.2, 69.9])],
              "recipe": [_summary("recipe", v, i) for i, v in enumerate([75.0, 75.3, 74.8])]}
     row = summarize(clear)[1]
-    assert row["significant"] is True and row["delta"] == pytest.approx(5.0, abs=0.01)
+    assert row["significant"] is True and row["change"] == pytest.approx(5.0, abs=0.01)
     assert row["agrees"] == "yes"  # the paper's recipe step also goes up (76.1 -> 78.8)
     noisy = {"resnet50": [_summary("resnet50", v, i) for i, v in enumerate([70.0, 72.0, 68.0])],
              "recipe": [_summary("recipe", v, i) for i, v in enumerate([70.5, 68.5, 72.5])]}
@@ -155,7 +155,7 @@ def test_the_kernel_sweep_gets_one_row_per_kernel_size_with_the_papers_numbers(t
     table = summarize(collect(tmp_path, by_kernel=True))
     assert [r["label"] for r in table] == ["kernel_size k=3", "kernel_size k=7", "kernel_size k=11"]
     assert [r["paper_top1"] for r in table] == [79.9, 80.6, 80.6]
-    assert table[1]["delta"] == pytest.approx(2.0) and table[1]["agrees"] == "yes"
+    assert table[1]["change"] == pytest.approx(2.0) and table[1]["agrees"] == "yes"
 
 
 # --------------------------------------------------------------------------- your own delta in the same sweep
@@ -204,11 +204,11 @@ def test_rows_made_of_deltas_follow_the_roadmap_and_compare_with_the_step_they_e
         ("gelu+layer_norm", 64.0), ("custom", 50.0), ("resnet50", 60.0), ("resnet50+gelu", 61.0), ("gelu", 63.0),
         ("recipe", 62.0))}
     table = summarize(runs)
-    assert [r["step"] for r in table] == ["resnet50", "recipe", "gelu", "resnet50+gelu", "gelu+layer_norm", "custom"]
-    by_step = {r["step"]: r for r in table}
-    assert by_step["gelu+layer_norm"]["delta"] == pytest.approx(1.0)  # against gelu, not the row above it
-    assert by_step["resnet50+gelu"]["delta"] == pytest.approx(1.0)
-    assert by_step["gelu+layer_norm"]["paper_top1"] is None and by_step["custom"]["delta"] is None
+    assert [r["label"] for r in table] == ["resnet50", "recipe", "gelu", "resnet50+gelu", "gelu+layer_norm", "custom"]
+    by_step = {r["label"]: r for r in table}
+    assert by_step["gelu+layer_norm"]["change"] == pytest.approx(1.0)  # against gelu, not the row above it
+    assert by_step["resnet50+gelu"]["change"] == pytest.approx(1.0)
+    assert by_step["gelu+layer_norm"]["paper_top1"] is None and by_step["custom"]["change"] is None
 
 
 # ------------------------------------------------------------------------------------------ runs at once on a device

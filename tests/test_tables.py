@@ -3,12 +3,15 @@
 import csv
 import io
 import re
+from pathlib import Path
 
 import pytest
 
 from modernize.results import flops_table
 from modernize.results.columns import Column, Table, markdown_columns
 from modernize.results.roadmap_table import ROADMAP, roadmap_rows
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def read_markdown(text):
@@ -119,3 +122,22 @@ def test_the_readme_table_is_copied_between_its_markers_and_nowhere_else(tmp_pat
     (tmp_path / "OTHER.md").write_text("no markers\n")
     with pytest.raises(SystemExit, match="no '<!-- roadmap-table"):
         fill_readme_block(tmp_path / "OTHER.md", source, ["x"])
+
+
+def test_the_committed_flops_table_is_what_make_flops_renders_from_its_csv():
+    """`make flops` leaves a clean tree: experiments/flops/roadmap.md is the committed CSV's rows through the one
+    column list (the counting itself, minutes of fvcore, is what test_flops checks step by step)."""
+    folder = ROOT / "experiments" / "flops"
+    with open(folder / "roadmap.csv", newline="") as f:
+        rows = [{k: csv_value(v) if k not in ("group", "name") else v for k, v in row.items()}
+                for row in csv.DictReader(f)]
+    assert (folder / "roadmap.md").read_text() == flops_table.page(rows)
+    with open(folder / "roadmap.csv", newline="") as f:
+        assert f.read() == flops_table.FLOPS.csv(rows, "\r\n")
+
+
+def csv_value(text: str) -> int | float | None:
+    """A CSV number as the table held it: int or float as written, None for an empty field."""
+    if not text:
+        return None
+    return float(text) if "." in text else int(text)

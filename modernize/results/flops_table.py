@@ -65,13 +65,18 @@ FLOPS = Table((
 ), key="name")
 
 
+def page(rows: list[dict]) -> str:
+    """roadmap.md: the table under its title and the command that makes it."""
+    return ("# FLOPs and params of every step (fvcore, 1x3x224x224)\n\n"
+            "Produced by `make flops` (`python -m modernize.flops_table`).\n\n" + FLOPS.markdown(rows))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="FLOPs/params of every roadmap step, paper beside it")
     parser.add_argument("--out", default="experiments/flops", help="folder for roadmap.md and roadmap.csv")
     args = parser.parse_args(argv)
     rows = flops_rows()
-    markdown = ("# FLOPs and params of every step (fvcore, 1x3x224x224)\n\n"
-                "Produced by `make flops` (`python -m modernize.flops_table`).\n\n" + FLOPS.markdown(rows))
+    markdown = page(rows)
     atomic_write_text(Path(args.out) / "roadmap.md", markdown)
     atomic_write_text(Path(args.out) / "roadmap.csv", FLOPS.csv(rows, "\r\n"))  # the csv module's default, as committed
     print(markdown)
