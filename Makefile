@@ -91,10 +91,12 @@ ablate: setup data
 	$(SWEEP_RUN) ablate --deltas "$(ABLATE_DELTAS)"
 
 # One self-contained HTML page (figures embedded, opens from a file, no network) of whatever this profile and data
-# have results for: the roadmap, its learning curves, the kernel sweep, the ablation matrix.
+# have results for: the roadmap, its learning curves, the kernel sweep, the ablation matrix. SWEEP=<name>: the
+# roadmap's runs are that sweep's, as for make tabulate and make dashboard.
 report: setup
 	$(PY) -m modernize.report $(RESULTS)/roadmap/$(PROFILE)-$(DATA) $(RESULTS)/kernels/$(PROFILE)-$(DATA) \
-	  $(RESULTS)/ablate/$(PROFILE)-$(DATA) --runs $(RUNS) --out $(RESULTS)/report/$(PROFILE)-$(DATA).html
+	  $(RESULTS)/ablate/$(PROFILE)-$(DATA) --runs $(RUNS) --out $(RESULTS)/report/$(PROFILE)-$(DATA).html \
+	  $(if $(filter-out roadmap-$(PROFILE)-$(DATA),$(strip $(SWEEP))),--roadmap-sweep $(RUNS)/$(strip $(SWEEP)))
 
 # Figure 2's kernel-size sweep (3/5/7/9/11) on the move_up_dwconv -> kernel_size step: experiments/kernels/.
 kernels: setup data

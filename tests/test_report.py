@@ -292,3 +292,25 @@ def test_make_report_after_real_smoke_runs(tmp_path):
     shown = {c[2]: c[3] for c in parsed.cells if c[0] == "ablate-1-table" and c[1] == "gelu"}
     assert_shown_equals_csv(shown["add_effect"], gelu["add_effect"], "gelu add_effect")
     assert "kernels/smoke-synthetic: not found" in page.read_text()
+
+
+def test_the_roadmap_of_a_custom_sweep_name_gets_its_runs(results, tmp_path):
+    """make report SWEEP=<name>: the roadmap table was made from runs/<name>, not runs/roadmap-<profile>-<data>,
+    and the page still has its learning curves (as make tabulate and make dashboard find that sweep)."""
+    root, _ = results
+    mine = tmp_path / "runs" / "mine"
+    shutil.copytree(root / "runs" / "roadmap-smoke-synthetic", mine)
+    table = str(shutil.copytree(root / "roadmap" / "smoke-synthetic", tmp_path / "roadmap" / "smoke-synthetic"))
+    without, with_sweep = tmp_path / "without.html", tmp_path / "with.html"
+    assert report.main([table, "--runs", str(tmp_path / "runs"), "--out", str(without)]) == 0
+    assert report.main([table, "--runs", str(tmp_path / "runs"), "--roadmap-sweep", str(mine),
+                        "--out", str(with_sweep)]) == 0
+    assert [img["id"] for img in parse(without).images] == ["roadmap-0-figure"]
+    assert [img["id"] for img in parse(with_sweep).images] == ["roadmap-0-figure", "roadmap-0-curves"]
+    assert f"--roadmap-sweep {mine}" in with_sweep.read_text()  # the page's own command says so
+
+    def report_command(*variables: str) -> str:
+        return subprocess.run(["make", "-s", "-n", "-o", "setup", "report", *variables], cwd=ROOT, text=True,
+                              capture_output=True, check=True).stdout
+    assert "--roadmap-sweep" not in report_command()  # the conventional sweep: the command as before
+    assert "--roadmap-sweep experiments/runs/mine" in report_command("SWEEP=mine")

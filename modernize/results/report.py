@@ -85,8 +85,10 @@ def kind_of(path: Path) -> str | None:
     return None
 
 
-def find_sources(paths: Sequence[Path], runs_root: Path | None) -> tuple[list[Source], list[str]]:
-    """The result folders (each with its sweep folder) and the skipped paths, with why."""
+def find_sources(paths: Sequence[Path], runs_root: Path | None,
+                 roadmap_sweep: Path | None = None) -> tuple[list[Source], list[str]]:
+    """The result folders (each with its sweep folder: by convention <runs>/<kind>-<folder name>, or for the roadmap
+    `roadmap_sweep`, a sweep of another name) and the skipped paths, with why."""
     sweeps = {p.name: p for p in paths if p.is_dir() and kind_of(p) == "sweep"}
     sources, skipped, used = [], [], set()
     for path in paths:
@@ -97,6 +99,8 @@ def find_sources(paths: Sequence[Path], runs_root: Path | None) -> tuple[list[So
             name = f"{kind}-{path.name}"
             roots = [r for r in (runs_root, path.parent.parent / "runs") if r is not None]
             sweep = sweeps.get(name) or next((r / name for r in roots if (r / name).is_dir()), None)
+            if kind == "roadmap" and roadmap_sweep is not None:
+                sweep = roadmap_sweep if roadmap_sweep.is_dir() else None
             used.add(name)
             sources.append(Source(kind, path, sweep))
     # a sweep folder given alone: a roadmap (or kernel sweep) without a table, curves and command only
@@ -190,13 +194,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="the HTML file to write")
     parser.add_argument("--runs", type=Path, help="where sweep folders are (default: the runs/ beside each result "
                                                   "folder's kind folder, i.e. experiments/runs)")
+    parser.add_argument("--roadmap-sweep", type=Path, help="the sweep folder the roadmap table was made from, where "
+                        "it is not <runs>/roadmap-<profile>-<data> (make report SWEEP=<name>)")
     args = parser.parse_args(argv)
-    sources, skipped = find_sources(args.dirs, args.runs)
+    sources, skipped = find_sources(args.dirs, args.runs, args.roadmap_sweep)
     if not sources:
         print("error: nothing to report: " + "; ".join(skipped), file=sys.stderr)
         return 2
     command = "python -m modernize.report " + " ".join(shlex.quote(str(d)) for d in args.dirs) + \
-        (f" --runs {shlex.quote(str(args.runs))}" if args.runs else "") + f" --out {shlex.quote(str(args.out))}"
+        (f" --runs {shlex.quote(str(args.runs))}" if args.runs else "") + \
+        (f" --roadmap-sweep {shlex.quote(str(args.roadmap_sweep))}" if args.roadmap_sweep else "") + \
+        f" --out {shlex.quote(str(args.out))}"
     atomic_write_text(args.out, render(sources, skipped, command))
     for s in skipped:
         print(f"skipped {s}", file=sys.stderr)
