@@ -332,3 +332,30 @@ def test_a_sweep_with_a_bad_argument_is_refused_in_one_line_before_any_run(argv,
     assert main(["run", "ablate", "--profile", "smoke", "--data", "synthetic", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "roadmap", "--extra", "separate_downsampling+silo"],                 # make roadmap EXTRA=...
+    ["run", "roadmap", "--extra", "separate_downsampling+gelu patchify-silo"],    # a label that leaves one out
+    ["run", "ablate", "--deltas", "gelu silo"],                                   # make ablate ABLATE_DELTAS=...
+    ["--delta-lists", "separate_downsampling+silo"],                              # what the report's command prints
+])
+def test_a_misspelt_delta_in_any_label_is_refused_before_the_first_run(argv, tmp_path, capsys):
+    """EXTRA and ABLATE_DELTAS are checked before the roadmap's runs start, not after them."""
+    from modernize.results.sweeps import main
+
+    run_args = ["--profile", "smoke", "--data", "synthetic", "--runs", str(tmp_path)] if argv[0] == "run" else []
+    assert main([*argv, *run_args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown delta 'silo'") and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())  # nothing ran
+
+
+def test_a_label_with_a_delta_of_ones_own_is_accepted(tmp_path, monkeypatch, capsys):
+    (tmp_path / "delta").mkdir()
+    (tmp_path / "delta" / "silo.yaml").write_text("# @package _global_\nmodel:\n  block: {activation: silu}\n")
+    monkeypatch.setenv("MODERNIZE_CONFIG_PATH", str(tmp_path))
+    from modernize.results.sweeps import main
+
+    assert main(["--delta-lists", "separate_downsampling+silo"]) == 0
+    assert capsys.readouterr().out.strip().endswith("separate_downsampling,silo]")

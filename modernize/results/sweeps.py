@@ -17,6 +17,7 @@ import argparse
 import shlex
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..design.config import CONF_DIR
@@ -84,7 +85,7 @@ class Sweep:
             return (f"\"+delta=$(python -m modernize.ablate --delta-lists{deltas})\"" if shown
                     else f"+delta={ablation_delta_lists(self.deltas)}")
         return (f"\"+delta=$(python -m modernize.sweep --delta-lists {' '.join(self.extra)})\"" if shown
-                else f"+delta={extra_delta_lists(self.extra)}")
+                else f"+delta={extra_delta_lists(self.extra, self.overrides)}")
 
     def tabulation(self) -> list[str]:
         """The `python -m` arguments that tabulate the sweep."""
@@ -99,9 +100,15 @@ class Sweep:
             ["python -m " + " ".join(self.tabulation())]
 
 
-def extra_delta_lists(labels: tuple[str, ...]) -> str:
-    """The +delta= sweep value that trains these row labels: [recipe,...,silu],[...]."""
-    return ",".join(f"[{','.join(label_deltas(label))}]" for label in labels)
+def extra_delta_lists(labels: tuple[str, ...], overrides: Sequence[str] = ()) -> str:
+    """The +delta= sweep value that trains these row labels: [recipe,...,silu],[...]. Every delta must exist (in the
+    package or a folder the overrides or $MODERNIZE_CONFIG_PATH add), or a ValueError names the unknown ones: a
+    misspelt label fails here, before the sweep's first run, not after the roadmap has trained."""
+    from ..design.config import check_step_overrides
+
+    value = ",".join(f"[{','.join(label_deltas(label))}]" for label in labels)
+    check_step_overrides([f"+delta={value}", *overrides])
+    return value
 
 
 def ablation_delta_lists(deltas: tuple[str, ...]) -> str:
