@@ -259,3 +259,24 @@ def test_job_type_summary_names_step_metric_and_at_finish_callbacks(tmp_path):
             failed.at_finish(lambda: calls.append("failed"))
             raise RuntimeError("boom")
     assert calls == ["ok"] and read_offline_run(tmp_path / "failed")["exit_code"] == 1
+
+
+def test_the_longest_ablation_label_is_logged_with_a_tag_wandb_accepts(tmp_path, capfd):
+    """W&B limits tags to 64 characters; the ablation's longest label (76) used to switch W&B off for its run. The
+    tag is shortened (start + hash), the full label stays in the run's name and config."""
+    from modernize.results.ablation import labels
+    from modernize.training.tracking import MAX_TAG_LENGTH, wandb_tag
+
+    label = max(labels(), key=len)
+    assert len(label) > MAX_TAG_LENGTH
+    tracker = make_tracker(tmp_path / "run", name=f"{label}-seed0", tags=[label, "smoke"],
+                           config=CONFIG | {"label": label})
+    assert tracker.mode == "offline"  # not disabled
+    tracker.log({"val/top1": 50.0}, step=0)
+    tracker.finish()
+    assert "W&B logging disabled" not in capfd.readouterr().err
+    run = read_offline_run(tmp_path / "run")
+    assert run["tags"] == [wandb_tag(label), "smoke"] and len(run["tags"][0]) == MAX_TAG_LENGTH
+    assert run["tags"][0].startswith("patchify+gelu+fewer_activations") and run["config"]["label"] == label
+    assert run["name"] == f"{label}-seed0" and run["history"][0]["val/top1"] == 50.0
+    assert wandb_tag(label + "x") != wandb_tag(label) and wandb_tag("gelu") == "gelu"

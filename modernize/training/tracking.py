@@ -6,6 +6,7 @@ is bounded (timeouts) and guarded: on the first failure we print one warning and
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -20,6 +21,21 @@ MODES = ("auto", "online", "offline", "disabled")
 INIT_TIMEOUT_S = 30.0
 # Bound the final upload of an online run; whatever is left stays on disk for `wandb sync`.
 FINISH_TIMEOUT_S = 120.0
+
+
+# W&B refuses a run whose tags are longer than this (wandb.init raises a ValidationError), so a long tag would switch
+# logging off for the whole run: an ablation label such as
+# patchify+gelu+fewer_activations+fewer_norms+layer_norm+separate_downsampling has 76 characters.
+MAX_TAG_LENGTH = 64
+
+
+def wandb_tag(tag: str) -> str:
+    """A tag W&B accepts: as it is up to MAX_TAG_LENGTH characters, else its start and a hash of the whole (so two
+    long labels never share a tag). The full text stays where it is also given, e.g. the run's config `label`."""
+    if len(tag) <= MAX_TAG_LENGTH:
+        return tag
+    digest = hashlib.sha1(tag.encode()).hexdigest()[:8]
+    return f"{tag[:MAX_TAG_LENGTH - len(digest) - 1]}~{digest}"
 
 
 def _warn(message: str) -> None:
@@ -102,7 +118,8 @@ class Tracker:
         if self._mode == "disabled":
             return  # never touch wandb: no service process, no files
 
-        init = {"project": project, "entity": entity, "group": group, "name": name, "tags": list(tags),
+        init = {"project": project, "entity": entity, "group": group, "name": name,
+                "tags": [wandb_tag(tag) for tag in tags],
                 "job_type": job_type, "config": config, "id": run_id, "resume": "allow" if run_id else None}
 
         def start(mode: str) -> Any:
