@@ -184,6 +184,10 @@ BAD_INPUTS = [
     ("train.device=tpu", None, "train.device must be auto, cpu, cuda, cuda:N or mps"),
     pytest.param("train.device=cuda", None, "CUDA is not available", marks=pytest.mark.skipif(
         __import__("torch").cuda.is_available(), reason="this machine has CUDA")),
+    pytest.param("profile=gpu train.device=auto", None, "profile=gpu is meant for a GPU and this machine has none",
+                 marks=pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")),
+    pytest.param("profile=imagenet data=synthetic train.device=auto", None, "profile=imagenet is meant for a GPU",
+                 marks=pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")),
     # data
     ("data=imagefolder", None, "needs data.root="),
     ("data.root=/nonexistent/fashion", None, "data.root=/nonexistent/fashion does not exist"),
@@ -230,3 +234,15 @@ def test_a_step_with_extra_deltas_is_labelled_as_what_it_is_not_as_the_papers_ro
 
     assert run_label_of(compose(["+step=gelu", "+delta=[layer_norm]"])) == "gelu+layer_norm"
     assert run_label_of(compose(["+step=gelu"])) == "gelu"
+
+
+def test_a_gpu_profile_trains_on_the_cpu_only_when_asked_to():
+    """profile=gpu on a machine without CUDA: refused with train.device=auto (above), accepted with train.device=cpu;
+    the flag says how a run executes, so it leaves the config hash alone."""
+    from modernize.training.checks import check_training_device
+    from modernize.training.proxy import config_hash
+
+    check_training_device(compose(["profile=gpu", "train.device=cpu"]))
+    check_training_device(compose(["profile=cpu", "train.device=auto"]))  # a CPU profile: nothing to refuse
+    gpu = compose(["profile=gpu"])
+    assert gpu.profile.for_gpu and config_hash(gpu) == config_hash(compose(["profile=gpu", "profile.for_gpu=false"]))

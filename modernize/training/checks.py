@@ -77,6 +77,18 @@ def check_profile(p: DictConfig) -> None:
         raise RunError(f"profile.lr_scaling must be one of {', '.join(LR_SCALING)}, got {p.lr_scaling!r}")
 
 
+def check_training_device(cfg: DictConfig) -> None:
+    """A profile meant for a GPU (profile.for_gpu) is not trained on a CPU by accident: with train.device=auto on a
+    machine without CUDA it is refused; train.device=cpu says the CPU is meant."""
+    import torch
+
+    if OmegaConf.select(cfg, "profile.for_gpu", default=False) and str(cfg.train.device) == "auto" \
+            and not torch.cuda.is_available():
+        raise RunError(f"profile={cfg.profile.name} is meant for a GPU and this machine has none (CUDA is not "
+                       f"available): on the CPU it would train for days; use profile=cpu, or pass train.device=cpu "
+                       f"to train this profile on the CPU anyway")
+
+
 def check_train(t: DictConfig, global_batch: int) -> None:
     accumulation = OmegaConf.select(t, "accumulation_steps", default=1)
     positive("train.accumulation_steps", accumulation, integer=True)

@@ -42,7 +42,7 @@ from .recipe import make_mixing, make_optimizer, make_scheduler, scaled_lr
 from ..design.roadmap import paper_step
 from .runtime import Processes, RunError, barrier, gather, git_commit, is_main_process, setup_runtime
 from .state import TrainState, load_checkpoint, save_checkpoint
-from .checks import check_config
+from .checks import check_config, check_training_device
 
 __all__ = ["RunError", "TrainingDiverged", "check_config", "train"]
 
@@ -87,6 +87,7 @@ class Run:
 def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
     """Train one model in `run_dir`; resume if it holds a checkpoint of the same config; return the summary."""
     check_config(cfg)  # before anything is written into the run directory
+    check_training_device(cfg)
     run_dir = Path(run_dir)
     # However the run ends, its W&B run is finished here (as failed if an exception escapes) before the error
     # reaches the caller: a multirun goes on in this process, and its next run must not find this one open.
