@@ -170,6 +170,13 @@ BAD_INPUTS = [
     ("recipe.randaugment=[12,0.5] +step=recipe", None, "recipe.randaugment must be [magnitude in 0..10"),
     ("recipe.interpolation=nearest", None, "recipe.interpolation must be one of bilinear, bicubic"),
     ("recipe.random_erasing_mode=zeros", None, "recipe.random_erasing_mode must be one of const, rand, pixel"),
+    # a shortened recipe names the setting that made its schedule invalid; an appended key nothing reads is refused
+    ("recipe.epochs=1 +step=recipe", None, "recipe.warmup_epochs must be a number in [0, 1), got 20 (its range comes "
+                                           "from recipe.epochs=1"),
+    ("+train.epochs=1", None, "+train.epochs=1 adds train.epochs, which the config does not declare and no part of "
+                              "modernize reads: the run would ignore it; the settings named epochs: recipe.epochs, "
+                              "profile.epochs"),
+    ("+model.block.se_ratio=0.25", None, "+model.block.se_ratio=0.25 adds model.block.se_ratio"),
     ("train.accumulation_steps=0", None, "train.accumulation_steps must be a positive integer"),
     ("train.accumulation_steps=3", None, "the global batch 64 must divide evenly into train.accumulation_steps=3"),
     ("recipe.batch_size=0", None, "recipe.batch_size must be a positive integer"),
@@ -246,3 +253,27 @@ def test_a_gpu_profile_trains_on_the_cpu_only_when_asked_to():
     check_training_device(compose(["profile=cpu", "train.device=auto"]))  # a CPU profile: nothing to refuse
     gpu = compose(["profile=gpu"])
     assert gpu.profile.for_gpu and config_hash(gpu) == config_hash(compose(["profile=gpu", "profile.for_gpu=false"]))
+
+
+@pytest.mark.parametrize("overrides", [["task=profile"], ["task=profile", "recipe.epochs=1", "+step=recipe"],
+                                       ["recipe.lr=-1"]])
+def test_a_task_that_writes_nothing_leaves_no_empty_run_folder(overrides, tmp_path):
+    """task=profile and a refused run: the folder Hydra made for the run (and its sweep folder) is removed again,
+    so no empty folder looks like a run that never started."""
+    from modernize.training.cli import run_task
+
+    run_dir = tmp_path / "sweep" / "run"
+    run_dir.mkdir(parents=True)  # as Hydra makes it before the task starts
+    try:
+        run_task(compose([*SMOKE_IN_PROCESS, *overrides]), run_dir, multirun=False)
+    except SystemExit as e:
+        assert e.code == 2
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_task_profile_refuses_the_recipe_a_run_would_refuse(capsys):
+    from modernize.training.cli import run_task
+
+    with pytest.raises(SystemExit):
+        run_task(compose(["task=profile", "+step=recipe", "recipe.epochs=1"]), Path("/nonexistent/run"), False)
+    assert "recipe.warmup_epochs must be a number in [0, 1)" in capsys.readouterr().err

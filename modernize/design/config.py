@@ -144,6 +144,41 @@ def check_step_overrides(overrides: Sequence[str]) -> None:
         check_names(group, names, config_names(group, overrides), hint=f"{group}s are {where[group]}")
 
 
+def check_appended_keys(overrides: Sequence[str]) -> None:
+    """Refuse `+a.b=v` for a setting: Hydra appends a key the config does not declare (it refuses `+` for one it
+    does), and no part of modernize reads an undeclared key, so the run would go on as if it were not there
+    (`+train.epochs=1` trained the profile's 6 epochs). The error names the key and the declared settings of the same
+    name. Config groups (`+step=`, `+delta=`, ...) and hydra.* keys are Hydra's own."""
+    appended = [text for text in overrides if text.startswith("+") and not text.startswith("++") and "=" in text
+                and not is_config_group(text[1:].split("=", 1)[0]) and not text[1:].startswith("hydra.")]
+    if not appended:
+        return
+    key = appended[0][1:].split("=", 1)[0]
+    leaf = key.rsplit(".", 1)[-1]
+    with _hydra():
+        from hydra import compose as hydra_compose
+
+        declared = [name for name in dotted_keys(hydra_compose("config")) if name.rsplit(".", 1)[-1] == leaf
+                    and not name.startswith("hydra.")]
+    same_name = f"; the settings named {leaf}: {', '.join(declared)} (set them without '+')" if declared else ""
+    raise ValueError(f"{appended[0]} adds {key}, which the config does not declare and no part of modernize reads: "
+                     f"the run would ignore it{same_name}")
+
+
+def is_config_group(key: str) -> bool:
+    group = key.split("@", 1)[0].split("/", 1)[0]
+    return group in NAMED_GROUPS or (CONF_DIR / group).is_dir()
+
+
+def dotted_keys(node: Any, prefix: str = "") -> list[str]:
+    """Every leaf setting of a config (a plain dict of one) as a dotted key: model.block.kernel_size, ..."""
+    if OmegaConf.is_config(node):
+        node = OmegaConf.to_container(node, resolve=False)
+    if not isinstance(node, dict):
+        return [prefix.rstrip(".")]
+    return [key for name, child in node.items() for key in dotted_keys(child, f"{prefix}{name}.")]
+
+
 def compose(overrides: Sequence[str] = ()) -> DictConfig:
     """The same config `python run.py <overrides>` would see (Hydra's compose API, same conf/ dir), labelled."""
     from hydra import compose as hydra_compose

@@ -112,10 +112,20 @@ def check_data(cfg: DictConfig) -> None:
 
 
 
+def shorter_recipe_hint(name: str, bound_by: str) -> str:
+    """Where a recipe field's range comes from another setting (recipe.epochs), the error says so: a user who
+    shortened the recipe never set the field the check names."""
+    if not bound_by:
+        return ""
+    return (f" (its range comes from {bound_by}: change recipe.{name} with it, or leave the recipe as it is and "
+            f"shorten the run with profile.epochs=N, which scales the schedule)")
+
+
 def check_recipe_ranges(r: DictConfig) -> None:
     """Every numeric recipe field within its range (one line naming the field, the value and what is allowed)."""
     def within(name: str, value: Any, low: float, high: float, *, low_open: bool = False, high_open: bool = False,
-               allow_none: bool = False) -> None:
+               allow_none: bool = False, bound_by: str = "") -> None:
+        """`bound_by`: the setting the range comes from, named in the error (the user may have changed that one)."""
         if value is None and allow_none:
             return
         number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
@@ -123,10 +133,10 @@ def check_recipe_ranges(r: DictConfig) -> None:
         if not ok:
             interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
             raise RunError(f"recipe.{name} must be a number in {interval}{' or null' if allow_none else ''}, "
-                           f"got {value!r}")
+                           f"got {value!r}{shorter_recipe_hint(name, bound_by)}")
 
     within("weight_decay", r.weight_decay, 0, math.inf, high_open=True)
-    within("warmup_epochs", r.warmup_epochs, 0, r.epochs, high_open=True)
+    within("warmup_epochs", r.warmup_epochs, 0, r.epochs, high_open=True, bound_by=f"recipe.epochs={r.epochs}")
     within("min_lr", r.min_lr, 0, math.inf, high_open=True)
     within("label_smoothing", r.label_smoothing, 0, 1, high_open=True)
     within("mixup", r.mixup, 0, math.inf, high_open=True)
@@ -146,7 +156,7 @@ def check_recipe_ranges(r: DictConfig) -> None:
         if not milestones or milestones != sorted(set(milestones)) or not all(
                 isinstance(m, int) and 0 < m < r.epochs for m in milestones):
             raise RunError(f"recipe.milestones must be increasing whole epochs in (0, {r.epochs}) for schedule=step, "
-                           f"got {r.milestones!r}")
+                           f"got {r.milestones!r}{shorter_recipe_hint('milestones', f'recipe.epochs={r.epochs}')}")
     scale = list(r.random_resized_crop_scale)
     if len(scale) != 2 or not all(isinstance(v, (int, float)) for v in scale) or not 0 < scale[0] <= scale[1] <= 1:
         raise RunError(f"recipe.random_resized_crop_scale must be [low, high] with 0 < low <= high <= 1, got {scale}")

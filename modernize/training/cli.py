@@ -11,11 +11,12 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from ..design.config import check_step_overrides, model_spec, run_label_of
+from ..design.config import check_appended_keys, check_step_overrides, model_spec, run_label_of
 from ..design.flops import count_gflops, count_params
 from ..io import atomic_write_json
 from ..design.model import build
 from ..design.roadmap import paper_step
+from .checks import check_profile, check_recipe
 
 TASKS = ("train", "profile", "eval")
 
@@ -23,6 +24,8 @@ TASKS = ("train", "profile", "eval")
 def profile(cfg: DictConfig) -> dict:
     """Build the step's model (the paper's: full width, 224 px, 1000 classes) and print what it is, then the recipe
     as the profile trains it (modernize.proxy's rules applied)."""
+    check_recipe(cfg.recipe)  # the recipe it prints must be one a run would accept
+    check_profile(cfg.profile)
     spec = model_spec(cfg)
     model = build(spec)
     step = run_label_of(cfg)
@@ -111,7 +114,25 @@ def describe_recipe(r: dict) -> list[str]:
 
 def run_task(cfg: DictConfig, run_dir: Path, multirun: bool):
     """Run the task. In a multirun, a failure is recorded in failed.json and the sweep goes on; a stop signal
-    (modernize.interrupt) ends the run and the sweep with the shell's 128 + signal number, after one line."""
+    (modernize.interrupt) ends the run and the sweep with the shell's 128 + signal number, after one line. The run
+    folder Hydra made is removed again where the task wrote nothing in it (task=profile, a refused run)."""
+    try:
+        return run_task_in(cfg, run_dir, multirun)
+    finally:
+        remove_if_empty(run_dir)
+
+
+def remove_if_empty(run_dir: Path) -> None:
+    """Remove an empty run folder, and its sweep folder if that is empty then too: a folder of nothing would look
+    like a run that never started."""
+    for folder in (run_dir, run_dir.parent):
+        try:
+            folder.rmdir()  # only ever removes an empty folder
+        except OSError:
+            return
+
+
+def run_task_in(cfg: DictConfig, run_dir: Path, multirun: bool):
     from ..data.datasets import DataError
     from .interrupt import Interrupted
     from ..io import WriteError
@@ -159,7 +180,9 @@ def run_task(cfg: DictConfig, run_dir: Path, multirun: bool):
 
 def validate_argv(argv: list[str]) -> None:
     try:
-        check_step_overrides([a for a in argv[1:] if not a.startswith("-")])
+        overrides = [a for a in argv[1:] if not a.startswith("-")]
+        check_step_overrides(overrides)
+        check_appended_keys(overrides)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
