@@ -1,5 +1,6 @@
 """Bad input fails before anything is built, with a message naming the field and what is allowed."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -188,6 +189,14 @@ BAD_INPUTS = [
     ("seed=abc", None, "seed must be a non-negative integer, got 'abc'"),
     ("seed=-1", None, "seed must be a non-negative integer"),
     ("train.precision=fp8", None, "train.precision must be one of fp32, bf16, fp16"),
+    # how the run executes: every field in its range before anything starts
+    ("train.threads=-2", None, "train.threads must be a positive integer or null, got -2"),
+    ("train.threads=1.5", None, "train.threads must be a positive integer or null, got 1.5"),
+    ("train.workers=-1", None, "train.workers must be a whole number >= 0, got -1"),
+    ("train.checkpoint_every_steps=-5", None, "train.checkpoint_every_steps must be a whole number >= 0, got -5"),
+    ("train.log_every_steps=0", None, "train.log_every_steps must be a positive integer, got 0"),
+    ("train.throughput_batch=0", None, "train.throughput_batch must be a positive integer, got 0"),
+    ("train.resume=maybe", None, "train.resume must be true or false, got 'maybe'"),
     ("train.device=tpu", None, "train.device must be auto, cpu, cuda, cuda:N or mps"),
     pytest.param("train.device=cuda", None, "CUDA is not available", marks=pytest.mark.skipif(
         __import__("torch").cuda.is_available(), reason="this machine has CUDA")),
@@ -277,3 +286,23 @@ def test_task_profile_refuses_the_recipe_a_run_would_refuse(capsys):
     with pytest.raises(SystemExit):
         run_task(compose(["task=profile", "+step=recipe", "recipe.epochs=1"]), Path("/nonexistent/run"), False)
     assert "recipe.warmup_epochs must be a number in [0, 1)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("first, second", [("1", "2"), ("2", "1")])  # a short run, then a longer one, and back
+def test_a_folder_holding_another_configs_run_says_what_differs_and_the_two_ways_out(first, second, tmp_path,
+                                                                                   capsys):
+    """A finished run of profile.epochs=<first> in the folder, then profile.epochs=<second> there: refused in one
+    line naming the setting that differs (that run's value first) and how to keep both or replace it."""
+    from modernize.training.cli import run_task
+
+    run_dir = tmp_path / "sweep" / "run"
+    small = ["model.depths=[1,1,1,1]", "profile.train_subset=32", "profile.val_subset=16", "profile.batch_size=16"]
+    run_task(compose([*SMOKE_IN_PROCESS, *small, f"profile.epochs={first}"]), run_dir, multirun=False)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        run_task(compose([*SMOKE_IN_PROCESS, *small, f"profile.epochs={second}"]), run_dir, multirun=False)
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "already holds a finished run of another config" in line
+    assert f"that run vs this one: profile.epochs: {first} vs {second}" in line
+    assert "pass sweep_name=<name> to write this run into another folder" in line and f"remove {run_dir}" in line
+    assert json.loads((run_dir / "summary.json").read_text())["epochs"] == int(first)  # the finished run is kept

@@ -100,7 +100,7 @@ def test_a_profiles_training_subset_is_what_its_seed_costs(tmp_path):
 
 def test_a_section_renders_its_rows_once():
     """A row the reference could not be built for (timm missing) shows dashes and why, not a timing."""
-    found = bench.section("t", "intro", bench.speed_column("ours", "ours img/s"), bench.RATIO_SPREAD)
+    found = bench.new_section("t", "intro", bench.speed_column("ours", "ours img/s"), bench.RATIO_SPREAD)
     found.rows = [{"ours": 1234.4, "ratio": 1.0, "lo": 0.9876, "hi": 1.01234}, {"note": "timm not installed"}]
     assert found.markdown()[4].splitlines()[2:] == ["|         1234 |        0.988..1.012 |",
                                                     "|            - |  timm not installed |"]

@@ -50,3 +50,16 @@ def test_build_model_api_applies_overrides_through_hydra():
     assert isinstance(model, torch.nn.Module)
     assert {b.branch.spatial.kernel_size for b in model.modules() if hasattr(b, "branch")} == {(9, 9)}
     assert count_params(build_model("resnet50")) == count_params(torchvision.models.resnet50(weights=None))
+
+
+@pytest.mark.slow
+def test_help_says_what_to_type_not_the_config(tmp_path):
+    """`python run.py --help`: the tasks, examples with a short run, and the config groups with their options."""
+    proc = subprocess.run([sys.executable, "run.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    for task in ("train", "profile", "eval"):
+        assert f"\n  {task} " in text
+    assert "profile.epochs=1" in text and "make roadmap" in text
+    assert "\nprofile: cpu, gpu, imagenet, smoke\n" in text and "\nstep: " in text and "separate_downsampling" in text
+    assert "seed: 0" not in text and "recipe:\n" not in text  # not Hydra's dump of the composed config

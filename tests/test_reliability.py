@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -144,10 +145,11 @@ def test_the_cli_stopped_by_a_signal_prints_one_line_and_resumes_exactly(tmp_pat
     assert proc.wait(timeout=120) == 128 + signum, "".join(output)
     text = "".join(output)
     assert "Traceback" not in text
-    assert f"interrupted by {signal.Signals(signum).name} at epoch 2 step " in text
-    assert "run the same command to resume" in text
+    stopped = re.search(rf"interrupted by {signal.Signals(signum).name} at (epoch 2 step \d/4);", text)
+    assert stopped and "run the same command to resume" in text
     again = run_cli(*RUN, f"hydra.run.dir={run_dir}", check=True)
-    assert "resuming separate_downsampling" in again.stdout and "step 0\n" not in again.stdout
+    # the resume names the place the interrupt named, counted the same way
+    assert f"resuming separate_downsampling from {run_dir / 'last.pt'} after {stopped[1]}\n" in again.stdout
     same_result(reference, run_dir)
 
 
@@ -183,6 +185,23 @@ def test_a_bad_image_stops_the_run_with_one_line_naming_the_file(tmp_path, bad):
     assert "replace or delete it" in message and "Traceback" not in message
     assert not (tmp_path / "run" / "summary.json").exists()
     assert [line.split(" is not")[0] for line in check_images(tmp_path / "data")] == [str(path)]
+
+
+def test_checking_a_folder_that_is_not_an_image_folder_is_one_line(tmp_path, capsys):
+    """`python -m modernize.datasets --check` on Fashion-MNIST's folder (idx files) or an empty split: one line
+    saying what --check reads, exit 2, no traceback."""
+    from files import write_fashion_mnist
+
+    from modernize.data.datasets import main
+
+    write_fashion_mnist(tmp_path / "fashion", n_train=4, n_val=4, gz=True)
+    (tmp_path / "empty" / "train").mkdir(parents=True)
+    (tmp_path / "empty" / "val").mkdir()
+    for root, why in ((tmp_path / "fashion", "it has no train/ and no val/ folder"),
+                      (tmp_path / "empty", "Couldn't find any class folder")):
+        assert main(["--check", str(root)]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith("error: --check reads an image folder") and f"{root} is not one: {why}" in line
 
 
 # ---------------------------------------------------------------------------------------- 4. Fashion-MNIST files

@@ -141,3 +141,30 @@ def csv_value(text: str) -> int | float | None:
     if not text:
         return None
     return float(text) if "." in text else int(text)
+
+
+def test_the_learning_curve_figure_keeps_its_titles_apart():
+    """The ablation's curves (its longest labels, four panels a row): the figure's title clears every panel title,
+    and neighbouring panel titles do not run into each other."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from modernize.results.ablation import labels
+    from modernize.results.figures import learning_curves_figure
+
+    longest = sorted(labels(), key=len)[-8:]
+    points = [{"label": label, "epoch": epoch, "seeds": 3, "val_top1_mean": 80.0 + epoch, "val_top1_std": 0.5,
+               "train_loss_mean": 1.0 / epoch, "train_loss_std": 0.1} for label in longest for epoch in (1, 2, 3)]
+    fig = learning_curves_figure(points, "ablate-cpu-fashion_mnist")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    suptitle = fig._suptitle.get_window_extent(renderer)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    titles = [ax.title.get_window_extent(renderer) for ax in panels]
+    assert len(titles) == len(longest)
+    assert not any(suptitle.overlaps(t) for t in titles)
+    assert not any(a.overlaps(b) for i, a in enumerate(titles) for b in titles[i + 1:])
+    assert all(t.x0 >= 0 and t.x1 <= fig.bbox.width for t in titles)  # none cut off at the edges
+    plt.close(fig)

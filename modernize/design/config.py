@@ -148,9 +148,10 @@ def check_appended_keys(overrides: Sequence[str]) -> None:
     """Refuse `+a.b=v` for a setting: Hydra appends a key the config does not declare (it refuses `+` for one it
     does), and no part of modernize reads an undeclared key, so the run would go on as if it were not there
     (`+train.epochs=1` trained the profile's 6 epochs). The error names the key and the declared settings of the same
-    name. Config groups (`+step=`, `+delta=`, ...) and hydra.* keys are Hydra's own."""
+    name. Only a setting inside a node (a dotted key) is checked: `+<name>=` may select a config group, ours
+    (`+step=`, `+delta=`) or one on a user's search path, and hydra.* keys are Hydra's own."""
     appended = [text for text in overrides if text.startswith("+") and not text.startswith("++") and "=" in text
-                and not is_config_group(text[1:].split("=", 1)[0]) and not text[1:].startswith("hydra.")]
+                and is_setting(text[1:].split("=", 1)[0])]
     if not appended:
         return
     key = appended[0][1:].split("=", 1)[0]
@@ -165,9 +166,9 @@ def check_appended_keys(overrides: Sequence[str]) -> None:
                      f"the run would ignore it{same_name}")
 
 
-def is_config_group(key: str) -> bool:
-    group = key.split("@", 1)[0].split("/", 1)[0]
-    return group in NAMED_GROUPS or (CONF_DIR / group).is_dir()
+def is_setting(key: str) -> bool:
+    """A dotted key of a setting (train.epochs), not a config group (model, delta@x, hydra/launcher) or hydra.*."""
+    return "." in key and not any(c in key for c in "/@") and not key.startswith("hydra.")
 
 
 def dotted_keys(node: Any, prefix: str = "") -> list[str]:

@@ -289,7 +289,7 @@ class Section:
         return [f"## {self.title}", "", self.intro, "", self.table.markdown(self.rows).rstrip("\n"), *self.footer]
 
 
-def section(title: str, intro: str, *columns: Column) -> Section:
+def new_section(title: str, intro: str, *columns: Column) -> Section:
     return Section(title, intro, Table(columns, key=""))
 
 
@@ -359,7 +359,7 @@ def thread_counts(args) -> list[int | None]:
 
 
 def reference_section(args) -> Section:
-    out = section("1. Ours vs reference implementations, at every size we train",
+    out = new_section("1. Ours vs reference implementations, at every size we train",
                   "Each size: the model as it is trained there (a profile's width, resolution, batch, stem and "
                   "classes; the paper's model with 1000 classes at a resolution, batch "
                   f"{args.batch}), and a hand-written reference with the same dims and parameter count. Ours and the "
@@ -407,7 +407,7 @@ def torch_threads(count: int | None):
 
 
 def roadmap_section(args) -> Section:
-    out = section("2. Roadmap steps (ours)",
+    out = new_section("2. Roadmap steps (ours)",
                   f"{args.resolution} px, batch {args.batch}, 1000 classes, full width. img/s: median of "
                   f"{args.repeats} repeats; spread: min..max.",
                   *STEP_COLUMNS, number_column("params", "params (M)", ".1f"), speed_column("speed", "img/s"),
@@ -454,7 +454,7 @@ def pipeline_section(args) -> Section:
     r, p = cfg.recipe, cfg.profile
     num_classes, resolution, batch = 10, int(p.resolution), 8 if args.quick else int(p.batch_size)
     trained = OmegaConf.create(effective_recipe(cfg)[1])
-    out = section("3. End-to-end vs bare model step (in-memory data)",
+    out = new_section("3. End-to-end vs bare model step (in-memory data)",
                   f"ConvNeXt-T at the `{p.name}` profile's {resolution} px and batch {batch}, {num_classes} "
                   "classes. end-to-end: index a uint8 TensorDataset on the device -> TrainAugment -> MixUp / CutMix "
                   "-> model step with label smoothing, with the recipe as the profile trains it (" +
@@ -500,7 +500,7 @@ def profile_cost_section(args) -> Section:
     name = args.profile
     subset = compose([f"profile={name}"]).profile.train_subset
     images = COST_TRAIN_IMAGES if subset is None else min(int(subset), COST_TRAIN_IMAGES)
-    out = section(f"4. What one seed of the `{name}` profile's roadmap costs here",
+    out = new_section(f"4. What one seed of the `{name}` profile's roadmap costs here",
                   f"Each step as `python run.py +step=<step> profile={name}` trains it on Fashion-MNIST "
                   f"({images:,} training images, {COST_CLASSES} classes): the profile's width, "
                   "resolution, batch and stem, the recipe after the profile's rules, the in-memory pipeline of "
@@ -593,7 +593,7 @@ def folder_section(args) -> Section:
     from ..data.augment import randaugment_policy, with_zero_bit_posterize
 
     images, batch = (16, 8) if args.quick else (192, 32)
-    out = section("5. Folder data: one loader worker at 224 px",
+    out = new_section("5. Folder data: one loader worker at 224 px",
                   f"{images} JPEGs of 500x375 px (ImageNet's typical size), batch {batch}, one worker process each "
                   "(the official code runs 10 per GPU). ours: `datasets.load_data('imagefolder', recipe=...)` and "
                   "`make_loader`, i.e. the recipe's `augment.folder_transforms` (timm's transforms, full decode to "

@@ -4,6 +4,7 @@ style), the ablation matrix's, and the learning curves. A figure file is written
 from __future__ import annotations
 
 import io
+import re
 import textwrap
 from pathlib import Path
 
@@ -104,24 +105,45 @@ def ablation_figure(table: list[dict], path: Path, title: str) -> None:
 
 
 def learning_curves_png(points: list[dict], title: str) -> bytes:
+    """learning_curves_figure as PNG bytes (the report embeds them)."""
+    plt = pyplot()
+    fig = learning_curves_figure(points, title)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=100, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def learning_curves_figure(points: list[dict], title: str):
     """A grid of per-label panels from pooled curve points (modernize.results.pooled.pooled_curves): validation top-1
-    (mean ± std over seeds) and training loss (gray, dashed) against the epoch."""
+    (mean ± std over seeds) and training loss (gray, dashed) against the epoch. The constrained layout keeps the
+    figure's title clear of the panels' titles, and long labels (the ablation's run up to 76 characters) are
+    wrapped at their + and - so that neighbouring panel titles do not run into each other."""
     plt = pyplot()
     labels = list(dict.fromkeys(p["label"] for p in points))
     ncols = min(4, len(labels))
     nrows = -(-len(labels) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.3 * ncols, 2.5 * nrows + 0.8), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.3 * ncols, 2.7 * nrows + 0.8), squeeze=False,
+                             layout="constrained")
     for ax, label in zip(axes.flat, labels):
         curve_panel(ax, [p for p in points if p["label"] == label], label)
     for ax in list(axes.flat)[len(labels):]:
         ax.set_visible(False)
     fig.suptitle(f"{title}: validation top-1 (blue, mean ± std over seeds) and training loss (gray, dashed)",
                  fontsize=10)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, dpi=100, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return fig
+
+
+def wrapped_label(label: str, width: int = 34) -> str:
+    """A run label over several lines, broken before a + or - (gelu+layer_norm+...), each line at most about
+    `width` characters."""
+    parts = re.split(r"(?=[+-])", label)
+    lines = [""]
+    for part in parts:
+        if lines[-1] and len(lines[-1]) + len(part) > width:
+            lines.append("")
+        lines[-1] += part
+    return "\n".join(lines)
 
 
 def curve_panel(ax, mine: list[dict], label: str) -> None:
@@ -132,7 +154,7 @@ def curve_panel(ax, mine: list[dict], label: str) -> None:
     ax.plot(epochs, mean, "o-", color="tab:blue", markersize=3, label="val top-1")
     ax.fill_between(epochs, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
                     color="tab:blue", alpha=0.25)
-    ax.set_title(f"{label} (n={max(p['seeds'] for p in mine)})", fontsize=8)
+    ax.set_title(f"{wrapped_label(label)} (n={max(p['seeds'] for p in mine)})", fontsize=8)
     ax.tick_params(labelsize=7)
     ax.set_ylabel("val top-1 (%)", fontsize=7, color="tab:blue")
     loss_ax = ax.twinx()

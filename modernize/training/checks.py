@@ -89,6 +89,21 @@ def check_training_device(cfg: DictConfig) -> None:
                        f"to train this profile on the CPU anyway")
 
 
+def check_runtime_fields(t: DictConfig) -> None:
+    """The settings of how a run executes, each in its range, so that a typo is one line and not a PyTorch
+    traceback minutes later (train.threads=-2 reached torch.set_num_threads)."""
+    positive("train.threads", t.threads, allow_none=True, integer=True)
+    positive("train.log_every_steps", t.log_every_steps, integer=True)
+    positive("train.throughput_batch", t.throughput_batch, integer=True)
+    for name in ("workers", "checkpoint_every_steps"):
+        value = t[name]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise RunError(f"train.{name} must be a whole number >= 0, got {value!r}")
+    for name in ("channels_last", "compile", "deterministic", "ema_eval", "resume"):
+        if not isinstance(t[name], bool):
+            raise RunError(f"train.{name} must be true or false, got {t[name]!r}")
+
+
 def check_train(t: DictConfig, global_batch: int) -> None:
     accumulation = OmegaConf.select(t, "accumulation_steps", default=1)
     positive("train.accumulation_steps", accumulation, integer=True)
@@ -96,6 +111,7 @@ def check_train(t: DictConfig, global_batch: int) -> None:
         raise RunError(f"the global batch {global_batch} must divide evenly into train.accumulation_steps="
                        f"{accumulation} micro-batches")
     positive("train.grad_clip", t.grad_clip, allow_none=True)
+    check_runtime_fields(t)
     check_device(str(t.device))
     if t.precision not in PRECISIONS:
         raise RunError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}")

@@ -202,8 +202,13 @@ def describe(cfg: DictConfig, spec: ModelSpec) -> dict[str, Any]:
 
 
 def config_hash(cfg: DictConfig) -> str:
-    """A short hash of what the run trains: not where it is written or how it is logged, nor the settings that say
-    how it runs (modernize.training.settings, the one list of them).
+    """A short hash of what the run trains (hashed_settings)."""
+    return hashlib.sha256(json.dumps(hashed_settings(cfg), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def hashed_settings(cfg: DictConfig) -> dict[str, Any]:
+    """What the run trains: not where it is written or how it is logged, nor the settings that say how it runs
+    (modernize.training.settings, the one list of them).
 
     Settings the run does not use are left out, so adding one to the recipe left the hash of every run that does
     not use it, committed ones included, as it was (unused_recipe_settings); and the recipe's EMA decay is hashed as
@@ -222,7 +227,30 @@ def config_hash(cfg: DictConfig) -> str:
         recipe["ema_decay"] = None
     for key in unused_recipe_settings(cfg):
         recipe.pop(key, None)
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+    return data
+
+
+def setting_differences(theirs: DictConfig, ours: DictConfig, limit: int = 4) -> str:
+    """The trained settings two configs differ in, as 'profile.epochs: 1 vs 6' (theirs first), at most `limit`."""
+    from ..design.config import dotted_keys
+
+    a, b = hashed_settings(theirs), hashed_settings(ours)
+    missing = object()
+
+    def value(data: dict, key: str) -> Any:
+        for part in key.split("."):
+            data = data.get(part, missing) if isinstance(data, dict) else missing
+        return data
+
+    keys = sorted(set(dotted_keys(a)) | set(dotted_keys(b)))
+    lines = [f"{key}: {_shown(value(a, key), missing)} vs {_shown(value(b, key), missing)}" for key in keys
+             if value(a, key) != value(b, key)]
+    more = f" and {len(lines) - limit} more" if len(lines) > limit else ""
+    return ", ".join(lines[:limit]) + more
+
+
+def _shown(value: Any, missing: object) -> str:
+    return "(none)" if value is missing else json.dumps(value)
 
 
 def unused_recipe_settings(cfg: DictConfig) -> list[str]:

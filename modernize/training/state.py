@@ -9,6 +9,7 @@ resume both go through `state_dict()` / `load_state_dict()`, so the two cannot d
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,10 @@ def save_checkpoint(path: Path, state: TrainState, per_process: list[dict[str, A
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
-def load_checkpoint(path: Path, expected_hash: str, label: str) -> dict[str, Any]:
-    """The checkpoint's contents, after checking it is ours and belongs to this very config."""
+def load_checkpoint(path: Path, expected_hash: str, label: str,
+                    differences: Callable[[], str] = lambda: "") -> dict[str, Any]:
+    """The checkpoint's contents, after checking it is ours and belongs to this very config (`differences`: how the
+    folder's config differs from this one, for the error)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 -- any unpickling failure means the file cannot be trusted
@@ -94,6 +97,6 @@ def load_checkpoint(path: Path, expected_hash: str, label: str) -> dict[str, Any
     if state["config_hash"] != expected_hash:
         theirs = state.get("label", state.get("step_name"))  # "step_name" in checkpoints before the rename
         raise RunError(f"checkpoint {path} belongs to another config (run {theirs}, config hash "
-                       f"{state['config_hash']}; this run: {label}, hash {expected_hash}). Use another run "
-                       f"directory (hydra.run.dir=... or sweep_name=...) or delete the checkpoint.")
+                       f"{state['config_hash']}; this run: {label}, hash {expected_hash}{differences()}). Use another "
+                       f"run directory (hydra.run.dir=... or sweep_name=...) or delete the checkpoint.")
     return state

@@ -36,7 +36,7 @@ from .interrupt import SignalWatch, watch_signals
 from ..io import atomic_write_json, atomic_write_text, read_json
 from .lock import run_lock
 from ..design.model import build
-from .proxy import config_hash, describe, effective_recipe, scale_model
+from .proxy import config_hash, describe, effective_recipe, scale_model, setting_differences
 from .proxy import ema_decay as proxy_ema_decay
 from .recipe import make_mixing, make_optimizer, make_scheduler, scaled_lr
 from ..design.roadmap import paper_step
@@ -133,12 +133,24 @@ def finished_summary(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | None:
     chash = config_hash(cfg)
     if done.get("config_hash") != chash:
         raise RunError(f"{run_dir} already holds a finished run of another config (hash {done.get('config_hash')}, "
-                       f"this run {chash}); use another run directory")
+                       f"this run {chash}{differences_from(run_dir, cfg)}); to keep both, pass sweep_name=<name> "
+                       f"to write this run into another folder, or remove {run_dir} to train this config there")
     if is_main_process():
         print(f"{run_label_of(cfg)} seed {cfg.seed}: already finished in {run_dir} (top-1 {done['final_top1']:.2f}); "
               f"skipping")
         rebuild_metrics(run_dir, chash, run_label_of(cfg))
     return done
+
+
+def differences_from(run_dir: Path, cfg: DictConfig) -> str:
+    """'; that run vs this one: profile.epochs: 1 vs 6' from the config.yaml the folder's run was written with
+    ('' without one)."""
+    path = run_dir / "config.yaml"
+    try:
+        differences = setting_differences(OmegaConf.load(path), cfg)
+    except Exception:  # noqa: BLE001 -- a missing or unreadable config.yaml: the hashes alone say it
+        return ""
+    return f"; that run vs this one: {differences}" if differences else ""
 
 
 def rebuild_metrics(run_dir: Path, chash: str, label: str) -> None:
@@ -178,11 +190,15 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     label, chash = run_label_of(cfg), config_hash(cfg)
     checkpoint = run_dir / "last.pt"
     if train_cfg.resume and checkpoint.exists():
-        state.load_state_dict(load_checkpoint(checkpoint, chash, label), processes.rank)
+        state.load_state_dict(load_checkpoint(checkpoint, chash, label, lambda: differences_from(run_dir, cfg)),
+                              processes.rank)
         if processes.is_main:
             if state.history:  # the checkpoint's history: also mends an emptied or truncated metrics.jsonl
                 write_metrics(run_dir, state.history)
-            print(f"resuming {label} from {checkpoint} at epoch {state.epoch} step {state.step_in_epoch}", flush=True)
+            # where it stopped, counted as the interrupt message and the progress lines count (epochs from 1)
+            where = (f"epoch {state.epoch + 1} step {state.step_in_epoch}/{batches.steps_per_epoch}"
+                     if state.step_in_epoch else f"the end of epoch {state.epoch}")
+            print(f"resuming {label} from {checkpoint} after {where}", flush=True)
     else:
         torch.manual_seed(cfg.seed + processes.rank)  # different augmentations on each process
     return Run(cfg=cfg, run_dir=run_dir, label=label, config_hash=chash, processes=processes, device=device,
