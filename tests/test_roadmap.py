@@ -297,7 +297,10 @@ def test_every_block_computes_what_its_layers_say_in_either_layout(step, memory_
             torch.testing.assert_close(buffer, other, msg=name)
 
 
-def test_one_sweep_definition_gives_the_runs_make_trains_and_the_commands_the_report_shows():
+def test_one_sweep_definition_gives_the_runs_make_trains_and_the_commands_the_report_shows(tmp_path, monkeypatch):
+    (tmp_path / "delta").mkdir()  # EXTRA's delta of one's own, found where make finds it
+    (tmp_path / "delta" / "silu.yaml").write_text("# @package _global_\nmodel:\n  block: {activation: silu}\n")
+    monkeypatch.setenv("MODERNIZE_CONFIG_PATH", str(tmp_path))
     from modernize.design.roadmap import STEPS
     from modernize.results.sweeps import KERNEL_SUBDIR, Sweep
 
