@@ -191,7 +191,7 @@ def test_make_roadmaps_extra_labels_train_the_runs_those_labels_name(tmp_path):
     searchpath = f"hydra.searchpath=[file://{tmp_path}]"
     lists = subprocess.run([sys.executable, "-m", "modernize.sweep", "--delta-lists", "separate_downsampling",
                             "separate_downsampling+silu"], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                           check=True).stdout.strip()
+                           check=True, env={**os.environ, "MODERNIZE_CONFIG_PATH": str(tmp_path)}).stdout.strip()
     plain, with_silu = (compose([f"+delta={one}]", searchpath]) for one in lists[:-1].split("],"))
     assert config_hash(plain) == config_hash(compose(["+step=separate_downsampling"]))
     assert config_hash(with_silu) == config_hash(compose(["+step=separate_downsampling", "+delta=[silu]",
