@@ -576,15 +576,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="List the images of an ImageFolder data set that do not decode.")
     parser.add_argument("--check", type=Path, required=True, metavar="DATA_ROOT", help="folder with train/ and val/")
     root = parser.parse_args(argv).check
-    missing = [split for split in ("train", "val") if not (root / split).is_dir()]
-    try:
-        if missing:
-            raise FileNotFoundError(f"it has no {' and no '.join(s + '/' for s in missing)} folder")
-        bad_files = check_images(root)
-    except FileNotFoundError as e:  # also ImageFolder's: a split without class folders or images
+    missing = [split + "/" for split in ("train", "val") if not (root / split).is_dir()]
+    why = f"it has no {' and no '.join(missing)} folder" if missing else ""
+    if not why:
+        try:
+            bad_files = check_images(root)
+        except FileNotFoundError as e:  # ImageFolder's: a split without class folders or images
+            why = str(e).rstrip(".")
+    if why:
         print(f"error: --check reads an image folder (<root>/train/<class>/<image> and <root>/val/...), and {root} "
-              f"is not one: {str(e).rstrip('.')}. The other data sets (Fashion-MNIST's idx files, CIFAR's batches) "
-              f"are checked when a run loads them.", file=sys.stderr)
+              f"is not one: {why}. The other data sets (Fashion-MNIST's idx files, CIFAR's batches) are checked "
+              f"when a run loads them.", file=sys.stderr)
         return 2
     print("\n".join(bad_files) or "all images decode")
     return 1 if bad_files else 0

@@ -159,7 +159,7 @@ def check_appended_keys(overrides: Sequence[str]) -> None:
     with _hydra():
         from hydra import compose as hydra_compose
 
-        declared = [name for name in dotted_keys(hydra_compose("config")) if name.rsplit(".", 1)[-1] == leaf
+        declared = [name for name in flattened(hydra_compose("config")) if name.rsplit(".", 1)[-1] == leaf
                     and not name.startswith("hydra.")]
     same_name = f"; the settings named {leaf}: {', '.join(declared)} (set them without '+')" if declared else ""
     raise ValueError(f"{appended[0]} adds {key}, which the config does not declare and no part of modernize reads: "
@@ -171,13 +171,16 @@ def is_setting(key: str) -> bool:
     return "." in key and not any(c in key for c in "/@") and not key.startswith("hydra.")
 
 
-def dotted_keys(node: Any, prefix: str = "") -> list[str]:
-    """Every leaf setting of a config (a plain dict of one) as a dotted key: model.block.kernel_size, ..."""
+def flattened(node: Any, prefix: str = "") -> dict[str, Any]:
+    """Every leaf setting of a config (or a plain dict of one) under its dotted key: {"model.block.kernel_size": 7}."""
     if OmegaConf.is_config(node):
         node = OmegaConf.to_container(node, resolve=False)
     if not isinstance(node, dict):
-        return [prefix.rstrip(".")]
-    return [key for name, child in node.items() for key in dotted_keys(child, f"{prefix}{name}.")]
+        return {prefix.rstrip("."): node}
+    leaves: dict[str, Any] = {}
+    for name, child in node.items():
+        leaves |= flattened(child, f"{prefix}{name}.")
+    return leaves
 
 
 def compose(overrides: Sequence[str] = ()) -> DictConfig:

@@ -117,10 +117,10 @@ def ablation_delta_lists(deltas: tuple[str, ...]) -> str:
     return delta_lists(list(deltas) or None)
 
 
-def run_sweep(sweep: Sweep, launch: list[str], wandb: str) -> int:
+def run_sweep(sweep: Sweep, multiruns: list[list[str]], launch: list[str], wandb: str) -> int:
     """Train the sweep's multiruns (each launched with `launch`), then tabulate it whatever happened."""
     status = 0
-    for overrides in sweep.multiruns():
+    for overrides in multiruns:
         command = [sys.executable, str(CONF_DIR.parent / "run.py"), "-m", *overrides, *launch]
         status = status or subprocess.run(command).returncode
     tabulation = sweep.tabulation()
@@ -144,12 +144,12 @@ def run_command(args: argparse.Namespace) -> int:
             known = config_names(group)
             if name not in known:
                 raise ValueError(f"unknown {group} {name!r}; known {plural}: {', '.join(known)}")
-        sweep.multiruns()  # every label and delta is known, or one line before anything runs
+        multiruns = sweep.multiruns()  # every label and delta is known, or one line before anything runs
         launch = launch_overrides(args.profile, args.launcher or None, args.runs_at_once)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return run_sweep(sweep, launch, args.wandb)
+    return run_sweep(sweep, multiruns, launch, args.wandb)
 
 
 def add_run_parser(subparsers) -> None:

@@ -12,7 +12,7 @@ from ..data import datasets
 from ..design.config import model_spec
 from .engine import PRECISIONS
 from .proxy import check_rules, run_spec
-from .runtime import RunError, check_device
+from .runtime import RunError, check_device, wants_cuda
 
 RECIPES = ("original", "modern")
 OPTIMIZERS = ("sgd", "adamw")
@@ -80,10 +80,8 @@ def check_profile(p: DictConfig) -> None:
 def check_training_device(cfg: DictConfig) -> None:
     """A profile meant for a GPU (profile.for_gpu) is not trained on a CPU by accident: with train.device=auto on a
     machine without CUDA it is refused; train.device=cpu says the CPU is meant."""
-    import torch
-
     if OmegaConf.select(cfg, "profile.for_gpu", default=False) and str(cfg.train.device) == "auto" \
-            and not torch.cuda.is_available():
+            and not wants_cuda("auto"):
         raise RunError(f"profile={cfg.profile.name} is meant for a GPU and this machine has none (CUDA is not "
                        f"available): on the CPU it would train for days; use profile=cpu, or pass train.device=cpu "
                        f"to train this profile on the CPU anyway")

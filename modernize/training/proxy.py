@@ -232,19 +232,12 @@ def hashed_settings(cfg: DictConfig) -> dict[str, Any]:
 
 def setting_differences(theirs: DictConfig, ours: DictConfig, limit: int = 4) -> str:
     """The trained settings two configs differ in, as 'profile.epochs: 1 vs 6' (theirs first), at most `limit`."""
-    from ..design.config import dotted_keys
+    from ..design.config import flattened
 
-    a, b = hashed_settings(theirs), hashed_settings(ours)
-    missing = object()
-
-    def value(data: dict, key: str) -> Any:
-        for part in key.split("."):
-            data = data.get(part, missing) if isinstance(data, dict) else missing
-        return data
-
-    keys = sorted(set(dotted_keys(a)) | set(dotted_keys(b)))
-    lines = [f"{key}: {_shown(value(a, key), missing)} vs {_shown(value(b, key), missing)}" for key in keys
-             if value(a, key) != value(b, key)]
+    a, b = flattened(hashed_settings(theirs)), flattened(hashed_settings(ours))
+    missing = object()  # a setting one of them does not have (not the same as null)
+    lines = [f"{key}: {_shown(a.get(key, missing), missing)} vs {_shown(b.get(key, missing), missing)}"
+             for key in sorted(a.keys() | b.keys()) if a.get(key, missing) != b.get(key, missing)]
     more = f" and {len(lines) - limit} more" if len(lines) > limit else ""
     return ", ".join(lines[:limit]) + more
 
