@@ -58,7 +58,7 @@ TEST_WORKERS ?= auto
 test: setup data browser
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-# The in-process tier for your own iterations (config, builder, tables, the loop on tiny models): under a minute.
+# The in-process tier for your own iterations (config, builder, tables, the loop on tiny models): its time is in README.
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist load
 
