@@ -180,6 +180,14 @@ BAD_INPUTS = [
     ("+model.block.se_ratio=0.25", None, "+model.block.se_ratio=0.25 adds model.block.se_ratio"),
     ("train.accumulation_steps=0", None, "train.accumulation_steps must be a positive integer"),
     ("train.accumulation_steps=3", None, "the global batch 64 must divide evenly into train.accumulation_steps=3"),
+    ("train.accumulation_steps=some", None, "train.accumulation_steps must be a positive integer or auto, got 'some'"),
+    ("train.device_batch=0", None, "train.device_batch must be a positive integer or null, got 0"),
+    ("train.accumulation_steps=auto train.device_batch=24", None,
+     "the global batch 64 cannot be met exactly with 1 process(es) x device batch 24"),
+    ("train.accumulation_steps=2 train.device_batch=8", None,
+     "1 process(es) x train.device_batch=8 x train.accumulation_steps=2 = 16, not the global batch 64"),
+    ("profile.resolution=100000", None, "data=synthetic at resolution 100000 (320 images, made at that resolution) "
+                                        "would need"),
     ("recipe.batch_size=0", None, "recipe.batch_size must be a positive integer"),
     ("profile.batch_size=0", None, "profile.batch_size must be a positive integer"),
     ("profile.epochs=0", None, "profile.epochs must be a positive integer"),
@@ -306,3 +314,17 @@ def test_a_folder_holding_another_configs_run_says_what_differs_and_the_two_ways
     assert f"that run vs this one: profile.epochs: {first} vs {second}" in line
     assert "pass sweep_name=<name> to write this run into another folder" in line and f"remove {run_dir}" in line
     assert json.loads((run_dir / "summary.json").read_text())["epochs"] == int(first)  # the finished run is kept
+
+
+def test_profile_imagenet_brings_an_image_folder_and_refuses_to_start_without_its_root():
+    """A user who types profile=imagenet gets ImageNet's data layout, not Fashion-MNIST upsampled to 224 px."""
+    from modernize.training.checks import check_config
+    from modernize.training.runtime import RunError
+
+    assert compose(["profile=imagenet"]).data.name == "imagefolder"
+    assert compose(["profile=imagenet", "data=cifar10", "data.root=/tmp"]).data.name == "cifar10"  # still a choice
+    with pytest.raises(RunError) as e:
+        check_config(compose(["+step=resnet50", "profile=imagenet", "train.device=cpu"]))
+    assert str(e.value) == ("data=imagefolder (profile=imagenet) needs data.root=<folder> with train/ and val/ class "
+                            "folders, ImageNet's layout: pass data.root=<folder>, or "
+                            "data=<fashion_mnist|cifar10|cifar100|synthetic> to train on another data set")

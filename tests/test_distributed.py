@@ -89,6 +89,36 @@ def test_accumulation_under_ddp_matches_one_process(single_process, tmp_path):
     assert losses[0] == pytest.approx(losses[1], rel=1e-3)
 
 
+@pytest.mark.parametrize("processes", [1, 2, 4])
+def test_accumulation_auto_meets_the_global_batch_with_1_2_and_4_processes(single_process, tmp_path, processes):
+    """train.accumulation_steps=auto with a device batch of 8: 64 = P x 8 x (8 / P), and the run trains as one
+    process on the whole batch of 64 (the batches are the same for any split; the model has no BatchNorm)."""
+    run_dir = tmp_path / f"auto-{processes}"
+    proc = torchrun(*DETERMINISTIC_BATCHES, "train.accumulation_steps=auto", "train.device_batch=8",
+                    f"hydra.run.dir={run_dir}", nproc=processes)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    one = json.loads((single_process / "summary.json").read_text())
+    run = json.loads((run_dir / "summary.json").read_text())
+    assert one["global_batch"] == 64
+    assert (run["world_size"], run["micro_batch"], run["accumulation_steps"]) == (processes, 8, 8 // processes)
+    assert run["global_batch"] == 64 and run["lr"] == one["lr"] and run["batch_norm_batch"] is None
+    line = (f"batch: {processes} process(es) x device batch 8 x {8 // processes} accumulation step(s) = global batch "
+            f"64; lr {one['lr']:.4g}; no BatchNorm")
+    assert run["batch_plan"] == line and proc.stdout.count(line) == 1  # said at start, by rank 0 only
+    losses = [[json.loads(x)["train_loss"] for x in (r / "metrics.jsonl").read_text().splitlines()]
+              for r in (run_dir, single_process)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-3)
+
+
+def test_a_global_batch_that_cannot_be_met_exactly_is_refused_before_training(tmp_path):
+    proc = torchrun(*DETERMINISTIC_BATCHES, "train.accumulation_steps=auto", "train.device_batch=24",
+                    f"hydra.run.dir={tmp_path / 'run'}", nproc=2)
+    assert proc.returncode != 0  # each rank exits 2; torchrun reports its children's failure
+    assert ("the global batch 64 cannot be met exactly with 2 process(es) x device batch 24: 64 / (2 x 24) = 1.333 "
+            "micro-batches; use train.device_batch=16 (the largest divisor of 32 below 24)") in proc.stderr
+    assert "epoch 1" not in proc.stdout
+
+
 def test_a_distributed_run_killed_mid_epoch_resumes_to_the_same_result(two_processes, tmp_path):
     run_dir = tmp_path / "ddp"
     args = [*DETERMINISTIC_BATCHES, "train.checkpoint_every_steps=1", f"hydra.run.dir={run_dir}"]

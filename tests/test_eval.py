@@ -111,6 +111,50 @@ def test_torchvision_resnet50_weights_give_torchvisions_predictions(tmp_path, fo
     assert result["interpolation"] == "bilinear"
 
 
+WNIDS = ("n01443537", "n02085620", "n04592741")  # goldfish, Chihuahua, wing: three of ImageNet's 1000 classes
+
+
+@pytest.fixture(scope="module")
+def wnid_folder(tmp_path_factory):
+    """An ImageNet subset as Imagenette or ImageNet-R ship it: class folders named by wnid, fewer than 1000."""
+    root = tmp_path_factory.mktemp("wnids")
+    for c, wnid in enumerate(WNIDS):
+        (root / "val" / wnid).mkdir(parents=True)
+        for i in range(3):
+            photo(320, 240, seed=1000 + 10 * c + i).save(root / "val" / wnid / f"{i}.jpg")
+    return root
+
+
+def test_a_1000_class_checkpoint_scores_a_folder_of_imagenet_wnids_through_their_imagenet_indices(tmp_path,
+                                                                                                   wnid_folder):
+    """The folder's labels become ImageNet indices (timm's ImageNetInfo order); top-1/top-5 are over the 1000
+    outputs, and restricted_top1 over the folder's 3 classes only, as ImageNet-R / -A are scored."""
+    import timm
+    from timm.data import ImageNetInfo, create_transform
+    from torchvision.datasets import ImageFolder
+
+    torch.manual_seed(2)
+    reference = timm.create_model("convnext_tiny", num_classes=1000).eval()
+    torch.save(reference.state_dict(), tmp_path / "convnext_tiny_1k.pth")
+    result, written, rows = evaluate(tmp_path, wnid_folder, tmp_path / "convnext_tiny_1k.pth",
+                                     "+step=separate_downsampling", "profile=imagenet")
+    indices = [ImageNetInfo().label_names().index(w) for w in WNIDS]
+    transform = create_transform(224, is_training=False, crop_pct=0.875, interpolation="bicubic",
+                                 mean=MEAN_STD["imagefolder"][0], std=MEAN_STD["imagefolder"][1])
+    dataset = ImageFolder(str(wnid_folder / "val"), transform=transform)
+    with torch.no_grad():
+        logits = reference(torch.stack([dataset[i][0] for i in range(len(dataset))]))
+    labels = torch.tensor([indices[label] for _, label in dataset.samples])
+    top5 = logits.topk(5, dim=1).indices
+    restricted = torch.tensor(indices)[logits[:, indices].argmax(dim=1)]
+    assert [int(r["label"]) for r in rows] == labels.tolist()  # ImageNet indices, not 0..2
+    assert [[int(i) for i in r["top5"].split()] for r in rows] == top5.tolist()
+    assert result == written and result["imagenet_subset_classes"] == 3
+    assert result["top1"] == pytest.approx(100 * (top5[:, 0] == labels).float().mean().item())
+    assert result["top5"] == pytest.approx(100 * (top5 == labels[:, None]).any(dim=1).float().mean().item())
+    assert result["restricted_top1"] == pytest.approx(100 * (restricted == labels).float().mean().item())
+
+
 def test_our_checkpoint_evaluates_to_its_runs_own_top1(tmp_path, folder):
     """A run's last.pt: by default its EMA's weights (the paper's ConvNeXt-T number is an EMA's), the model's with
     eval.ema=false; each gives the top-1 the run itself reported for them."""

@@ -493,6 +493,65 @@ def make_loader(
 
 
 # --------------------------------------------------------------------------------------------------
+# Memory: an in-memory data set is refused before it is made if it would not fit
+# --------------------------------------------------------------------------------------------------
+# The data sets held in memory keep their own resolution (28 px Fashion-MNIST stays 28 px at profile=imagenet's
+# 224: augment.py resizes each batch), so only data made at the run's resolution (synthetic) or a copy onto a GPU
+# can outgrow a device. Either is refused before it is allocated, with the numbers, instead of being killed by the
+# kernel's OOM killer with no message.
+
+
+def available_bytes(device: torch.device | str = "cpu") -> int | None:
+    """Bytes free on `device`: CUDA's free memory, or the host's MemAvailable (None where it cannot be read)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def gib(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.1f} GiB"
+
+
+def where(device: torch.device | str) -> str:
+    device = torch.device(device)
+    return "this machine" if device.type == "cpu" else str(device)
+
+
+def check_fits_in_memory(what: str, nbytes: int, remedy: str, device: torch.device | str = "cpu") -> None:
+    free = available_bytes(device)
+    if free is not None and nbytes > free:
+        raise DataError(f"{what} would need {gib(nbytes)} of memory and {where(device)} has "
+                        f"{gib(free)} available: {remedy}")
+
+
+def check_synthetic_fits(size: int, resolution: int) -> None:
+    """The synthetic splits are made at the run's resolution: per pixel a float32 noise, a float32 sum and the
+    uint8 result."""
+    images = size + max(1, size // 4)
+    check_fits_in_memory(f"data=synthetic at resolution {resolution} ({images} images, made at that resolution)",
+                         images * 3 * resolution * resolution * (4 + 4 + 1), "lower profile.resolution or data.size")
+
+
+def check_fits_on_device(data: TensorDataset, device: torch.device) -> None:
+    """A data set copied onto a GPU must fit its free memory (on the CPU it is already where it stays)."""
+    if device.type != "cpu":
+        check_fits_in_memory(f"the training images ({len(data)} x {tuple(data.images.shape[1:])} uint8)",
+                             data.images.numel(), "use a folder data set (data=imagefolder), which the loader "
+                             "workers read per batch, or a smaller profile.train_subset", device)
+
+
+# --------------------------------------------------------------------------------------------------
 # Synthetic data
 # --------------------------------------------------------------------------------------------------
 

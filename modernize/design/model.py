@@ -213,7 +213,7 @@ class Network(nn.Module):
     def reset_parameters(self) -> None:
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
-                if self.spec.init == "kaiming":
+                if self.spec.init.startswith("kaiming"):
                     # torchvision's ResNet: He-normal fan-out for convs, PyTorch's default for the classifier
                     if isinstance(m, nn.Conv2d):
                         nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -227,6 +227,11 @@ class Network(nn.Module):
             elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d, nn.LayerNorm)):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+        if self.spec.init == "kaiming_zero_last":
+            for block in self.modules():
+                # timm's bn3; a block without a norm after its last conv (ConvNeXt's) has nothing to zero
+                if isinstance(block, Block) and hasattr(block.branch, "pw2_norm"):
+                    nn.init.zeros_(block.branch.pw2_norm.weight)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))

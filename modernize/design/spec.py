@@ -26,7 +26,10 @@ SPATIAL_POSITIONS = ("middle", "top")
 STEMS = ("resnet", "patchify")
 STEM_STRIDE_DIVISORS = (1, 2, 4)
 DOWNSAMPLING = ("in_block", "separate")
-INITS = ("kaiming", "trunc_normal")
+# kaiming: torchvision's ResNet (He-normal fan-out convs, PyTorch's default classifier); trunc_normal: DeiT / Swin /
+# ConvNeXt (std 0.02, zero bias); kaiming_zero_last: timm's ResNet (kaiming, and each block's last norm scale zeroed
+# so that every residual branch starts as the identity, Goyal et al. 2017 section 5.1; timm's `zero_init_last`)
+INITS = ("kaiming", "trunc_normal", "kaiming_zero_last")
 # Field metadata key: False for a field that model configs do not carry (only the profile sets it, through
 # modernize.proxy.scale_model), so it is not among the defaults every model config starts from.
 MODEL_CONFIG = "in_model_config"

@@ -28,6 +28,8 @@ class InMemoryBatches:
 
     def __init__(self, train: datasets.TensorDataset | None, val: datasets.TensorDataset, device: torch.device,
                  local_batch: int, processes: Processes, seed: int):
+        if train is not None:
+            datasets.check_fits_on_device(train, device)
         self.train_set, self.val_set = (train.to(device) if train is not None else None), val.to(device)
         self.local_batch, self.processes = local_batch, processes
         train_size = len(train) if train is not None else 0  # no train split: validation batches only
@@ -112,13 +114,10 @@ def batch_source(data: datasets.DataBundle, device: torch.device, local_batch: i
 
 
 def make_batches(data: datasets.DataBundle, device: torch.device, global_batch: int, processes: Processes,
-                 seed: int, workers: int, accumulation_steps: int = 1) -> InMemoryBatches | LoaderBatches:
+                 seed: int, workers: int) -> InMemoryBatches | LoaderBatches:
     """The batch source for a data set: in memory when it was loaded as tensors, else a DataLoader. Each process
-    gets global_batch / processes images per optimizer step (engine.TrainStep splits them into
-    `accumulation_steps` micro-batches)."""
-    if global_batch % (processes.count * accumulation_steps):
-        raise RunError(f"the global batch {global_batch} must divide evenly over {processes.count} process(es) x "
-                       f"{accumulation_steps} accumulation step(s) (train.accumulation_steps)")
+    gets global_batch / processes images per optimizer step (engine.TrainStep splits them into the run's
+    micro-batches: modernize.training.batch_plan checked that they divide it)."""
     source = batch_source(data, device, global_batch // processes.count, processes, seed, workers)
     if source.steps_per_epoch == 0:
         raise RunError(f"the training set ({len(data.train)} images) is smaller than one global batch "

@@ -10,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..data import datasets
 from ..design.config import model_spec
+from .batch_plan import AUTO
 from .engine import PRECISIONS
 from .proxy import check_rules, run_spec
 from .runtime import RunError, check_device, wants_cuda
@@ -104,10 +105,16 @@ def check_runtime_fields(t: DictConfig) -> None:
 
 def check_train(t: DictConfig, global_batch: int) -> None:
     accumulation = OmegaConf.select(t, "accumulation_steps", default=1)
-    positive("train.accumulation_steps", accumulation, integer=True)
-    if global_batch % accumulation:
-        raise RunError(f"the global batch {global_batch} must divide evenly into train.accumulation_steps="
-                       f"{accumulation} micro-batches")
+    if accumulation != AUTO:
+        try:
+            positive("train.accumulation_steps", accumulation, integer=True)
+        except RunError:
+            raise RunError(f"train.accumulation_steps must be a positive integer or auto, got {accumulation!r}") \
+                from None
+        if global_batch % accumulation:
+            raise RunError(f"the global batch {global_batch} must divide evenly into train.accumulation_steps="
+                           f"{accumulation} micro-batches")
+    positive("train.device_batch", OmegaConf.select(t, "device_batch"), allow_none=True, integer=True)
     positive("train.grad_clip", t.grad_clip, allow_none=True)
     check_runtime_fields(t)
     check_device(str(t.device))
@@ -120,9 +127,17 @@ def check_data(cfg: DictConfig) -> None:
         raise RunError(f"data.name must be one of {', '.join(datasets.DATASET_NAMES)}, got {cfg.data.name!r}")
     root = OmegaConf.select(cfg, "data.root", throw_on_missing=False, default=None)
     if OmegaConf.is_missing(cfg.data, "root"):
-        raise RunError(f"data={cfg.data.name} needs data.root=<folder> (train/ and val/ class folders)")
+        others = "|".join(n for n in datasets.DATASET_NAMES if n != cfg.data.name)
+        raise RunError(f"data={cfg.data.name} (profile={cfg.profile.name}) needs data.root=<folder> with train/ and "
+                       f"val/ class folders, ImageNet's layout: pass data.root=<folder>, or data=<{others}> to train "
+                       f"on another data set")
     if root is not None and not Path(str(root)).expanduser().is_dir():
         raise RunError(f"data.root={root} does not exist or is not a folder")
+    if cfg.data.name == "synthetic":
+        try:
+            datasets.check_synthetic_fits(cfg.data.get("size", 512), cfg.profile.resolution)
+        except datasets.DataError as e:
+            raise RunError(str(e)) from None
 
 
 

@@ -70,7 +70,7 @@ def trained_recipe(cfg: DictConfig) -> dict:
     batch = int(profile.batch_size or recipe["batch_size"])
     recipe.update(run_epochs=epochs, batch_size=batch, lr=scaled_lr(recipe["lr"], batch, recipe["lr_batch"],
                                                                  profile.lr_scaling),
-                  lr_scaling=str(profile.lr_scaling), accumulation_steps=int(cfg.train.accumulation_steps),
+                  lr_scaling=str(profile.lr_scaling), accumulation_steps=cfg.train.accumulation_steps,
                   ema_rule=rule(profile, "ema_rule"), precision=str(cfg.train.precision),
                   folder_data=is_folder_data(cfg))
     horizon = rule(profile, "ema_rule") == "horizon"

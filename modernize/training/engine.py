@@ -96,37 +96,55 @@ class TrainStep:
 
 
 def prepare_batch(images: torch.Tensor, labels: torch.Tensor, augment: nn.Module, mixing: nn.Module | None,
-                  memory_format: torch.memory_format) -> tuple[torch.Tensor, torch.Tensor]:
+                  memory_format: torch.memory_format, micro_batches: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of uint8 images on the device -> the model's input (augmented, normalized, in the model's memory
-    format) and its targets (Mixup/CutMix soft labels when the recipe mixes)."""
+    format) and its targets (Mixup/CutMix soft labels when the recipe mixes). Mixup/CutMix is drawn once per
+    micro-batch (TrainStep's split of the batch), as the official loop calls mixup_fn per loader batch under
+    --update_freq: one lambda and one choice of Mixup or CutMix for each."""
     inputs = augment(images).contiguous(memory_format=memory_format)
-    return mixing(inputs, labels) if mixing is not None else (inputs, labels)
+    if mixing is None:
+        return inputs, labels
+    if micro_batches == 1:
+        return mixing(inputs, labels)
+    mixed = [mixing(x, y) for x, y in zip(inputs.chunk(micro_batches), labels.chunk(micro_batches))]
+    return (torch.cat([x for x, _ in mixed]).contiguous(memory_format=memory_format),
+            torch.cat([y for _, y in mixed]))
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable, augment: nn.Module, precision: str, distributed: bool = False,
-             memory_format: torch.memory_format | None = None, top5: list | None = None) -> dict[str, float]:
+             memory_format: torch.memory_format | None = None, top5: list | None = None,
+             restrict_to: torch.Tensor | None = None) -> dict[str, float]:
     """Loss, top-1 and top-5 (%) over `batches` (this process's shard; summed over processes when distributed), the
     one evaluation loop of training and task=eval. With `top5`, each image's (label, five best classes) is appended
-    to it, in batch order (task=eval's predictions.csv)."""
+    to it, in batch order (task=eval's predictions.csv). With `restrict_to` (the classes a data set has, as the
+    model's indices) also `restricted_top1`: the best of those classes only, as ImageNet-R and -A are scored."""
     model.eval()
     device = next(model.parameters()).device
-    stats = torch.zeros(4, device=device, dtype=torch.float64)  # loss sum, top-1 hits, top-5 hits, count
+    # loss sum, top-1 hits, top-5 hits, count, top-1 hits among restrict_to's classes
+    stats = torch.zeros(5, device=device, dtype=torch.float64)
+    if restrict_to is not None:
+        restrict_to = restrict_to.to(device)
     for images, labels in batches:
         inputs = augment(images)
         with autocast(device.type, precision):
             logits = model(inputs if memory_format is None else inputs.contiguous(memory_format=memory_format)).float()
         best = logits.topk(min(5, logits.shape[1]), dim=1).indices
         hits = best.eq(labels[:, None])
+        restricted = (restrict_to[logits[:, restrict_to].argmax(dim=1)].eq(labels).sum().double()
+                      if restrict_to is not None else torch.zeros((), device=device, dtype=torch.float64))
         stats += torch.stack([nn.functional.cross_entropy(logits, labels, reduction="sum").double(),
                               hits[:, 0].sum().double(), hits.any(dim=1).sum().double(),
-                              torch.tensor(float(len(labels)), device=device, dtype=torch.float64)])
+                              torch.tensor(float(len(labels)), device=device, dtype=torch.float64), restricted])
         if top5 is not None:
             top5 += zip(labels.tolist(), best.tolist())
     if distributed:
         dist.all_reduce(stats)
-    loss, top1, top5_hits, n = stats.tolist()
-    return {"loss": loss / n, "top1": 100 * top1 / n, "top5": 100 * top5_hits / n, "images": int(n)}
+    loss, top1, top5_hits, n, restricted_hits = stats.tolist()
+    result = {"loss": loss / n, "top1": 100 * top1 / n, "top5": 100 * top5_hits / n, "images": int(n)}
+    if restrict_to is not None:
+        result["restricted_top1"] = 100 * restricted_hits / n
+    return result
 
 
 def wait_for_device(device: torch.device) -> None:

@@ -72,16 +72,19 @@ def evaluate_weights(cfg: DictConfig) -> dict[str, Any]:
     _, recipe = effective_recipe(cfg)
     recipe = OmegaConf.create(recipe)
     data = datasets.load_for_run(cfg, recipe, with_train=False)  # an image folder needs only val/
-    model = loaded_model(cfg, data.num_classes, state_dict, weights_path)
+    model, subset = model_for(cfg, data, state_dict, weights_path)
     memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format)
     batches = batch_source(data, device, cfg.eval.batch_size, processes, cfg.seed, int(cfg.train.workers))
     _, transform = build_augmentations(recipe, resolution=cfg.profile.resolution, mean=data.mean, std=data.std,
                                        loader_transforms=batches.loader_transforms, device=device)
     top5_rows: list[tuple[int, list[int]]] = []
+    val_batches = batches.val_batches()
+    if subset is not None:  # the folder's labels as the model's ImageNet indices
+        val_batches = ((images, subset.to(labels.device)[labels]) for images, labels in val_batches)
     try:
-        metrics = evaluate(model, batches.val_batches(), transform, cfg.train.precision,
-                           memory_format=memory_format, top5=top5_rows)
+        metrics = evaluate(model, val_batches, transform, cfg.train.precision, memory_format=memory_format,
+                           top5=top5_rows, restrict_to=subset)
     finally:
         batches.close()
     result = {"label": run_label_of(cfg), "weights": str(weights_path), "weights_used": which,
@@ -90,11 +93,15 @@ def evaluate_weights(cfg: DictConfig) -> dict[str, Any]:
               "resolution": cfg.profile.resolution,
               "interpolation": str(recipe.interpolation) if datasets.is_folder(cfg.data.name) else None,
               "precision": cfg.train.precision, "device": str(device)}
+    if subset is not None:
+        result.update(imagenet_subset_classes=len(subset), restricted_top1=metrics["restricted_top1"])
     write_predictions(out_dir / "predictions.csv", sample_names(data.val), top5_rows)
     atomic_write_json(out_dir / "eval.json", result)
+    restricted = (f" over the 1000 classes; top-1 among the folder's {len(subset)} ImageNet classes "
+                  f"{result['restricted_top1']:.2f}" if subset is not None else "")
     print(f"{result['label']} ({which} weights of {weights_path.name}) on {cfg.data.name} val, {result['images']} "
-          f"images: top-1 {result['top1']:.2f}, top-5 {result['top5']:.2f}; wrote {out_dir / 'eval.json'} and "
-          f"{out_dir / 'predictions.csv'}", flush=True)
+          f"images: top-1 {result['top1']:.2f}, top-5 {result['top5']:.2f}{restricted}; wrote "
+          f"{out_dir / 'eval.json'} and {out_dir / 'predictions.csv'}", flush=True)
     return result
 
 
@@ -114,6 +121,40 @@ def checked_paths(cfg: DictConfig) -> tuple[Path, Path]:
         raise RunError(f"eval.batch_size must be a positive integer, got {batch!r}")
     weights_path = Path(str(ev.weights)).expanduser()
     return weights_path, Path(str(ev.out)).expanduser() if ev.out else weights_path.parent
+
+
+IMAGENET_CLASSES = 1000
+
+
+def model_for(cfg: DictConfig, data: datasets.DataBundle, state_dict: dict,
+              weights_path: Path) -> tuple[torch.nn.Module, torch.Tensor | None]:
+    """The model with the weights in it, and the ImageNet indices of the folder's classes where it is scored as an
+    ImageNet subset (else None). A model of the data set's own class count comes first; where the weights do not fit
+    it and every class folder is an ImageNet wnid (Imagenette, ImageNet-R / -A's 200, a few classes of val), the
+    1000-class model scores the folder through the wnids' indices."""
+    try:
+        return loaded_model(cfg, data.num_classes, state_dict, weights_path), None
+    except RunError:
+        subset = imagenet_indices(data.val)
+        if subset is None or data.num_classes == IMAGENET_CLASSES:
+            raise
+        return loaded_model(cfg, IMAGENET_CLASSES, state_dict, weights_path), subset
+
+
+def imagenet_indices(dataset) -> torch.Tensor | None:
+    """The ImageNet-1K index of each class folder of an image folder (in its label order) when every folder is an
+    ImageNet wnid (n01440764, ...: timm's ImageNetInfo, the order of the 1000 outputs); else None."""
+    while isinstance(dataset, torch.utils.data.Subset):
+        dataset = dataset.dataset
+    classes = getattr(dataset, "classes", None)
+    if not classes:
+        return None
+    from timm.data import ImageNetInfo
+
+    index = {wnid: i for i, wnid in enumerate(ImageNetInfo().label_names())}
+    if not all(c in index for c in classes):
+        return None
+    return torch.tensor([index[c] for c in classes])
 
 
 def loaded_model(cfg: DictConfig, num_classes: int, state_dict: dict, weights_path: Path) -> torch.nn.Module:

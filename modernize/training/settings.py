@@ -36,6 +36,8 @@ RUN_SETTINGS = (
     RunSetting("train.throughput_batch", True, "the batch of the inference images/s measurement only"),
     RunSetting("train.threads", False, "CPU threads: the same computation, summed in another order"),
     RunSetting("train.accumulation_steps", False, "micro-batches per optimizer step: the same global batch"),
+    RunSetting("train.device_batch", False, "images per forward pass on a device (with accumulation: the same "
+               "global batch)"),
     RunSetting("profile.runs_at_once", True, "how many runs share a device (modernize.sweep)"),
     RunSetting("profile.for_gpu", True, "the profile is meant for a GPU: training it on a CPU needs train.device=cpu"),
 )

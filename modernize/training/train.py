@@ -27,6 +27,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..data import datasets
 from ..data.augment import build_augmentations
+from .batch_plan import AUTO, BatchPlan, measured_device_batch, plan_batch
 from .batches import InMemoryBatches, LoaderBatches, make_batches
 from ..design.config import model_spec, run_label_of
 from .engine import (NonFiniteLoss, TrainStep, compile_model, evaluate, inference_throughput, make_scaler,
@@ -51,6 +52,9 @@ class TrainingDiverged(RunError):
     pass
 
 
+MEASURED_CLASSES = 1000  # the head a device batch is measured with: ImageNet's, the largest a profile trains
+
+
 @dataclass
 class Run:
     """Everything one run trains with, built once by `setup`; the loop reads it and changes only `state`."""
@@ -65,6 +69,7 @@ class Run:
     epochs: int
     global_batch: int
     lr: float
+    plan: BatchPlan  # processes x device batch x accumulation = global batch
     batches: InMemoryBatches | LoaderBatches
     model: nn.Module
     memory_format: torch.memory_format
@@ -171,11 +176,13 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
 
     # Same seed on every process for the model (DDP also broadcasts rank 0's weights); per-process seeds for data.
     torch.manual_seed(cfg.seed)
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed + processes.rank)  # timm's RandAugment picks its ops with numpy (workers=0: here)
+    # timm's transforms draw with Python's random (RandomResizedCrop, erasing) and numpy (RandAugment's ops) where
+    # they run in this process (workers=0), so both get the per-process seed torch's augmentation gets below
+    random.seed(cfg.seed + processes.rank)
+    np.random.seed(cfg.seed + processes.rank)
+    plan = batch_plan_of(cfg, processes, device, recipe_of_run)
     data = datasets.load_for_run(cfg, recipe)  # folder data sets augment in their loader workers
-    batches = make_batches(data, device, global_batch, processes, cfg.seed, train_cfg.workers,
-                           int(train_cfg.accumulation_steps))
+    batches = make_batches(data, device, global_batch, processes, cfg.seed, train_cfg.workers)
     paper_spec = model_spec(cfg)  # derived once: the paper's model, then the one this profile trains
     spec = scale_model(paper_spec, cfg, data.num_classes)
     memory_format = torch.channels_last if train_cfg.channels_last else torch.contiguous_format
@@ -185,7 +192,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     augment_train, augment_eval = build_augmentations(recipe, resolution=profile.resolution, mean=data.mean,
                                                       std=data.std, loader_transforms=batches.loader_transforms,
                                                       device=device)
-    step = train_step_of(cfg, model, batches.steps_per_epoch, processes, recipe_of_run)
+    step = train_step_of(cfg, model, batches.steps_per_epoch, processes, recipe_of_run, plan.accumulation_steps)
     state = TrainState(model, step.optimizer, step.scheduler, step.scaler, step.ema)
     label, chash = run_label_of(cfg), config_hash(cfg)
     checkpoint = run_dir / "last.pt"
@@ -202,10 +209,36 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     else:
         torch.manual_seed(cfg.seed + processes.rank)  # different augmentations on each process
     return Run(cfg=cfg, run_dir=run_dir, label=label, config_hash=chash, processes=processes, device=device,
-               recipe=recipe, epochs=epochs, global_batch=global_batch, lr=lr, batches=batches, model=model,
+               recipe=recipe, epochs=epochs, global_batch=global_batch, lr=lr, plan=plan, batches=batches, model=model,
                memory_format=memory_format, augment_train=augment_train, augment_eval=augment_eval,
                mixing=make_mixing(recipe, data.num_classes), step=step, state=state, stats=stats,
                description=describe(cfg, spec))
+
+
+def batch_plan_of(cfg: DictConfig, processes: Processes, device: torch.device,
+                  recipe_of_run: tuple[int, DictConfig, int, float]) -> BatchPlan:
+    """The run's batch arithmetic (modernize.training.batch_plan): with train.accumulation_steps=auto and no
+    train.device_batch on CUDA, the largest device batch that fits, measured on a fresh copy of the run's model and
+    step (the smallest over the processes, so that every process takes the same steps)."""
+    _, _, global_batch, lr = recipe_of_run
+    accumulation, device_batch = cfg.train.accumulation_steps, OmegaConf.select(cfg, "train.device_batch")
+    paper_spec = model_spec(cfg)
+    largest = None
+    if accumulation == AUTO and device_batch is None and device.type == "cuda":
+        def largest(per_process: int) -> int:
+            spec = scale_model(paper_spec, cfg, MEASURED_CLASSES)
+            memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+
+            def build_step():
+                return train_step_of(cfg, build(spec).to(device, memory_format=memory_format), 1000,
+                                     recipe_of_run=recipe_of_run)
+            fitting = torch.tensor(measured_device_batch(build_step, cfg.profile.resolution, MEASURED_CLASSES, device,
+                                                         per_process, cfg.train.channels_last), device=device)
+            if processes.distributed:
+                dist.all_reduce(fitting, op=dist.ReduceOp.MIN)
+            return int(fitting)
+    return plan_batch(global_batch, processes.count, lr, accumulation=accumulation, device_batch=device_batch,
+                      has_batch_norm=paper_spec.block.norm == "batch", largest_fitting=largest)
 
 
 def run_recipe(cfg: DictConfig) -> tuple[int, DictConfig, int, float]:
@@ -218,18 +251,21 @@ def run_recipe(cfg: DictConfig) -> tuple[int, DictConfig, int, float]:
 
 
 def train_step_of(cfg: DictConfig, model: nn.Module, steps_per_epoch: int, processes: Processes | None = None,
-                  recipe_of_run: tuple[int, DictConfig, int, float] | None = None) -> TrainStep:
+                  recipe_of_run: tuple[int, DictConfig, int, float] | None = None,
+                  accumulation_steps: int = 1) -> TrainStep:
     """The training step a run of `cfg` takes with `model` (already on its device): its recipe, lr, schedule over its
-    epochs and the EMA of its profile's rule. setup() builds the step here, and so does `runs_at_once: auto`
-    (modernize.training.launch), so what is measured is what trains. `recipe_of_run`: run_recipe(cfg) where the
-    caller has it already."""
+    epochs and the EMA of its profile's rule. setup() builds the step here, and so do `runs_at_once: auto`
+    (modernize.training.launch) and `device_batch` on CUDA (batch_plan), so what is measured is what trains.
+    `recipe_of_run`: run_recipe(cfg) where the caller has it already; `accumulation_steps`: the run's BatchPlan's."""
     epochs, recipe, _, lr = recipe_of_run or run_recipe(cfg)
     ema = proxy_ema_decay(cfg.profile, recipe.ema_decay, epochs * steps_per_epoch)
-    return make_train_step(model, recipe, lr, epochs, steps_per_epoch, cfg.train, processes or Processes(), ema)
+    return make_train_step(model, recipe, lr, epochs, steps_per_epoch, cfg.train, processes or Processes(), ema,
+                           accumulation_steps)
 
 
 def make_train_step(model: nn.Module, recipe: DictConfig, lr: float, epochs: int, steps_per_epoch: int,
-                    train_cfg: DictConfig, processes: Processes, ema_decay: float | None = None) -> TrainStep:
+                    train_cfg: DictConfig, processes: Processes, ema_decay: float | None = None,
+                    accumulation_steps: int = 1) -> TrainStep:
     """The recipe's optimizer, schedule, loss and EMA (of `ema_decay`, the profile's rule applied to the recipe's:
     modernize.proxy.ema_decay) around the model, compiled and/or DDP-wrapped if asked. The EMA follows every
     parameter and buffer (BatchNorm's statistics too) after each optimizer step, as timm's ModelEma in the official
@@ -248,7 +284,7 @@ def make_train_step(model: nn.Module, recipe: DictConfig, lr: float, epochs: int
                      scaler=make_scaler(device.type, train_cfg.precision), precision=train_cfg.precision,
                      scheduler=make_scheduler(optimizer, recipe, epochs, steps_per_epoch), ema=ema,
                      ema_decay=ema_decay if ema is not None else None, grad_clip=train_cfg.grad_clip,
-                     accumulation_steps=int(train_cfg.accumulation_steps))
+                     accumulation_steps=accumulation_steps)
 
 
 def open_tracker(run: Run):
@@ -287,12 +323,10 @@ def open_tracker(run: Run):
     print(f"{run.label}: {s['params']:,} params, {s['gflops_224']:.2f} GFLOPs at 224 (paper model); trained at "
           f"width x{profile.width_multiplier}, {profile.resolution}px: {s['params_run']:,} params, "
           f"{s['gflops_run'] * 1e3:.1f} MFLOPs; {run.epochs} epochs x {run.batches.steps_per_epoch} steps, "
-          f"batch {run.global_batch}"
-          f"{f' ({run.step.accumulation_steps} accumulation steps)' if run.step.accumulation_steps > 1 else ''}, lr "
-          f"{run.lr:.3g}, recipe {run.recipe.name}"
+          f"batch {run.global_batch}, lr {run.lr:.3g}, recipe {run.recipe.name}"
           f"{f', EMA {run.step.ema_decay:.6g}' if run.step.ema is not None else ''}, data {cfg.data.name}, "
           f"device {run.device}, "
-          f"{run.processes.count} process(es)", flush=True)
+          f"{run.processes.count} process(es)\n{run.plan.line()}", flush=True)
     return tracker
 
 
@@ -309,7 +343,8 @@ def train_epoch(run: Run, epoch: int) -> dict[str, float]:
     state.epoch_loss = {"loss_sum": 0.0, "seen": 0}
     epoch_start = time.perf_counter()
     for i, (images, labels) in enumerate(run.batches.train_batches(epoch, start_step), start=start_step):
-        inputs, targets = prepare_batch(images, labels, run.augment_train, run.mixing, run.memory_format)
+        inputs, targets = prepare_batch(images, labels, run.augment_train, run.mixing, run.memory_format,
+                                        run.plan.accumulation_steps)
         try:
             loss = run.step(inputs, targets)
         except NonFiniteLoss as e:
@@ -400,8 +435,8 @@ def finish(run: Run, train_images_per_s: list[float]) -> dict[str, Any]:
         else None,
         "infer_images_per_s": infer, "wall_time_s": run.state.elapsed_s,
         "epochs": run.epochs, "global_batch": run.global_batch, "lr": run.lr, "world_size": run.processes.count,
-        "accumulation_steps": run.step.accumulation_steps,
-        "micro_batch": run.global_batch // (run.processes.count * run.step.accumulation_steps),
+        "accumulation_steps": run.plan.accumulation_steps, "micro_batch": run.plan.device_batch,
+        "batch_norm_batch": run.plan.batch_norm_batch, "batch_plan": run.plan.line(),
         "ema_decay": run.step.ema_decay,
         "device": str(run.device), "precision": train_cfg.precision, "scaled": run.description,
         "paper_top1": paper.get("top1"), "paper_gflops": paper.get("gflops"),

@@ -1,0 +1,130 @@
+"""The batch arithmetic of a run: processes x device batch x accumulation steps = the recipe's global batch.
+
+The paper's recipes fix the global batch (4096 for ConvNeXt, 256 for ResNet-50's original recipe; appendix A.1) and
+the lr follows it. How a cluster meets it is the user's hardware: 8 GPUs of 80 GB hold 128 ConvNeXt-T images each
+at 224 px, so 4096 = 8 x 128 x 4 micro-batches (the official code's `--update_freq 4`). `train.accumulation_steps=auto`
+does that division: from the processes and the per-device batch (`train.device_batch`, or on CUDA the largest that
+fits, measured as `profile.runs_at_once: auto` measures a step) it picks the micro-batches per optimizer step, and
+refuses a global batch that cannot be met exactly, since a rounded one would change the lr the recipe implies.
+
+The device batch is also BatchNorm's batch: its statistics are those of one micro-batch on one device (as the
+official code's and torchvision's reference's per-GPU BatchNorm), so the plan says it for every model with BatchNorm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from .runtime import RunError
+
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    processes: int
+    device_batch: int  # images per forward pass on one device (a micro-batch)
+    accumulation_steps: int  # micro-batches per optimizer step
+    global_batch: int
+    lr: float
+    batch_norm_batch: int | None  # images per BatchNorm statistic (None: the model has no BatchNorm)
+
+    def line(self) -> str:
+        norm = (f"BatchNorm statistics over {self.batch_norm_batch} images" if self.batch_norm_batch
+                else "no BatchNorm")
+        return (f"batch: {self.processes} process(es) x device batch {self.device_batch} x {self.accumulation_steps} "
+                f"accumulation step(s) = global batch {self.global_batch}; lr {self.lr:.4g}; {norm}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def divisors_up_to(n: int, limit: int) -> list[int]:
+    return [d for d in range(1, min(n, limit) + 1) if n % d == 0]
+
+
+def plan_batch(global_batch: int, processes: int, lr: float, *, accumulation: int | str, device_batch: int | None,
+               has_batch_norm: bool, largest_fitting: Callable[[int], int] | None = None) -> BatchPlan:
+    """The plan for `processes` processes: with an accumulation count, the device batch it implies (checked against
+    `device_batch` when that is given); with 'auto', the micro-batches that `device_batch` (else
+    `largest_fitting(per_process_batch)`, the measured one on CUDA, else the whole per-process batch) implies.
+    Raises RunError, in one line with the numbers, where the global batch cannot be met exactly."""
+    if global_batch % processes:
+        raise RunError(f"the global batch {global_batch} does not split over {processes} processes "
+                       f"({global_batch} / {processes} = {global_batch / processes:.4g}): launch a number of processes "
+                       f"that divides {global_batch}")
+    per_process = global_batch // processes
+    if accumulation != AUTO:
+        if per_process % accumulation:
+            raise RunError(f"{processes} process(es) x {accumulation} accumulation steps do not divide the global "
+                           f"batch {global_batch} ({per_process} per process / {accumulation} = "
+                           f"{per_process / accumulation:.4g}): use train.accumulation_steps=auto or a divisor of "
+                           f"{per_process}")
+        implied = per_process // accumulation
+        if device_batch is not None and device_batch != implied:
+            raise RunError(f"{processes} process(es) x train.device_batch={device_batch} x train.accumulation_steps="
+                           f"{accumulation} = {processes * device_batch * accumulation}, not the global batch "
+                           f"{global_batch}: use train.accumulation_steps=auto, or train.device_batch={implied}")
+        micro = implied
+    else:
+        micro = device_batch if device_batch is not None else (
+            largest_fitting(per_process) if largest_fitting is not None else per_process)
+        if micro > per_process:
+            raise RunError(f"train.device_batch={micro} is more than each process's share of the global batch "
+                           f"({global_batch} / {processes} processes = {per_process}): use at most {per_process}")
+        if per_process % micro:
+            raise RunError(f"the global batch {global_batch} cannot be met exactly with {processes} process(es) x "
+                           f"device batch {micro}: {global_batch} / ({processes} x {micro}) = "
+                           f"{global_batch / (processes * micro):.4g} micro-batches; use train.device_batch="
+                           f"{divisors_up_to(per_process, micro)[-1]} (the largest divisor of {per_process} below "
+                           f"{micro})")
+        accumulation = per_process // micro
+    return BatchPlan(processes=processes, device_batch=micro, accumulation_steps=int(accumulation),
+                     global_batch=global_batch, lr=lr, batch_norm_batch=micro if has_batch_norm else None)
+
+
+# ------------------------------------------------------------------------------- the largest device batch on CUDA
+MEMORY_SHARE = 0.8  # of the free memory: the allocator's fragmentation over a run, EMA copies made later, cuDNN
+
+
+def largest_fitting_batch(per_process: int, peak_at: Callable[[int], int], free_bytes: int) -> int:
+    """The largest divisor of `per_process` whose training step fits MEMORY_SHARE of `free_bytes`, from a step's
+    peak memory measured at two small batches (peak = fixed + batch x per image: weights, gradients and optimizer
+    state are fixed, activations grow with the batch). At least 1."""
+    small, larger = 1, min(per_process, 4)
+    p_small, p_large = peak_at(small), peak_at(larger) if larger > small else None
+    per_image = (p_large - p_small) / (larger - small) if p_large is not None else p_small
+    fixed = p_small - per_image * small
+    budget = free_bytes * MEMORY_SHARE
+    fitting = [d for d in divisors_up_to(per_process, per_process) if fixed + d * max(per_image, 1) <= budget]
+    return fitting[-1] if fitting else 1
+
+
+def measured_device_batch(build_step: Callable[[], Callable], resolution: int, classes: int, device,
+                          per_process: int, channels_last: bool) -> int:
+    """largest_fitting_batch on this CUDA device: `build_step()` returns a fresh model's training step (the run's
+    own optimizer, precision and EMA: modernize.training.train.train_step_of), timed for its peak twice per batch
+    (the second step holds the optimizer's state). The caller's RNG is left as it was."""
+    import torch
+
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def peak_at(batch: int) -> int:
+        step = build_step()
+        x = torch.randn(batch, 3, resolution, resolution, device=device).contiguous(memory_format=memory_format)
+        y = torch.randint(classes, (batch,), device=device)
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        for _ in range(2):
+            step(x, y)
+        torch.cuda.synchronize(device)
+        peak = torch.cuda.max_memory_allocated(device)
+        del step, x, y
+        torch.cuda.empty_cache()
+        return peak
+
+    with torch.random.fork_rng(devices=[device]):
+        torch.cuda.empty_cache()
+        free = torch.cuda.mem_get_info(device)[0]
+        return largest_fitting_batch(per_process, peak_at, free)
