@@ -18,7 +18,7 @@ from ..design.model import build
 from ..design.roadmap import paper_step
 from .checks import check_profile, check_recipe
 
-TASKS = ("train", "profile", "eval")
+TASKS = ("train", "profile", "eval", "preflight")
 
 
 def profile(cfg: DictConfig) -> dict:
@@ -150,6 +150,8 @@ def run_task_in(cfg: DictConfig, run_dir: Path, multirun: bool):
             from .evaluation import evaluate_weights
 
             return evaluate_weights(cfg)
+        if cfg.task == "preflight":
+            return preflight_task(cfg, run_dir)
         result = train(cfg, run_dir)
         (run_dir / "failed.json").unlink(missing_ok=True)
         return result
@@ -176,6 +178,19 @@ def run_task_in(cfg: DictConfig, run_dir: Path, multirun: bool):
             raise
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+def preflight_task(cfg: DictConfig, run_dir: Path) -> dict:
+    """task=preflight with the command line's overrides and launcher, which only Hydra's own config holds."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from .preflight import preflight
+
+    if not HydraConfig.initialized():  # called in-process (tests): no command line, no launcher
+        return preflight(cfg, run_dir, [], [], None)
+    hydra_cfg = HydraConfig.get()
+    return preflight(cfg, run_dir, list(hydra_cfg.overrides.task), list(hydra_cfg.overrides.hydra),
+                     hydra_cfg.launcher)
 
 
 def validate_argv(argv: list[str]) -> None:

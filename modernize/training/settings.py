@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # top-level config nodes that say where a run is written, how it is logged, or what task=eval reads
-NOT_TRAINED_NODES = ("out_root", "sweep_name", "logger", "hydra", "eval")
+NOT_TRAINED_NODES = ("out_root", "sweep_name", "logger", "hydra", "eval", "preflight")
 
 
 @dataclass(frozen=True)

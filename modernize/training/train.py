@@ -180,7 +180,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     # they run in this process (workers=0), so both get the per-process seed torch's augmentation gets below
     random.seed(cfg.seed + processes.rank)
     np.random.seed(cfg.seed + processes.rank)
-    plan = batch_plan_of(cfg, processes, device, recipe_of_run)
+    plan = batch_plan_of(cfg, processes.count, device, recipe_of_run)
     data = datasets.load_for_run(cfg, recipe)  # folder data sets augment in their loader workers
     batches = make_batches(data, device, global_batch, processes, cfg.seed, train_cfg.workers)
     paper_spec = model_spec(cfg)  # derived once: the paper's model, then the one this profile trains
@@ -215,11 +215,12 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
                description=describe(cfg, spec))
 
 
-def batch_plan_of(cfg: DictConfig, processes: Processes, device: torch.device,
+def batch_plan_of(cfg: DictConfig, process_count: int, device: torch.device,
                   recipe_of_run: tuple[int, DictConfig, int, float]) -> BatchPlan:
-    """The run's batch arithmetic (modernize.training.batch_plan): with train.accumulation_steps=auto and no
-    train.device_batch on CUDA, the largest device batch that fits, measured on a fresh copy of the run's model and
-    step (the smallest over the processes, so that every process takes the same steps)."""
+    """The batch arithmetic of a run of `process_count` processes (modernize.training.batch_plan): with
+    train.accumulation_steps=auto and no train.device_batch on CUDA, the largest device batch that fits, measured on
+    a fresh copy of the run's model and step (the smallest over the processes, so that every process takes the same
+    steps; task=preflight measures it in its one process)."""
     _, _, global_batch, lr = recipe_of_run
     accumulation, device_batch = cfg.train.accumulation_steps, OmegaConf.select(cfg, "train.device_batch")
     paper_spec = model_spec(cfg)
@@ -234,10 +235,10 @@ def batch_plan_of(cfg: DictConfig, processes: Processes, device: torch.device,
                                      recipe_of_run=recipe_of_run)
             fitting = torch.tensor(measured_device_batch(build_step, cfg.profile.resolution, MEASURED_CLASSES, device,
                                                          per_process, cfg.train.channels_last), device=device)
-            if processes.distributed:
+            if dist.is_initialized():
                 dist.all_reduce(fitting, op=dist.ReduceOp.MIN)
             return int(fitting)
-    return plan_batch(global_batch, processes.count, lr, accumulation=accumulation, device_batch=device_batch,
+    return plan_batch(global_batch, process_count, lr, accumulation=accumulation, device_batch=device_batch,
                       has_batch_norm=paper_spec.block.norm == "batch", largest_fitting=largest)
 
 
