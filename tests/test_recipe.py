@@ -111,13 +111,25 @@ def test_modern_training_transform_has_the_official_settings():
 
 
 def test_original_training_transform_is_torchvisions_reference():
-    """RandomResizedCrop(224) bilinear, flip, to tensor, normalise: nothing else (no RandAugment, no erasing)."""
+    """torchvision's own RandomResizedCrop(224) bilinear and antialiased, flip, to tensor, normalise: nothing else (no
+    RandAugment, no erasing), as its reference's ClassificationPresetTrain (recipe.pipeline: torchvision)."""
+    from torchvision import transforms as T
+
     ours, _ = folder_transforms(recipe_at("resnet50"), resolution=224, mean=IMAGENET_MEAN, std=IMAGENET_STD)
-    names = [type(t).__name__ for t in ours.transforms]
-    assert names == ["RandomResizedCropAndInterpolation", "RandomHorizontalFlip", "MaybeToTensor", "Normalize"]
+    assert [type(t) for t in ours.transforms] == [T.RandomResizedCrop, T.RandomHorizontalFlip, T.ToTensor,
+                                                 T.Normalize]
     crop = ours.transforms[0]
-    assert crop.scale == (0.08, 1.0) and str(crop.interpolation).lower().endswith("bilinear")
+    assert crop.scale == (0.08, 1.0) and crop.interpolation == T.InterpolationMode.BILINEAR and crop.antialias
     assert crop.size == (224, 224) and ours.transforms[1].p == 0.5
+
+
+def test_a_torchvision_pipeline_with_timms_augmentations_is_refused():
+    from modernize.training.checks import check_recipe
+    from modernize.training.runtime import RunError
+
+    cfg = compose(["+step=recipe", "recipe.pipeline=torchvision"])
+    with pytest.raises(RunError, match="recipe.pipeline=torchvision has no RandAugment or random erasing"):
+        check_recipe(cfg.recipe)
 
 
 def test_a_budget_scaled_randaugment_keeps_its_float_magnitude():
@@ -240,12 +252,13 @@ def test_two_accumulated_batches_of_32_are_one_batch_of_64(device):
 @pytest.mark.slow  # trains twice: 11 s, the slowest of the in-process tier
 def test_accumulation_only_splits_the_batch(tmp_path):
     """A run with train.accumulation_steps=2 trains on the same global batch and lr (and the same config hash) as
-    one without; its summary says how the batch was split."""
+    one without; its summary says how the batch was split. (Mixup/CutMix off: with them each micro-batch draws its
+    own, as the official loop does: test_mixing_is_drawn_per_micro_batch.)"""
     from modernize.training.train import train
 
     base = ["+step=separate_downsampling", "profile=smoke", "data=synthetic", "data.size=256", "train.device=cpu",
             "train.threads=1", "train.deterministic=true", "logger.wandb.mode=disabled", "profile.epochs=1",
-            "model.drop_path_rate=0.0"]
+            "model.drop_path_rate=0.0", "recipe.mixup=0", "recipe.cutmix=0"]
     one = train(compose(base), tmp_path / "one")
     two = train(compose([*base, "train.accumulation_steps=2"]), tmp_path / "two")
     assert (one["accumulation_steps"], one["micro_batch"]) == (1, 64)
@@ -277,3 +290,54 @@ def test_task_profile_shows_the_recipe_as_the_profile_trains_it(capsys):
     assert cpu["accumulation_steps"] == 2
     out = capsys.readouterr().out
     assert "recipe modern at profile=imagenet" in out and "EMA 0.9999" in out and "no EMA" in out
+
+
+def test_mixing_is_drawn_per_micro_batch():
+    """Under accumulation each micro-batch gets its own Mixup lambda, as the official loop calls mixup_fn on each
+    loader batch under --update_freq; without it, one lambda for the batch (the committed runs' draws)."""
+    from torch import nn
+    from torchvision.transforms import v2
+
+    from modernize.training.engine import prepare_batch
+
+    images = torch.arange(8, dtype=torch.float32).view(8, 1, 1, 1).expand(8, 3, 2, 2).contiguous()
+    labels = torch.arange(8) % 4
+    mixup = v2.MixUp(alpha=0.8, num_classes=4)
+
+    def lambdas(micro_batches):
+        torch.manual_seed(0)
+        _, targets = prepare_batch(images, labels, nn.Identity(), mixup, torch.contiguous_format, micro_batches)
+        own = targets[torch.arange(8), labels]  # each image's share of its own label: lambda (or 1 - lambda ...)
+        return [round(v, 6) for v in own.tolist()]
+
+    assert len(set(lambdas(1))) == 1
+    halves = lambdas(2)
+    assert len(set(halves[:4])) == 1 and len(set(halves[4:])) == 1 and halves[0] != halves[4]
+
+
+def test_the_warmup_differs_from_the_official_cosine_scheduler_only_within_its_first_steps():
+    """docs/recipe.md's warmup row: the official utils.cosine_scheduler is np.linspace(0, lr, W) per iteration, then
+    lr_min + (lr - lr_min)(1 + cos(pi i / (T - W))) / 2; ours LinearLR from 1e-3 lr to lr over W steps, then
+    CosineAnnealingLR. They differ by at most lr (1e-3 + 1/W) during warmup and agree after it."""
+    import math
+
+    import numpy as np
+
+    from modernize.training.recipe import make_scheduler
+
+    recipe = compose(["+step=separate_downsampling"]).recipe
+    steps_per_epoch, lr = 10, float(recipe.lr)
+    total, warmup = recipe.epochs * steps_per_epoch, recipe.warmup_epochs * steps_per_epoch
+    official = np.concatenate([np.linspace(0, lr, warmup), [
+        recipe.min_lr + 0.5 * (lr - recipe.min_lr) * (1 + math.cos(math.pi * i / (total - warmup)))
+        for i in range(total - warmup)]])
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
+    scheduler = make_scheduler(optimizer, recipe, recipe.epochs, steps_per_epoch)
+    ours = []
+    for _ in range(total):
+        ours.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    ours = np.array(ours)
+    assert np.abs(ours[:warmup] - official[:warmup]).max() <= lr * (1e-3 + 1 / warmup)
+    assert np.allclose(ours[warmup:], official[warmup:], rtol=1e-6, atol=1e-12)

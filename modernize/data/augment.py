@@ -57,9 +57,9 @@ def recipe_crop(recipe: Mapping[str, Any]) -> tuple[tuple[float, float] | None, 
 # ------------------------------------------------------------------------------ folder data: the official pipeline
 # Folder data sets (ImageNet) are what the paper trained on, so their loader workers run the official code's own
 # per-image transforms, not a re-implementation: official datasets.py build_transform, i.e. timm's
-# create_transform for training and torchvision's Resize + CenterCrop for evaluation. The original recipe's
-# reference (torchvision's references/classification presets) is the same pipeline with bilinear interpolation
-# and no RandAugment or erasing. docs/recipe.md compares every setting.
+# create_transform for training and torchvision's Resize + CenterCrop for evaluation (recipe.pipeline: timm). The
+# original recipe's reference is torchvision's own (references/classification presets.py ClassificationPresetTrain:
+# RandomResizedCrop bilinear, flip, normalise; recipe.pipeline: torchvision). docs/recipe.md compares every setting.
 EVAL_CROP_PCT = 0.875  # official datasets.py: crop_pct = 224 / 256; torchvision's reference: resize 256, crop 224
 
 
@@ -84,6 +84,11 @@ def folder_transforms(recipe: Mapping[str, Any], *, resolution: int, mean: Seque
     if recipe is None:
         return evaluate, evaluate
     crop_scale, hflip = recipe_crop(recipe)
+    if recipe.get("pipeline", "timm") == "torchvision":  # the original recipe's reference: nothing of timm's
+        crop = (T.RandomResizedCrop(resolution, scale=crop_scale, ratio=CROP_RATIO, interpolation=mode,
+                                    antialias=True) if crop_scale is not None
+                else T.Compose([T.Resize(resolution, interpolation=mode), T.CenterCrop(resolution)]))
+        return T.Compose([crop, *([T.RandomHorizontalFlip(0.5)] if hflip else []), *normalize]), evaluate
     randaugment = recipe["randaugment"]
     train = create_transform(
         resolution, is_training=True, scale=tuple(crop_scale or (1.0, 1.0)), ratio=CROP_RATIO,

@@ -21,6 +21,7 @@ SCHEDULES = ("step", "cosine")
 LR_SCALING = ("linear", "sqrt")
 INTERPOLATIONS = ("bilinear", "bicubic")
 ERASING_MODES = ("const", "rand", "pixel")  # timm's RandomErasing modes
+PIPELINES = ("timm", "torchvision")  # whose per-image transforms a folder data set's loader runs
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -196,6 +197,12 @@ def check_recipe_ranges(r: DictConfig) -> None:
     interpolation = OmegaConf.select(r, "interpolation", default="bilinear")
     if interpolation not in INTERPOLATIONS:
         raise RunError(f"recipe.interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
+    pipeline = OmegaConf.select(r, "pipeline", default="timm")
+    if pipeline not in PIPELINES:
+        raise RunError(f"recipe.pipeline must be one of {', '.join(PIPELINES)}, got {pipeline!r}")
+    if pipeline == "torchvision" and (r.randaugment is not None or r.random_erasing > 0):
+        raise RunError("recipe.pipeline=torchvision has no RandAugment or random erasing (torchvision's reference "
+                       "recipe has neither): use recipe.pipeline=timm, or recipe.randaugment=null recipe.random_erasing=0")
     mode = OmegaConf.select(r, "random_erasing_mode", default="const")
     if mode not in ERASING_MODES:
         raise RunError(f"recipe.random_erasing_mode must be one of {', '.join(ERASING_MODES)}, got {mode!r}")

@@ -73,6 +73,13 @@ def trained_recipe(cfg: DictConfig) -> dict:
                   lr_scaling=str(profile.lr_scaling), accumulation_steps=cfg.train.accumulation_steps,
                   ema_rule=rule(profile, "ema_rule"), precision=str(cfg.train.precision),
                   folder_data=is_folder_data(cfg))
+    if recipe["folder_data"]:  # the loader workers' per-image pipelines, by their ops' names
+        from ..data.augment import folder_transforms
+
+        train, evaluate = folder_transforms(recipe, resolution=int(profile.resolution), mean=(0.5,) * 3,
+                                            std=(0.5,) * 3)
+        recipe.update(loader_train=" -> ".join(type(t).__name__ for t in train.transforms),
+                      loader_eval=" -> ".join(type(t).__name__ for t in evaluate.transforms))
     horizon = rule(profile, "ema_rule") == "horizon"
     recipe["recipe_ema_decay"] = recipe["ema_decay"]
     recipe["ema_decay"] = None if horizon else ema_decay(profile, recipe["ema_decay"], 1)
@@ -105,8 +112,10 @@ def describe_recipe(r: dict) -> list[str]:
         f"weight decay {r['weight_decay']:g} ({decay}), label smoothing {r['label_smoothing']:g}",
         f"augmentation: {crop}, flip {r['hflip']}, {ra}, Mixup {r['mixup']:g}, CutMix {r['cutmix']:g}, random "
         f"erasing {r['random_erasing']:g}, " + (
-            f"fill {r['random_erasing_mode']}, interpolation {r['interpolation']} (timm's transforms in the loader)"
-            if r["folder_data"] else "batched on the device (docs/recipe.md: in-memory data sets)"),
+            f"fill {r['random_erasing_mode']}, interpolation {r['interpolation']}" if r["folder_data"] else
+            "batched on the device (docs/recipe.md: in-memory data sets)"),
+        *([f"loader ({r['pipeline']}'s transforms): {r['loader_train']}", f"eval: {r['loader_eval']}"]
+          if r["folder_data"] else []),
         f"model: drop path {r['drop_path_rate']:g}, layer scale {r['layer_scale_init']:g}; {ema}; "
         f"precision {r['precision']}",
     ]

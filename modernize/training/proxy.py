@@ -248,11 +248,11 @@ def _shown(value: Any, missing: object) -> str:
 
 def unused_recipe_settings(cfg: DictConfig) -> list[str]:
     """Recipe settings a run does not read: an in-memory data set's batched augmentation (modernize.augment) erases
-    with the mean colour whatever random_erasing_mode says, and uses the interpolation only in RandAugment's
-    geometric ops; folder data sets use both (the official code's transforms, augment.folder_transforms)."""
+    with the mean colour whatever random_erasing_mode says, runs no loader pipeline, and uses the interpolation only
+    in RandAugment's geometric ops; folder data sets use all three (augment.folder_transforms)."""
     if is_folder_data(cfg):
         return []
-    unused = ["random_erasing_mode"]
+    unused = ["random_erasing_mode", "pipeline"]
     if not effective_recipe(cfg)[1]["randaugment"]:
         unused.append("interpolation")
     return unused
