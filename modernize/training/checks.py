@@ -202,7 +202,8 @@ def check_recipe_ranges(r: DictConfig) -> None:
         raise RunError(f"recipe.pipeline must be one of {', '.join(PIPELINES)}, got {pipeline!r}")
     if pipeline == "torchvision" and (r.randaugment is not None or r.random_erasing > 0):
         raise RunError("recipe.pipeline=torchvision has no RandAugment or random erasing (torchvision's reference "
-                       "recipe has neither): use recipe.pipeline=timm, or recipe.randaugment=null recipe.random_erasing=0")
+                       "recipe has neither): use recipe.pipeline=timm, or recipe.randaugment=null "
+                       "recipe.random_erasing=0")
     mode = OmegaConf.select(r, "random_erasing_mode", default="const")
     if mode not in ERASING_MODES:
         raise RunError(f"recipe.random_erasing_mode must be one of {', '.join(ERASING_MODES)}, got {mode!r}")
