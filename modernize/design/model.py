@@ -170,8 +170,9 @@ class Head(nn.Module):
         self.norm = make_norm(norm, in_dim, spatial=False) if norm else nn.Identity()
         self.fc = nn.Linear(in_dim, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.norm(x.mean(dim=(2, 3))))
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        pooled = self.norm(x.mean(dim=(2, 3)))
+        return pooled if pre_logits else self.fc(pooled)
 
 
 class Network(nn.Module):
@@ -207,7 +208,13 @@ class Network(nn.Module):
             stages.append(Stage(downsample, blocks))
         self.stages = nn.Sequential(*stages)
         self.num_features = dim
+        self.num_classes = spec.num_classes
         self.head = Head(dim, spec.num_classes, spec.block.norm if spec.head_norm else None)
+        # timm's model interface (features_only, detection necks): each stage's channels and total stride; the
+        # first stage keeps the stem's stride (4 at both of the paper's stems), each later one halves the map
+        self.feature_info = [
+            {"num_chs": stage.blocks[-1].out_dim, "reduction": spec.stem.stride * 2 ** i, "module": f"stages.{i}"}
+            for i, stage in enumerate(self.stages)]
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -236,8 +243,24 @@ class Network(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.stages(self.stem(x))
 
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """timm's interface: pooled (and, after the separate-downsampling step, normalised) features with
+        `pre_logits`, else the logits."""
+        return self.head(x, pre_logits)
+
+    def get_classifier(self) -> nn.Module:
+        return self.head.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A new classifier for `num_classes` (0: none, the pooled features come out); timm's interface. Global
+        average pooling is the only pooling the paper's models use, so `global_pool` must be None or 'avg'."""
+        if global_pool not in (None, "avg"):
+            raise ValueError(f"global_pool must be 'avg' (the only pooling of these models), got {global_pool!r}")
+        self.num_classes = num_classes
+        self.head.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
+        return self.forward_head(self.forward_features(x))
 
 
 def build(spec: ModelSpec) -> Network:

@@ -1,0 +1,91 @@
+"""Every model of Figure 2 through timm's own API: create_model builds what build_model builds, features_only gives
+one map per stage, and the registered pretrained_cfg gives the recipe's eval transform through timm's own
+resolve_data_config and create_transform."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import modernize  # noqa: F401 -- registers the names
+from modernize.design.timm_models import model_overrides
+
+NAMES = sorted(model_overrides())
+
+
+def test_every_roadmap_step_and_kernel_size_is_registered():
+    import timm
+
+    from modernize import STEPS
+
+    assert set(timm.list_models("modernize_*")) == set(NAMES)
+    assert {f"modernize_{s}" for s in STEPS} | {f"modernize_kernel_size_k{k}" for k in (3, 5, 7, 9, 11)} == set(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_create_model_builds_what_build_model_builds(name):
+    import timm
+
+    from modernize.design.config import compose, model_spec
+    from modernize.design.model import build
+
+    torch.manual_seed(0)
+    ours = build(model_spec(compose(model_overrides()[name]), num_classes=7, drop_path_rate=0.05)).eval()
+    theirs = timm.create_model(name, num_classes=7, drop_path_rate=0.05).eval()
+    assert theirs.spec == ours.spec  # the same design, with timm's keyword arguments applied
+    theirs.load_state_dict(ours.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(theirs(x), ours(x))
+        features = theirs.forward_features(x)
+        assert torch.equal(theirs.forward_head(features), ours(x))
+        assert theirs.forward_head(features, pre_logits=True).shape == (2, theirs.num_features)
+    theirs.reset_classifier(0)
+    assert theirs.get_classifier.__self__ is theirs and theirs(x).shape == (2, theirs.num_features)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_features_only_gives_each_stage_with_its_channels_and_reduction(name):
+    import timm
+
+    backbone = timm.create_model(name, features_only=True, out_indices=(0, 1, 2, 3))
+    maps = backbone(torch.randn(1, 3, 64, 64))
+    channels = backbone.feature_info.channels()
+    assert backbone.feature_info.reduction() == [4, 8, 16, 32]
+    assert [m.shape[1] for m in maps] == channels and [m.shape[-1] for m in maps] == [16, 8, 4, 2]
+    model = timm.create_model(name)
+    assert channels == [info["num_chs"] for info in model.feature_info] and channels[-1] == model.num_features
+    assert len(timm.create_model(name, features_only=True, out_indices=(2, 3))(torch.randn(1, 3, 64, 64))) == 2
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_registered_eval_settings_are_the_composed_recipe_s(name):
+    import timm
+    from timm.data import resolve_data_config
+
+    from modernize.design.config import compose
+
+    recipe = compose(model_overrides()[name]).recipe
+    registered = timm.models.get_pretrained_cfg(name).to_dict()
+    config = resolve_data_config({}, model=timm.create_model(name))
+    assert registered["interpolation"] == config["interpolation"] == recipe.interpolation
+    assert config["input_size"] == (3, 224, 224) and config["crop_pct"] == 0.875
+    assert config["mean"] == (0.485, 0.456, 0.406) and config["std"] == (0.229, 0.224, 0.225)
+
+
+@pytest.mark.parametrize("name", ["modernize_resnet50", "modernize_separate_downsampling"])
+def test_timm_s_transform_from_the_config_equals_ours_on_real_size_images(name):
+    import timm
+    from timm.data import create_transform, resolve_data_config
+
+    from helpers import photo
+    from modernize.data.augment import folder_transforms
+    from modernize.data.datasets import MEAN_STD
+    from modernize.design.config import compose
+
+    theirs = create_transform(**resolve_data_config({}, model=timm.create_model(name)))
+    mean, std = MEAN_STD["imagefolder"]
+    _, ours = folder_transforms(compose(model_overrides()[name]).recipe, resolution=224, mean=mean, std=std)
+    for size in ((500, 375), (375, 500), (640, 480)):
+        image = photo(*size, seed=sum(size))
+        assert (theirs(image) - ours(image)).abs().max() <= 1e-3
