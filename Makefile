@@ -66,7 +66,7 @@ flops: setup
 	$(PY) -m modernize.flops_table --out experiments/flops
 
 lint: setup
-	$(PY) -m ruff check modernize tests run.py hydra_plugins experiments
+	$(PY) -m ruff check modernize tests run.py hubconf.py hydra_plugins experiments
 
 # A sweep, from launch to table, is modernize.results.sweeps (`python -m modernize.sweep run <kind>`): its Hydra
 # multiruns (seed-major, so a sweep cut short leaves whole seeds; a failed run fails only itself; a finished one is

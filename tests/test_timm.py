@@ -89,3 +89,23 @@ def test_timm_s_transform_from_the_config_equals_ours_on_real_size_images(name):
     for size in ((500, 375), (375, 500), (640, 480)):
         image = photo(*size, seed=sum(size))
         assert (theirs(image) - ours(image)).abs().max() <= 1e-3
+
+
+def test_the_readme_block_runs():
+    """README's "Use the models elsewhere" block, as a user pastes it (from the checkout's root)."""
+    import os
+    import re
+
+    from helpers import ROOT
+
+    section = (ROOT / "README.md").read_text().split("## Use the models elsewhere", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    here = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        namespace: dict = {}
+        exec(compile(code, "README.md", "exec"), namespace)
+    finally:
+        os.chdir(here)
+    assert [m.shape[1] for m in namespace["maps"]] == namespace["backbone"].feature_info.channels()
+    assert namespace["config"]["interpolation"] == "bicubic" and namespace["model"].num_classes == 10
