@@ -266,3 +266,12 @@ def test_unknown_name_lists_valid_names():
         load_data("mnist", None, resolution=32)
     for name in ("fashion_mnist", "cifar10", "cifar100", "imagefolder", "synthetic"):
         assert name in str(info.value)
+
+
+def test_an_in_memory_data_set_keeps_its_own_resolution_at_any_profile_resolution(tmp_path):
+    """Fashion-MNIST at profile=imagenet's 224 px (or any size) is held at 28 px: each batch is resized on the device,
+    so the copy in memory never grows with the resolution (a 224-px copy of the 70k images would be 10.5 GB)."""
+    write_fashion_mnist(tmp_path, 20, 8, gz=False)
+    for resolution in (32, 224, 100_000):
+        bundle = load_data("fashion_mnist", tmp_path, resolution=resolution, download=False)
+        assert bundle.train.images.shape[1:] == (3, 28, 28) and bundle.val.images.shape[1:] == (3, 28, 28)
