@@ -168,3 +168,28 @@ def test_the_learning_curve_figure_keeps_its_titles_apart():
     assert not any(a.overlaps(b) for i, a in enumerate(titles) for b in titles[i + 1:])
     assert all(t.x0 >= 0 and t.x1 <= fig.bbox.width for t in titles)  # none cut off at the edges
     plt.close(fig)
+
+
+def test_the_committed_init_comparison_is_what_modernize_compare_writes_from_the_committed_runs(tmp_path,
+                                                                                                  monkeypatch):
+    """docs/recipe.md's initialisation table: re-made from the committed runs, byte for byte."""
+    from modernize.results import compare
+
+    monkeypatch.chdir(ROOT)
+    committed = Path("experiments/init/cpu-fashion_mnist")
+    assert compare.main(["experiments/runs/init-trunc_normal-cpu-fashion_mnist",
+                         "experiments/runs/init-kaiming_zero_last-cpu-fashion_mnist", "--label", "recipe",
+                         "--out", str(tmp_path)]) == 0
+    for name in ("compare.md", "compare.csv"):
+        assert (tmp_path / name).read_text() == (committed / name).read_text()
+    rows = list(csv.DictReader(io.StringIO((committed / "compare.csv").read_text())))
+    assert [r["seed"] for r in rows] == ["0", "1", "2", "mean"] and rows[-1]["significant"] == "False"
+
+
+def test_compare_refuses_sweeps_without_a_common_seed(tmp_path, capsys):
+    from modernize.results import compare
+
+    (tmp_path / "empty").mkdir()
+    assert compare.main([str(ROOT / "experiments/runs/init-trunc_normal-cpu-fashion_mnist"), str(tmp_path / "empty"),
+                         "--label", "recipe"]) == 2
+    assert "no seed has a finished recipe run in both" in capsys.readouterr().err
