@@ -79,7 +79,7 @@ def markdown(label: str, a_dir: Path, b_dir: Path, rows: list[dict], differs: st
             + COMPARE.markdown(rows))
 
 
-def argument_parser() -> argparse.ArgumentParser:
+def compare_arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m modernize.compare", description=__doc__.splitlines()[0])
     parser.add_argument("sweep_a", type=Path, help="the runs compared with (e.g. the committed roadmap)")
     parser.add_argument("sweep_b", type=Path, help="the runs of the change")
@@ -89,7 +89,7 @@ def argument_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = argument_parser().parse_args(argv)
+    args = compare_arguments().parse_args(argv)
     for sweep in (args.sweep_a, args.sweep_b):
         if not sweep.is_dir():
             print(f"error: {sweep} is not a sweep folder (expected experiments/runs/<sweep>)", file=sys.stderr)

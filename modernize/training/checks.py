@@ -197,6 +197,15 @@ def check_recipe_ranges(r: DictConfig) -> None:
     interpolation = OmegaConf.select(r, "interpolation", default="bilinear")
     if interpolation not in INTERPOLATIONS:
         raise RunError(f"recipe.interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
+    check_pipeline(r)
+    mode = OmegaConf.select(r, "random_erasing_mode", default="const")
+    if mode not in ERASING_MODES:
+        raise RunError(f"recipe.random_erasing_mode must be one of {', '.join(ERASING_MODES)}, got {mode!r}")
+
+
+def check_pipeline(r: DictConfig) -> None:
+    """Whose per-image transforms a folder data set's loader runs; torchvision's reference has none of timm's
+    augmentations, so a recipe that asks for them needs timm's."""
     pipeline = OmegaConf.select(r, "pipeline", default="timm")
     if pipeline not in PIPELINES:
         raise RunError(f"recipe.pipeline must be one of {', '.join(PIPELINES)}, got {pipeline!r}")
@@ -204,6 +213,3 @@ def check_recipe_ranges(r: DictConfig) -> None:
         raise RunError("recipe.pipeline=torchvision has no RandAugment or random erasing (torchvision's reference "
                        "recipe has neither): use recipe.pipeline=timm, or recipe.randaugment=null "
                        "recipe.random_erasing=0")
-    mode = OmegaConf.select(r, "random_erasing_mode", default="const")
-    if mode not in ERASING_MODES:
-        raise RunError(f"recipe.random_erasing_mode must be one of {', '.join(ERASING_MODES)}, got {mode!r}")
