@@ -44,7 +44,7 @@ from ..data import datasets
 from ..data.augment import build_augmentations, recipe_crop
 from ..training.batches import InMemoryBatches
 from ..design.config import build_model, compose, config_names, model_spec
-from ..training.engine import prepare_batch, timed
+from ..training.engine import memory_format_of, prepare_batch, random_batch, timed
 from ..design.flops import count_params
 from ..io import atomic_write_text
 from .columns import Column, Table, markdown_columns
@@ -204,7 +204,7 @@ class Trainer:
 
     def __init__(self, model: nn.Module, args, recipe: DictConfig | None = None):
         self.device = args.device
-        self.memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+        self.memory_format = memory_format_of(args.channels_last)
         self.model = model.to(self.device, memory_format=self.memory_format).train()
         if args.compile:
             # One process compiles many models here (a training run compiles one): start each from an empty cache,
@@ -222,9 +222,7 @@ class Trainer:
         return count_params(self.model) / 1e6
 
     def batch(self, batch: int, resolution: int, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.randn(batch, 3, resolution, resolution, device=self.device)
-        y = torch.randint(num_classes, (batch,), device=self.device)
-        return x.contiguous(memory_format=self.memory_format), y
+        return random_batch(batch, resolution, num_classes, self.device, self.memory_format)
 
 
 def bare_step(trainer: Trainer, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:

@@ -104,22 +104,17 @@ def largest_fitting_batch(per_process: int, peak_at: Callable[[int], int], free_
 def measured_device_batch(build_step: Callable[[], Callable], resolution: int, classes: int, device,
                           per_process: int, channels_last: bool) -> int:
     """largest_fitting_batch on this CUDA device: `build_step()` returns a fresh model's training step (the run's
-    own optimizer, precision and EMA: modernize.training.train.train_step_of), timed for its peak twice per batch
-    (the second step holds the optimizer's state). The caller's RNG is left as it was."""
+    own optimizer, precision and EMA: modernize.training.train.fresh_train_step), measured for its tensors' peak
+    (engine.peak_step_memory). The caller's RNG is left as it was."""
     import torch
 
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    from .engine import memory_format_of, peak_step_memory, random_batch
 
     def peak_at(batch: int) -> int:
         step = build_step()
-        x = torch.randn(batch, 3, resolution, resolution, device=device).contiguous(memory_format=memory_format)
-        y = torch.randint(classes, (batch,), device=device)
+        x, y = random_batch(batch, resolution, classes, device, memory_format_of(channels_last))
         torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-        for _ in range(2):
-            step(x, y)
-        torch.cuda.synchronize(device)
-        peak = torch.cuda.max_memory_allocated(device)
+        peak = peak_step_memory(step, x, y, reserved=False)
         del step, x, y
         torch.cuda.empty_cache()
         return peak

@@ -75,9 +75,10 @@ def trained_recipe(cfg: DictConfig) -> dict:
                   folder_data=is_folder_data(cfg))
     if recipe["folder_data"]:  # the loader workers' per-image pipelines, by their ops' names
         from ..data.augment import folder_transforms
+        from ..data.datasets import MEAN_STD
 
-        train, evaluate = folder_transforms(recipe, resolution=int(profile.resolution), mean=(0.5,) * 3,
-                                            std=(0.5,) * 3)
+        mean, std = MEAN_STD[cfg.data.name]
+        train, evaluate = folder_transforms(recipe, resolution=int(profile.resolution), mean=mean, std=std)
         recipe.update(loader_train=" -> ".join(type(t).__name__ for t in train.transforms),
                       loader_eval=" -> ".join(type(t).__name__ for t in evaluate.transforms))
     horizon = rule(profile, "ema_rule") == "horizon"

@@ -125,6 +125,7 @@ def evaluate(model: nn.Module, batches: Iterable, augment: nn.Module, precision:
     stats = torch.zeros(5, device=device, dtype=torch.float64)
     if restrict_to is not None:
         restrict_to = restrict_to.to(device)
+    unrestricted = torch.zeros((), device=device, dtype=torch.float64)  # the fifth sum without restrict_to
     for images, labels in batches:
         inputs = augment(images)
         with autocast(device.type, precision):
@@ -132,7 +133,7 @@ def evaluate(model: nn.Module, batches: Iterable, augment: nn.Module, precision:
         best = logits.topk(min(5, logits.shape[1]), dim=1).indices
         hits = best.eq(labels[:, None])
         restricted = (restrict_to[logits[:, restrict_to].argmax(dim=1)].eq(labels).sum().double()
-                      if restrict_to is not None else torch.zeros((), device=device, dtype=torch.float64))
+                      if restrict_to is not None else unrestricted)
         stats += torch.stack([nn.functional.cross_entropy(logits, labels, reduction="sum").double(),
                               hits[:, 0].sum().double(), hits.any(dim=1).sum().double(),
                               torch.tensor(float(len(labels)), device=device, dtype=torch.float64), restricted])
@@ -145,6 +146,29 @@ def evaluate(model: nn.Module, batches: Iterable, augment: nn.Module, precision:
     if restrict_to is not None:
         result["restricted_top1"] = 100 * restricted_hits / n
     return result
+
+
+def memory_format_of(channels_last: bool) -> torch.memory_format:
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def random_batch(batch: int, resolution: int, classes: int, device: torch.device,
+                 memory_format: torch.memory_format) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and labels of a real-size batch, for what is timed or measured rather than trained."""
+    x = torch.randn(batch, 3, resolution, resolution, device=device)
+    y = torch.randint(classes, (batch,), device=device)
+    return x.contiguous(memory_format=memory_format), y
+
+
+def peak_step_memory(step: Callable, x: torch.Tensor, y: torch.Tensor, *, reserved: bool) -> int:
+    """Peak CUDA memory of two training steps on (x, y), the second holding the optimizer's state: the caching
+    allocator's reserved bytes, or (reserved=False) the bytes held by tensors."""
+    device = x.device
+    torch.cuda.reset_peak_memory_stats(device)
+    for _ in range(2):
+        step(x, y)
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_reserved(device) if reserved else torch.cuda.max_memory_allocated(device)
 
 
 def wait_for_device(device: torch.device) -> None:

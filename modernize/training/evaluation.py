@@ -25,7 +25,7 @@ from ..data import datasets
 from ..data.augment import build_augmentations
 from .batches import batch_source
 from ..design.config import run_label_of
-from .engine import evaluate
+from .engine import evaluate, memory_format_of
 from ..io import atomic_write, atomic_write_json
 from ..design.model import build
 from .proxy import effective_recipe, run_spec
@@ -73,7 +73,7 @@ def evaluate_weights(cfg: DictConfig) -> dict[str, Any]:
     recipe = OmegaConf.create(recipe)
     data = datasets.load_for_run(cfg, recipe, with_train=False)  # an image folder needs only val/
     model, subset = model_for(cfg, data, state_dict, weights_path)
-    memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    memory_format = memory_format_of(cfg.train.channels_last)
     model = model.to(device, memory_format=memory_format)
     batches = batch_source(data, device, cfg.eval.batch_size, processes, cfg.seed, int(cfg.train.workers))
     _, transform = build_augmentations(recipe, resolution=cfg.profile.resolution, mean=data.mean, std=data.std,

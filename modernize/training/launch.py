@@ -42,26 +42,18 @@ def measured_runs_at_once(profile: str) -> int:
     if not torch.cuda.is_available():
         return 1
     from ..design.config import compose
-    from ..design.model import build
-    from .proxy import run_spec
-    from .train import train_step_of
+    from .engine import memory_format_of, peak_step_memory, random_batch
+    from .train import fresh_train_step
 
     device, classes = torch.device("cuda"), 10
     peak = 0
     for step in STEPS:
         cfg = compose([f"+step={step}", f"profile={profile}"])
-        memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-        model = build(run_spec(cfg, classes)).to(device, memory_format=memory_format).train()
-        train_step = train_step_of(cfg, model, steps_per_epoch=1000)
-        batch, resolution = int(cfg.profile.batch_size), int(cfg.profile.resolution)
-        x = torch.randn(batch, 3, resolution, resolution, device=device).contiguous(memory_format=memory_format)
-        y = torch.randint(classes, (batch,), device=device)
-        torch.cuda.reset_peak_memory_stats(device)
-        for _ in range(2):  # the second step has the optimizer's state
-            train_step(x, y)
-        torch.cuda.synchronize(device)
-        peak = max(peak, torch.cuda.max_memory_reserved(device))
-        del model, train_step, x, y
+        train_step = fresh_train_step(cfg, classes, device)
+        x, y = random_batch(int(cfg.profile.batch_size), int(cfg.profile.resolution), classes, device,
+                            memory_format_of(cfg.train.channels_last))
+        peak = max(peak, peak_step_memory(train_step, x, y, reserved=True))
+        del train_step, x, y
         torch.cuda.empty_cache()
     free, _ = torch.cuda.mem_get_info(device)
     return runs_that_fit(free, peak, os.cpu_count() or 1)

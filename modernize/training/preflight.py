@@ -21,7 +21,6 @@ import io
 import os
 import shutil
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,29 +186,14 @@ def timed_steps(cfg: DictConfig, data, device: torch.device, recipe_of_run, batc
                 steps: int) -> tuple[float, torch.nn.Module, Any]:
     """Images/s of the run's training step at its size on this device (after one warm-up step), and the model and
     step it timed (their state is last.pt's)."""
-    from ..design.config import model_spec
-    from ..design.model import build
-    from .proxy import scale_model
-    from .train import train_step_of
+    from .engine import memory_format_of, random_batch, timed
+    from .train import fresh_train_step
 
-    memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-    model = build(scale_model(model_spec(cfg), cfg, data.num_classes)).to(device, memory_format=memory_format)
-    step = train_step_of(cfg, model, steps_per_epoch=1000, recipe_of_run=recipe_of_run)
-    resolution = int(cfg.profile.resolution)
-    x = torch.randn(batch, 3, resolution, resolution, device=device).contiguous(memory_format=memory_format)
-    y = torch.randint(data.num_classes, (batch,), device=device)
+    step = fresh_train_step(cfg, data.num_classes, device, recipe_of_run)
+    x, y = random_batch(batch, int(cfg.profile.resolution), data.num_classes, device,
+                        memory_format_of(cfg.train.channels_last))
     step(x, y)  # warm-up: allocator, cuDNN's algorithm search, the optimizer's state
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step(x, y)
-    synchronize(device)
-    return batch * steps / (time.perf_counter() - start), model, step
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    return batch * steps / timed(lambda: step(x, y), steps, device), step.model, step
 
 
 def speed_check(images_per_s: float, launch: Launch, train_images: int, epochs: int, timed_batch: int) -> Check:

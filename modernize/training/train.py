@@ -31,13 +31,14 @@ from .batch_plan import AUTO, BatchPlan, measured_device_batch, plan_batch
 from .batches import InMemoryBatches, LoaderBatches, make_batches
 from ..design.config import model_spec, run_label_of
 from .engine import (NonFiniteLoss, TrainStep, compile_model, evaluate, inference_throughput, make_scaler,
+                     memory_format_of,
                      prepare_batch)
 from ..design.flops import count_gflops, count_params, paper_scale_stats
 from .interrupt import SignalWatch, watch_signals
 from ..io import atomic_write_json, atomic_write_text, read_json
 from .lock import run_lock
 from ..design.model import build
-from .proxy import config_hash, describe, effective_recipe, scale_model, setting_differences
+from .proxy import config_hash, describe, effective_recipe, run_spec, scale_model, setting_differences
 from .proxy import ema_decay as proxy_ema_decay
 from .recipe import make_mixing, make_optimizer, make_scheduler, scaled_lr
 from ..design.roadmap import paper_step
@@ -185,7 +186,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     batches = make_batches(data, device, global_batch, processes, cfg.seed, train_cfg.workers)
     paper_spec = model_spec(cfg)  # derived once: the paper's model, then the one this profile trains
     spec = scale_model(paper_spec, cfg, data.num_classes)
-    memory_format = torch.channels_last if train_cfg.channels_last else torch.contiguous_format
+    memory_format = memory_format_of(train_cfg.channels_last)
     model = build(spec).to(device, memory_format=memory_format)
     stats = {**paper_scale_stats(paper_spec), "params_run": count_params(model),
              "gflops_run": count_gflops(model, profile.resolution)}
@@ -215,6 +216,15 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
                description=describe(cfg, spec))
 
 
+def fresh_train_step(cfg: DictConfig, classes: int, device: torch.device,
+                     recipe_of_run: tuple[int, DictConfig, int, float] | None = None) -> TrainStep:
+    """A new model of the run's size (the profile's scaling, `classes` outputs) on `device`, in the run's memory
+    format, with the run's training step around it (its model is `.model`): what `runs_at_once: auto`, the device
+    batch on CUDA and task=preflight measure, built as setup() builds a run's."""
+    model = build(run_spec(cfg, classes)).to(device, memory_format=memory_format_of(cfg.train.channels_last))
+    return train_step_of(cfg, model, steps_per_epoch=1000, recipe_of_run=recipe_of_run)
+
+
 def batch_plan_of(cfg: DictConfig, process_count: int, device: torch.device,
                   recipe_of_run: tuple[int, DictConfig, int, float]) -> BatchPlan:
     """The batch arithmetic of a run of `process_count` processes (modernize.training.batch_plan): with
@@ -223,23 +233,17 @@ def batch_plan_of(cfg: DictConfig, process_count: int, device: torch.device,
     steps; task=preflight measures it in its one process)."""
     _, _, global_batch, lr = recipe_of_run
     accumulation, device_batch = cfg.train.accumulation_steps, OmegaConf.select(cfg, "train.device_batch")
-    paper_spec = model_spec(cfg)
     largest = None
     if accumulation == AUTO and device_batch is None and device.type == "cuda":
         def largest(per_process: int) -> int:
-            spec = scale_model(paper_spec, cfg, MEASURED_CLASSES)
-            memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
-
-            def build_step():
-                return train_step_of(cfg, build(spec).to(device, memory_format=memory_format), 1000,
-                                     recipe_of_run=recipe_of_run)
-            fitting = torch.tensor(measured_device_batch(build_step, cfg.profile.resolution, MEASURED_CLASSES, device,
-                                                         per_process, cfg.train.channels_last), device=device)
+            fitting = torch.tensor(measured_device_batch(
+                lambda: fresh_train_step(cfg, MEASURED_CLASSES, device, recipe_of_run), cfg.profile.resolution,
+                MEASURED_CLASSES, device, per_process, cfg.train.channels_last), device=device)
             if dist.is_initialized():
                 dist.all_reduce(fitting, op=dist.ReduceOp.MIN)
             return int(fitting)
     return plan_batch(global_batch, process_count, lr, accumulation=accumulation, device_batch=device_batch,
-                      has_batch_norm=paper_spec.block.norm == "batch", largest_fitting=largest)
+                      has_batch_norm=model_spec(cfg).block.norm == "batch", largest_fitting=largest)
 
 
 def run_recipe(cfg: DictConfig) -> tuple[int, DictConfig, int, float]:
