@@ -9,7 +9,12 @@ Each entry builds the paper's full-width model, as `modernize.build_model` does;
 spec (num_classes, drop_path_rate, in_chans, ...: modernize.design.spec.ModelSpec). `weights=` reads a file of ours
 (a run's last.pt or weights.pt, its EMA's weights when it holds them) or an official / timm / torchvision state dict,
 converted as task=eval converts it (modernize/design/weights.py); a file that is missing, unreadable or of another
-model raises ValueError with one line saying which.
+model raises ValueError with one line saying which. A file `python -m modernize.export` wrote carries a model card
+(inside a .safetensors file, or the .json beside it): the model is then the run's as it was trained (a profile's
+width, its classes), and the `exported` entry builds it whatever its step:
+
+    model = torch.hub.load("<this checkout>", "exported", source="local",
+                           weights="gelu-seed0-safetensors-ema.safetensors")
 """
 
 dependencies = ["torch", "torchvision", "timm", "hydra", "omegaconf"]
@@ -18,22 +23,67 @@ VARIANTS = ("convnext_t", "convnext_s", "convnext_b", "convnext_l", "convnext_xl
 
 
 def _build(overrides, weights=None, **spec_fields):
+    from modernize.design.config import compose, model_spec
+
+    spec = model_spec(compose(overrides), **spec_fields)
+    if weights is None:
+        return _model(spec)
+    card, path = _card(weights)
+    if card is not None:  # an exported run: its spec as trained (profile width, classes), if it is this entry's design
+        from dataclasses import replace
+
+        from modernize.design.export import profile_differences, spec_of_card
+
+        trained = replace(spec_of_card(card), **spec_fields)
+        differences = profile_differences(trained, spec)
+        if differences:
+            raise ValueError(f"weights={weights} is a run of {card['step']}, not this entry's model: it differs in "
+                             f"{'; '.join(differences[:4])}; load it with the 'exported' entry")
+        spec = trained
+    return _model(spec, path)
+
+
+def exported(weights, **spec_fields):
+    """The model of a file `python -m modernize.export` wrote (its model card: inside a .safetensors file, or the
+    .json beside the file), whatever its step; spec fields as keywords."""
+    from dataclasses import replace
+
+    from modernize.design.export import spec_of_card
+
+    card, path = _card(weights)
+    if card is None:
+        raise ValueError(f"weights={weights} has no model card (a .safetensors file of python -m modernize.export, "
+                         f"or a file with its .json beside it): load it with the entry of its step")
+    return _model(replace(spec_of_card(card), **spec_fields), path)
+
+
+def _card(weights):
     from pathlib import Path
 
-    from modernize.design.config import compose, model_spec
+    from modernize.design.export import card_of
+
+    path = Path(weights).expanduser()
+    try:
+        return (card_of(path) if path.is_file() else None), path
+    except Exception as e:  # noqa: BLE001 - a cut safetensors header, a card that is not JSON: one line
+        raise ValueError(f"weights={weights}: cannot read its model card ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:160]})") from None
+
+
+def _model(spec, path=None):
     from modernize.design.model import build
     from modernize.design.weights import load_pretrained
     from modernize.training.evaluation import read_weights
     from modernize.training.runtime import RunError
 
-    model = build(model_spec(compose(overrides), **spec_fields))
-    if weights is not None:
+    model = build(spec)
+    if path is not None:
         try:
-            state_dict, _ = read_weights(Path(weights).expanduser(), "auto")
+            state_dict, _ = read_weights(path, "auto")
             load_pretrained(model, state_dict)
         except (RunError, ValueError) as e:
             lines = str(e).split("\n")
-            raise ValueError(f"weights={weights}: {' '.join(' '.join(lines[:3]).split())}") from None
+            raise ValueError(f"weights={path}: {' '.join(' '.join(lines[:3]).split())}") from None
     return model
 
 

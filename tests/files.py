@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import gzip
 import pickle
-import re
 import struct
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 
@@ -133,19 +131,3 @@ def write_imagefolder(
 
 
 
-def timm_to_official(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """timm ConvNeXt keys -> the official repository's (models/convnext.py of facebookresearch/ConvNeXt):
-
-    downsample_layers[0] = Sequential(Conv2d 4x4/4, LayerNorm) is the stem, downsample_layers[i] =
-    Sequential(LayerNorm, Conv2d 2x2/2) for i = 1..3, stages[i] = Sequential(Block...) with Block.dwconv,
-    .norm, .pwconv1 (nn.Linear), .pwconv2 (nn.Linear), .gamma; `norm` after pooling and `head` the classifier.
-    """
-    out = {}
-    for k, v in state_dict.items():
-        k = re.sub(r"^stem\.", "downsample_layers.0.", k)
-        k = re.sub(r"^stages\.(\d+)\.downsample\.", r"downsample_layers.\1.", k)
-        k = re.sub(r"^stages\.(\d+)\.blocks\.(\d+)\.", r"stages.\1.\2.", k)
-        k = k.replace(".conv_dw.", ".dwconv.").replace(".mlp.fc", ".pwconv")
-        k = k.replace("head.norm.", "norm.").replace("head.fc.", "head.")
-        out[k] = v
-    return out

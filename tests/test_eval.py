@@ -84,7 +84,7 @@ def test_official_convnext_checkpoint_layout_is_read(tmp_path, folder):
     import timm
     from timm.data import create_transform
 
-    from files import timm_to_official
+    from modernize.design.export import timm_to_official
 
     torch.manual_seed(1)
     reference = timm.create_model("convnext_tiny", num_classes=len(CLASSES))

@@ -24,7 +24,7 @@ def test_the_hub_lists_every_step_kernel_size_and_variant():
     hubconf = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hubconf)
     entries = [name for name in dir(hubconf) if callable(getattr(hubconf, name)) and not name.startswith("_")]
-    assert sorted(entries) == sorted(STEP_ENTRIES + VARIANTS)
+    assert sorted(entries) == sorted(STEP_ENTRIES + VARIANTS + ["exported"])  # exported: python -m modernize.export
 
 
 @pytest.mark.parametrize("name", STEP_ENTRIES + VARIANTS)
@@ -39,7 +39,7 @@ def test_every_entry_builds_the_paper_s_model_of_its_config(name):
 def test_official_weights_give_the_reference_model_s_logits(tmp_path):
     import timm
 
-    from files import timm_to_official
+    from modernize.design.export import timm_to_official
 
     torch.manual_seed(0)
     reference = timm.create_model("convnext_tiny").eval()

@@ -15,7 +15,7 @@ import torch
 import torchvision
 from torch import nn
 
-from files import timm_to_official
+from modernize.design.export import timm_to_official
 from modernize import build, build_model, compose
 from modernize.design.config import model_spec
 from modernize.design.weights import (

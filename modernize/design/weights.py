@@ -49,6 +49,7 @@ from torch import nn
 
 __all__ = [
     "SOURCES",
+    "convert",
     "convert_convnext",
     "convert_torchvision_resnet",
     "detect_source",
@@ -311,6 +312,21 @@ _CONVERTERS: dict[str, Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Te
 }
 
 
+def convert(state_dict: Mapping[str, Any], source: str = "auto") -> tuple[dict[str, torch.Tensor], str]:
+    """A checkpoint's state dict under modernize's names, and what it was converted from ("source='convnext'
+    (detected)"). The tensors are the checkpoint's own, renamed, or views of them where a shape changes (a Linear's
+    [out, in] as a 1x1 conv's [out, in, 1, 1]): modernize.design.export follows them back to the source's names."""
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}; got {source!r}")
+    state_dict = unwrap_state_dict(state_dict)
+    detected = detect_source(state_dict) if source == "auto" else source
+    label = f"source={detected!r}" + (" (detected)" if source == "auto" else "")
+    try:
+        return _CONVERTERS[detected](state_dict), label
+    except ValueError as e:
+        raise ValueError(f"cannot convert checkpoint, {label}: {e}") from None
+
+
 def load_pretrained(model: nn.Module, state_dict_or_path: Mapping[str, Any] | str | PathLike, *,
                     source: str = "auto", strict: bool = True):
     """Load a torchvision ResNet, a ConvNeXt (official / timm / torchvision) or a modernize checkpoint.
@@ -321,19 +337,12 @@ def load_pretrained(model: nn.Module, state_dict_or_path: Mapping[str, Any] | st
     into a 1000-class model). Converting is strict either way: a checkpoint key with no place in our model
     raises. Returns `model.load_state_dict`'s (missing_keys, unexpected_keys).
     """
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {', '.join(SOURCES)}; got {source!r}")
     where = ""
     if isinstance(state_dict_or_path, (str, PathLike)):
         where = f" from {str(state_dict_or_path)!r}"
         state_dict_or_path = torch.load(state_dict_or_path, map_location="cpu", weights_only=True)
-    state_dict = unwrap_state_dict(state_dict_or_path)
-    detected = detect_source(state_dict) if source == "auto" else source
-    label = f"source={detected!r}" + (" (detected)" if source == "auto" else "") + where
-    try:
-        converted = _CONVERTERS[detected](state_dict)
-    except ValueError as e:
-        raise ValueError(f"cannot convert checkpoint, {label}: {e}") from None
+    converted, label = convert(state_dict_or_path, source)
+    label += where
 
     own = model.state_dict()
     missing = [k for k in own if k not in converted]

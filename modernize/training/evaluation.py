@@ -37,14 +37,22 @@ EMA_CHOICES = ("auto", True, False)
 
 def read_weights(path: Path, use_ema: str | bool) -> tuple[dict[str, torch.Tensor], str]:
     """The state dict in `path` and what it is ("model" or "ema"); RunError (one line) for a missing, unreadable
-    or truncated file. Our last.pt / weights.pt hold the model and, with an EMA, its average under "ema"."""
+    or truncated file. Our last.pt / weights.pt hold the model and, with an EMA, its average under "ema"; a
+    .safetensors file is read with safetensors (python -m modernize.export writes one per step)."""
     if not path.is_file():
         raise RunError(f"eval.weights={path} does not exist or is not a file")
+    safetensors = path.suffix == ".safetensors"  # python -m modernize.export's, or a timm repository's model file
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        if safetensors:
+            from safetensors.torch import load_file
+
+            obj = load_file(path, device="cpu")
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - a truncated zip, a pickle torch refuses, not a checkpoint at all
         reason = " ".join(str(e).split())[:160]
-        raise RunError(f"eval.weights={path} is not a readable PyTorch checkpoint ({type(e).__name__}: {reason}); "
+        kind = "safetensors file" if safetensors else "PyTorch checkpoint"
+        raise RunError(f"eval.weights={path} is not a readable {kind} ({type(e).__name__}: {reason}); "
                        f"is the file complete?") from None
     ema = obj.get("ema") if isinstance(obj, dict) else None
     if use_ema is True and ema is None:
