@@ -79,9 +79,12 @@ def _model(spec, path=None):
     model = build(spec)
     if path is not None:
         try:
-            state_dict, _ = read_weights(path, "auto")
+            state_dict, _ = read_weights(path, "auto", setting="weights")  # a missing or cut file: one line of its own
+        except RunError as e:
+            raise ValueError(str(e)) from None
+        try:
             load_pretrained(model, state_dict)
-        except (RunError, ValueError) as e:
+        except ValueError as e:  # several lines (missing keys, shapes): the first three, joined
             lines = str(e).split("\n")
             raise ValueError(f"weights={path}: {' '.join(' '.join(lines[:3]).split())}") from None
     return model

@@ -57,9 +57,9 @@ def run_weights(run_dir: Path, ema: bool | None) -> tuple[Network, dict[str, Any
         raise ExportError(f"{run_dir} holds no weights (neither {' nor '.join(WEIGHT_FILES)}): the run's checkpoint "
                           f"was removed or the folder was copied without it")
     try:
-        state, which = read_weights(path, "auto" if ema is None else ema)
+        state, which = read_weights(path, "auto" if ema is None else ema, setting="weights", ema_setting="--ema")
     except RunError as e:
-        raise ExportError(str(e).replace("eval.weights=", "").replace("eval.ema=true", "--ema")) from None
+        raise ExportError(str(e)) from None
     cfg = OmegaConf.load(run_dir / "config.yaml")
     classes = state.get("head.fc.weight")
     model = build(run_spec(cfg, int(classes.shape[0]) if classes is not None else int(cfg.model.num_classes)))

@@ -35,12 +35,14 @@ from ..design.weights import load_pretrained, unwrap_state_dict
 EMA_CHOICES = ("auto", True, False)
 
 
-def read_weights(path: Path, use_ema: str | bool) -> tuple[dict[str, torch.Tensor], str]:
+def read_weights(path: Path, use_ema: str | bool, setting: str = "eval.weights", ema_setting: str = "eval.ema=true"
+                 ) -> tuple[dict[str, torch.Tensor], str]:
     """The state dict in `path` and what it is ("model" or "ema"); RunError (one line) for a missing, unreadable
     or truncated file. Our last.pt / weights.pt hold the model and, with an EMA, its average under "ema"; a
-    .safetensors file is read with safetensors (python -m modernize.export writes one per step)."""
+    .safetensors file is read with safetensors (python -m modernize.export writes one per step). The messages name
+    the caller's settings (`setting`, `ema_setting`: task=eval's by default)."""
     if not path.is_file():
-        raise RunError(f"eval.weights={path} does not exist or is not a file")
+        raise RunError(f"{setting}={path} does not exist or is not a file")
     safetensors = path.suffix == ".safetensors"  # python -m modernize.export's, or a timm repository's model file
     try:
         if safetensors:
@@ -52,18 +54,18 @@ def read_weights(path: Path, use_ema: str | bool) -> tuple[dict[str, torch.Tenso
     except Exception as e:  # noqa: BLE001 - a truncated zip, a pickle torch refuses, not a checkpoint at all
         reason = " ".join(str(e).split())[:160]
         kind = "safetensors file" if safetensors else "PyTorch checkpoint"
-        raise RunError(f"eval.weights={path} is not a readable {kind} ({type(e).__name__}: {reason}); "
+        raise RunError(f"{setting}={path} is not a readable {kind} ({type(e).__name__}: {reason}); "
                        f"is the file complete?") from None
     ema = obj.get("ema") if isinstance(obj, dict) else None
     if use_ema is True and ema is None:
-        raise RunError(f"eval.ema=true but {path} holds no EMA weights (no 'ema' entry)")
+        raise RunError(f"{ema_setting} but {path} holds no EMA weights (no 'ema' entry)")
     if ema is not None and use_ema in ("auto", True):
         # torch's AveragedModel: the model's names under "module.", and its update count
         return {k.removeprefix("module."): v for k, v in ema.items() if k != "n_averaged"}, "ema"
     try:
         return unwrap_state_dict(obj), "model"
     except (ValueError, TypeError) as e:
-        raise RunError(f"eval.weights={path}: {e}") from None
+        raise RunError(f"{setting}={path}: {e}") from None
 
 
 def evaluate_weights(cfg: DictConfig) -> dict[str, Any]:
