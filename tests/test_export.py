@@ -138,6 +138,15 @@ def assert_same_logits(theirs, ours, resolution=32):
         assert (theirs.eval()(images) - ours(images)).abs().max() <= TOLERANCE
 
 
+def assert_loads_and_computes_our_model(theirs, state, ours, card=None, folder=None):
+    """The library's class takes the file's state dict with strict=True and gives our logits; so does the model the
+    card's own code loads, where the card has code that runs here."""
+    theirs.load_state_dict(state, strict=True)
+    assert_same_logits(theirs, ours)
+    if card is not None:
+        assert_same_logits(run_card_code(card, folder), ours)
+
+
 def run_card_code(card, folder):
     """The model card's own Python, run where the file is: it loads the file with strict=True."""
     import os
@@ -159,10 +168,8 @@ def test_convnext_t_loads_into_timm_s_convnext_tiny_with_the_run_s_dims(convnext
     weights, card = exported(convnext_run, "timm")
     assert card["weights"] == "ema" and card["load"]["class"] == "timm's ConvNeXt"
     theirs = timm.create_model("convnext_tiny", dims=(16, 24, 48, 96), num_classes=CLASSES)
-    theirs.load_state_dict(torch.load(weights, weights_only=True), strict=True)
-    ours = run_model(convnext_run, "ema")
-    assert_same_logits(theirs, ours)
-    assert_same_logits(run_card_code(card, weights.parent), ours)
+    assert_loads_and_computes_our_model(theirs, torch.load(weights, weights_only=True), run_model(convnext_run, "ema"),
+                                        card, weights.parent)
 
 
 @pytest.mark.slow
@@ -177,8 +184,7 @@ def test_convnext_t_in_the_official_layout_is_what_timm_reads_official_checkpoin
     assert set(official) == {"model"}
     assert {k.split(".")[0] for k in official["model"]} == {"downsample_layers", "stages", "norm", "head"}
     theirs = timm.create_model("convnext_tiny", dims=(16, 24, 48, 96), num_classes=CLASSES)
-    theirs.load_state_dict(checkpoint_filter_fn(official, theirs), strict=True)
-    assert_same_logits(theirs, run_model(convnext_run, "ema"))
+    assert_loads_and_computes_our_model(theirs, checkpoint_filter_fn(official, theirs), run_model(convnext_run, "ema"))
     assert "ConvNeXt(in_chans=3, num_classes=10, depths=[3, 3, 9, 3], dims=[16, 24, 48, 96]" in card["load"]["python"]
 
 
@@ -190,10 +196,8 @@ def test_convnext_t_loads_into_torchvision_s_convnext(convnext_run):
     assert card["weights"] == "model"
     theirs = ConvNeXt([CNBlockConfig(16, 24, 3), CNBlockConfig(24, 48, 3), CNBlockConfig(48, 96, 9),
                        CNBlockConfig(96, None, 3)], num_classes=CLASSES)
-    theirs.load_state_dict(torch.load(weights, weights_only=True), strict=True)
-    ours = run_model(convnext_run, "model")
-    assert_same_logits(theirs, ours)
-    assert_same_logits(run_card_code(card, weights.parent), ours)
+    assert_loads_and_computes_our_model(theirs, torch.load(weights, weights_only=True),
+                                        run_model(convnext_run, "model"), card, weights.parent)
 
 
 @pytest.mark.slow
@@ -206,9 +210,7 @@ def test_resnet50_loads_into_torchvision_s_and_timm_s_resnet50(resnet_run):
                         ("timm", timm.create_model("resnet50", num_classes=CLASSES))):
         weights, card = exported(resnet_run, fmt)
         assert card["weights"] == "model"  # the run has no EMA
-        theirs.load_state_dict(torch.load(weights, weights_only=True), strict=True)
-        assert_same_logits(theirs, ours)
-        assert_same_logits(run_card_code(card, weights.parent), ours)
+        assert_loads_and_computes_our_model(theirs, torch.load(weights, weights_only=True), ours, card, weights.parent)
 
 
 @pytest.mark.slow
