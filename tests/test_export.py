@@ -62,6 +62,15 @@ def test_the_convnext_variants_go_to_every_library_s_convnext():
         assert target.design == "convnext_t"
 
 
+def test_convnext_t_at_the_cpu_profile_s_width_and_layer_scale_goes_to_every_library_s_convnext():
+    from modernize.training.proxy import run_spec
+
+    model = build(run_spec(compose([f"+step={CONVNEXT}", "profile=cpu"]), CLASSES))
+    assert model.spec.scaled_widths() == (24, 48, 96, 192) and model.spec.block.layer_scale_init == 0.1
+    for fmt in ("timm", "official", "torchvision"):
+        export_weights(model, fmt, resolution=32)
+
+
 def test_the_refusal_names_the_fields_the_closest_class_lacks():
     """`patchify` is ResNet-50 but for its stem; `gelu` is 7 fields from either of torchvision's classes (ConvNeXt's
     norms, activations, downsampling, head norm and layer scale; ResNet's widths, kernel, groups, bottleneck, order,
@@ -300,9 +309,25 @@ def test_the_command_writes_the_file_and_its_card(tmp_path, resnet_run, capsys):
 
 
 @pytest.mark.slow
+def test_a_library_s_state_dict_can_go_into_a_safetensors_file(tmp_path, resnet_run):
+    import timm
+    from safetensors.torch import load_file
+
+    from modernize.results.export import export_run
+
+    out, card = export_run(resnet_run, "timm", out=tmp_path / "resnet50.safetensors")
+    theirs = timm.create_model("resnet50", num_classes=CLASSES)
+    assert_loads_and_computes_our_model(theirs, load_file(out), run_model(resnet_run, "model"),
+                                        json.loads(card.read_text()), tmp_path)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("args, expected", [
     (["--format", "official"], "--format official cannot hold resnet50"),
     (["--format", "timm", "--ema"], "holds no EMA weights"),
+    (["--format", "safetensors", "--out", "x.pth"], "--format safetensors writes a .safetensors file"),
+    (["--format", "official", "--out", "x.safetensors"], "safetensors cannot hold"),
+    (["--format", "timm", "--out", "x.json"], ".json is the model card's name"),
 ])
 def test_the_command_refuses_in_one_line(resnet_run, capsys, args, expected):
     from modernize.results.export import main

@@ -137,6 +137,9 @@ class Target:
         """Python that loads the exported file into the library class, as the model card gives it."""
         if self.usage is not None:
             return self.usage(spec, file)
+        if file.endswith(".safetensors"):
+            return (f"from safetensors.torch import load_file\n{self.construct(spec)}\n"
+                    f"model.load_state_dict(load_file({file!r}), strict=True)")
         return (f"{self.construct(spec)}\n"
                 f"model.load_state_dict(torch.load({file!r}, map_location='cpu', weights_only=True), strict=True)")
 

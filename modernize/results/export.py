@@ -8,6 +8,8 @@ a finished run's weights in a file other code loads without this package, and a 
   before the file was written. A step no class of the format can hold is refused in one line, naming what differs.
 - safetensors: every step, in modernize's own layout, the card also inside the file's metadata, so
   `torch.hub.load(<checkout>, "exported", source="local", weights=FILE)` rebuilds the model from the file alone.
+  `--out FILE.safetensors` writes timm's or torchvision's state dict as safetensors too (the official layout,
+  {"model": ...}, stays a .pth).
 
 The weights are the EMA's where the run kept one (--no-ema: the model's own; --ema: refuse a run without one), read
 from weights.pt (logger.wandb.log_weights) or the run's last.pt. The card says what the weights are: step, spec,
@@ -102,20 +104,32 @@ def export_run(run_dir: Path, fmt: str, ema: bool | None = None, out: Path | Non
     """Write the run's weights in `fmt` and the model card (.json beside them); returns both paths."""
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    if out is not None:
+        check_out(out, fmt)
     model, result, which, cfg = run_weights(run_dir, ema)
     label = f"{result['label']} ({run_dir.name})"
     contents, target = export_weights(model, fmt, int(cfg.profile.resolution), label)
     out = out or run_dir / "export" / f"{run_dir.name}-{fmt}-{which}{SUFFIX.get(fmt, '.pth')}"
-    if out.suffix == ".json":
-        raise ExportError(f"--out {out}: .json is the model card's name beside the weights; name the weights file")
     card = model_card(fmt, out.name, model, result, which, cfg, target)
-    if fmt == "safetensors":
+    if out.suffix == ".safetensors":  # timm's and torchvision's state dicts may go into one too, card inside
         from safetensors.torch import save_file
 
         atomic_write(out, lambda tmp: save_file(contents, tmp, metadata={CARD_KEY: json.dumps(card)}))
     else:
         atomic_write(out, lambda tmp: torch.save(contents, tmp))
     return out, atomic_write_json(out.with_suffix(".json"), card)
+
+
+def check_out(out: Path, fmt: str) -> None:
+    """An --out name the format can be written under, before any work: a .safetensors file holds one flat state dict
+    (not the official {"model": ...}); .json is the card's."""
+    if out.suffix == ".json":
+        raise ExportError(f"--out {out}: .json is the model card's name beside the weights; name the weights file")
+    if fmt == "safetensors" and out.suffix != ".safetensors":
+        raise ExportError(f"--out {out}: --format safetensors writes a .safetensors file; name it FILE.safetensors")
+    if fmt == "official" and out.suffix == ".safetensors":
+        raise ExportError(f"--out {out}: the official layout is {{'model': state dict}}, which safetensors cannot "
+                          f"hold; name it FILE.pth")
 
 
 def export_arguments() -> argparse.ArgumentParser:
