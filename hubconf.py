@@ -30,11 +30,9 @@ def _build(overrides, weights=None, **spec_fields):
         return _model(spec)
     card, path = _card(weights)
     if card is not None:  # an exported run: its spec as trained (profile width, classes), if it is this entry's design
-        from dataclasses import replace
-
         from modernize.design.export import profile_differences, spec_of_card
 
-        trained = replace(spec_of_card(card), **spec_fields)
+        trained = spec_of_card(card, **spec_fields)
         differences = profile_differences(trained, spec)
         if differences:
             raise ValueError(f"weights={weights} is a run of {card['step']}, not this entry's model: it differs in "
@@ -46,15 +44,13 @@ def _build(overrides, weights=None, **spec_fields):
 def exported(weights, **spec_fields):
     """The model of a file `python -m modernize.export` wrote (its model card: inside a .safetensors file, or the
     .json beside the file), whatever its step; spec fields as keywords."""
-    from dataclasses import replace
-
     from modernize.design.export import spec_of_card
 
     card, path = _card(weights)
     if card is None:
         raise ValueError(f"weights={weights} has no model card (a .safetensors file of python -m modernize.export, "
                          f"or a file with its .json beside it): load it with the entry of its step")
-    return _model(replace(spec_of_card(card), **spec_fields), path)
+    return _model(spec_of_card(card, **spec_fields), path)
 
 
 def _card(weights):

@@ -226,7 +226,8 @@ def test_resnet50_loads_into_torchvision_s_and_timm_s_resnet50(resnet_run):
 def test_the_model_card_says_what_the_weights_are(convnext_run):
     from safetensors import safe_open
 
-    from modernize.design.export import CARD_KEY, spec_as_dict
+    from modernize.design.export import CARD_KEY
+    from modernize.design.spec import spec_as_dict
 
     weights, card = exported(convnext_run, "safetensors")
     summary = json.loads((convnext_run / "summary.json").read_text())

@@ -221,25 +221,23 @@ def _timm_resnet_stem(spec: ModelSpec) -> list[str]:
                                   f"the first stage's width)"]
 
 
-CONVNEXT_ARGUMENTS = ("depths", "widths", "block.layer_scale_init", "in_chans")
+# the official and torchvision's classes take kernel and patch too, limited to 7 and 4 (_fixed): the refusal then says
+# "fixes 7" rather than "(7)"
+CONVNEXT_ARGUMENTS = ("depths", "widths", "block.layer_scale_init", "in_chans", "block.kernel_size", "stem.patch_size")
 TARGETS: dict[str, tuple[Target, ...]] = {
     "timm": (
-        Target("timm", "timm's ConvNeXt", "convnext_t",
-               CONVNEXT_ARGUMENTS + ("block.kernel_size", "stem.patch_size"), _timm_convnext),
+        Target("timm", "timm's ConvNeXt", "convnext_t", CONVNEXT_ARGUMENTS, _timm_convnext),
         Target("timm", "timm's ResNet", "resnet50", ("depths", "widths", "in_chans"), _timm_resnet,
                limits=_timm_resnet_stem),
     ),
     "official": (
         # checked through timm's ConvNeXt, the same model, which the official class is not installable beside
-        Target("official", "the official ConvNeXt", "convnext_t", CONVNEXT_ARGUMENTS + ("block.kernel_size",
-                                                                                          "stem.patch_size"),
-               _timm_convnext, limits=lambda s: _fixed(s, "the official ConvNeXt"),
+        Target("official", "the official ConvNeXt", "convnext_t", CONVNEXT_ARGUMENTS, _timm_convnext,
+               limits=lambda s: _fixed(s, "the official ConvNeXt"),
                file_layout=lambda sd: {"model": timm_to_official(sd)}, usage=_official_usage),
     ),
     "torchvision": (
-        Target("torchvision", "torchvision's ConvNeXt", "convnext_t", CONVNEXT_ARGUMENTS + ("block.kernel_size",
-                                                                                              "stem.patch_size"),
-               _torchvision_convnext,
+        Target("torchvision", "torchvision's ConvNeXt", "convnext_t", CONVNEXT_ARGUMENTS, _torchvision_convnext,
                limits=lambda s: _fixed(s, "torchvision's ConvNeXt", channels=True, layer_scale=True)),
         Target("torchvision", "torchvision's ResNet", "resnet50", ("depths", "in_chans"), _torchvision_resnet,
                limits=lambda s: _fixed(s, "torchvision's ResNet", kernel=False, channels=True)),
@@ -285,8 +283,11 @@ def their_state_dict(ours: Mapping[str, torch.Tensor], reference: nn.Module) -> 
         lacks, adds = sorted(set(ours) - set(converted)), sorted(set(converted) - set(ours))
         raise ExportError(f"{type(reference).__name__} lacks our {lacks[:4]} and has {adds[:4]} that we lack; this is "
                           f"a bug in modernize.design.export's design check")
-    return {name_of[view.data_ptr()]: ours[key].reshape(theirs[name_of[view.data_ptr()]].shape).clone()
-            for key, view in converted.items()}
+    out = {}
+    for key, view in converted.items():
+        name = name_of[view.data_ptr()]
+        out[name] = ours[key].reshape(theirs[name].shape).clone()
+    return out
 
 
 def check_same_logits(model: Network, reference: nn.Module, resolution: int, what: str) -> None:
@@ -326,11 +327,6 @@ def export_weights(model: Network, fmt: str, resolution: int, label: str = "this
 # --------------------------------------------------------------------------------------------------
 
 
-def spec_as_dict(spec: ModelSpec) -> dict[str, Any]:
-    """The spec as JSON holds it (tuples as lists), which model_spec_from_dict reads back."""
-    return json.loads(json.dumps(dataclasses.asdict(spec)))
-
-
 def card_of(path: Path) -> dict[str, Any] | None:
     """The model card of an exported file: in a safetensors file's metadata, else the .json beside the file that
     names it; None for any other file."""
@@ -352,5 +348,6 @@ def card_of(path: Path) -> dict[str, Any] | None:
     return None
 
 
-def spec_of_card(card: Mapping[str, Any]) -> ModelSpec:
-    return model_spec_from_dict(card["spec"])
+def spec_of_card(card: Mapping[str, Any], **fields: Any) -> ModelSpec:
+    """The spec the card records (as trained), with `fields` (num_classes, drop_path_rate, ...) set."""
+    return dataclasses.replace(model_spec_from_dict(card["spec"]), **fields)

@@ -7,7 +7,6 @@ the convention of the paper's Figure 2 and tables (ResNet-50 = 4.1 GFLOPs).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import hashlib
 import json
@@ -19,7 +18,7 @@ from torch import nn
 
 from ..io import atomic_write_json, cache_dir
 from .model import build
-from .spec import ModelSpec
+from .spec import ModelSpec, spec_as_dict
 
 
 def count_params(model: nn.Module) -> int:
@@ -58,7 +57,7 @@ def paper_scale_stats(spec: ModelSpec) -> dict:
     builds the paper-scale model only the first time its spec is seen. The build runs on a forked RNG, so a
     cache hit and a miss leave the training's random stream the same.
     """
-    contents = json.loads(json.dumps(dataclasses.asdict(spec)))  # as JSON gives it back: tuples are lists
+    contents = spec_as_dict(spec)
     key = hashlib.sha256(json.dumps(contents, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / "paper_scale" / f"{key}.json"
     with contextlib.suppress(OSError, ValueError, KeyError, AttributeError):

@@ -233,6 +233,13 @@ def model_config_defaults() -> dict[str, Any]:
 _NON_ARCHITECTURE_KEYS = ("name", "target", "reference")
 
 
+def spec_as_dict(spec: ModelSpec) -> dict[str, Any]:
+    """The spec as JSON gives it back (tuples as lists): what model_spec_from_dict reads, and a stable cache key."""
+    import json
+
+    return json.loads(json.dumps(dataclasses.asdict(spec)))
+
+
 def model_spec_from_dict(data: Mapping[str, Any]) -> ModelSpec:
     """Build and validate a ModelSpec from a plain dict (the resolved Hydra `model` node)."""
     data = {k: v for k, v in data.items() if k not in _NON_ARCHITECTURE_KEYS}

@@ -31,7 +31,8 @@ from omegaconf import OmegaConf
 from ..data import datasets
 from ..data.augment import EVAL_CROP_PCT
 from ..design.config import run_label_of
-from ..design.export import CARD_KEY, FORMATS, ExportError, Target, export_weights, spec_as_dict
+from ..design.export import CARD_KEY, FORMATS, ExportError, Target, export_weights
+from ..design.spec import spec_as_dict
 from ..design.model import Network, build
 from ..io import WriteError, atomic_write, atomic_write_json
 from ..training.evaluation import read_weights
