@@ -17,13 +17,21 @@ width, its classes), and the `exported` entry builds it whatever its step:
                            weights="gelu-seed0-safetensors-ema.safetensors")
 """
 
-dependencies = ["torch", "torchvision", "timm", "hydra", "omegaconf"]
+# What loading a model needs: an exported file (the `exported` entry, or weights= with a card) is built from its card
+# alone. The step entries compose the step's config (conf/), which also takes hydra-core and omegaconf; they say so
+# in one line where those are missing.
+dependencies = ["torch", "torchvision", "timm"]
 
 VARIANTS = ("convnext_t", "convnext_s", "convnext_b", "convnext_l", "convnext_xl")
 
 
 def _build(overrides, weights=None, **spec_fields):
-    from modernize.design.config import compose, model_spec
+    try:
+        from modernize.design.config import compose, model_spec
+    except ImportError as e:
+        raise ImportError(f"the step entries compose the step's config with Hydra ({e}): pip install hydra-core "
+                          f"omegaconf, or load an exported file with the 'exported' entry, which needs neither"
+                          ) from None
 
     spec = model_spec(compose(overrides), **spec_fields)
     if weights is None:
@@ -37,20 +45,21 @@ def _build(overrides, weights=None, **spec_fields):
         if differences:
             raise ValueError(f"weights={weights} is a run of {card['step']}, not this entry's model: it differs in "
                              f"{'; '.join(differences[:4])}; load it with the 'exported' entry")
-        spec = trained
+        return _model(trained, path, card)
     return _model(spec, path)
 
 
 def exported(weights, **spec_fields):
     """The model of a file `python -m modernize.export` wrote (its model card: inside a .safetensors file, or the
-    .json beside the file), whatever its step; spec fields as keywords."""
+    .json beside the file), whatever its step, as the run trained it; spec fields as keywords. Its `pretrained_cfg`
+    is the run's preprocessing, so timm.data.resolve_data_config(model=model) gives the run's transform."""
     from modernize.design.export import spec_of_card
 
     card, path = _card(weights)
     if card is None:
         raise ValueError(f"weights={weights} has no model card (a .safetensors file of python -m modernize.export, "
                          f"or a file with its .json beside it): load it with the entry of its step")
-    return _model(spec_of_card(card, **spec_fields), path)
+    return _model(spec_of_card(card, **spec_fields), path, card)
 
 
 def _card(weights):
@@ -66,17 +75,20 @@ def _card(weights):
                          f"{' '.join(str(e).split())[:160]})") from None
 
 
-def _model(spec, path=None):
+def _model(spec, path=None, card=None):
+    from modernize.design.export import preprocessing_of_card
     from modernize.design.model import build
-    from modernize.design.weights import load_pretrained
-    from modernize.training.evaluation import read_weights
-    from modernize.training.runtime import RunError
+    from modernize.design.timm_models import pretrained_cfg
+    from modernize.design.weights import WeightsError, load_pretrained, read_weights
 
     model = build(spec)
+    if card is not None:  # what the run's model expects of an image, where timm's resolve_data_config looks
+        model.pretrained_cfg = pretrained_cfg(preprocessing_of_card(card), spec.num_classes,
+                                              model.feature_info[-1]["reduction"])
     if path is not None:
         try:
             state_dict, _ = read_weights(path, "auto", setting="weights")  # a missing or cut file: one line of its own
-        except RunError as e:
+        except WeightsError as e:
             raise ValueError(str(e)) from None
         try:
             load_pretrained(model, state_dict)

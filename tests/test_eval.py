@@ -223,7 +223,9 @@ def _not_a_state_dict(d):
 
 
 @pytest.mark.parametrize("overrides, expected", [
-    ([], "task=eval needs eval.weights=<checkpoint file>"),
+    ([], "task=eval needs eval.weights=<a run folder, its last.pt, an exported file or a checkpoint>"),
+    (["eval.weights=WEIGHTS", "eval.preprocessing=imagenet"], "eval.preprocessing must be one of run, data"),
+    (["eval.weights=WEIGHTS", "eval.images=0"], "eval.images must be a positive integer or null, got 0"),
     (["eval.weights=WEIGHTS", "eval.batch_size=0"], "eval.batch_size must be a positive integer, got 0"),
     (["eval.weights=WEIGHTS", "eval.ema=maybe"], "eval.ema must be one of auto, true, false; got 'maybe'"),
     (["eval.weights=WEIGHTS", "eval.out=/proc/no-such/folder"], "cannot write the results into /proc/no-such"),

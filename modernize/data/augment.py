@@ -38,6 +38,7 @@ import torchvision
 from torch import Tensor, nn
 from torchvision.transforms.v2 import functional as TF
 
+from ..design.preprocessing import Preprocessing, preprocessing_of
 from .randaugment import BatchedRandAugment
 
 __all__ = ["EvalTransform", "Normalize", "TrainAugment", "build_augmentations", "resize_center_crop"]
@@ -60,7 +61,6 @@ def recipe_crop(recipe: Mapping[str, Any]) -> tuple[tuple[float, float] | None, 
 # create_transform for training and torchvision's Resize + CenterCrop for evaluation (recipe.pipeline: timm). The
 # original recipe's reference is torchvision's own (references/classification presets.py ClassificationPresetTrain:
 # RandomResizedCrop bilinear, flip, normalise; recipe.pipeline: torchvision). docs/recipe.md compares every setting.
-EVAL_CROP_PCT = 0.875  # official datasets.py: crop_pct = 224 / 256; torchvision's reference: resize 256, crop 224
 
 
 def randaugment_policy(magnitude: float, std: float) -> str:
@@ -79,8 +79,8 @@ def folder_transforms(recipe: Mapping[str, Any], *, resolution: int, mean: Seque
     interpolation = str(recipe["interpolation"]) if recipe is not None else "bilinear"
     mode = T.InterpolationMode(interpolation)
     normalize = [T.ToTensor(), T.Normalize(mean, std)]
-    evaluate = T.Compose([T.Resize(int(resolution / EVAL_CROP_PCT), interpolation=mode),
-                          T.CenterCrop(resolution), *normalize])
+    evaluate = image_eval_transform(preprocessing_of(resolution, (mean, std), folder=True,
+                                                     interpolation=interpolation))
     if recipe is None:
         return evaluate, evaluate
     crop_scale, hflip = recipe_crop(recipe)
@@ -104,6 +104,16 @@ def folder_transforms(recipe: Mapping[str, Any], *, resolution: int, mean: Seque
             op.magnitude = float(randaugment[0])  # timm's string holds an integer; a budget rule may scale it
         with_zero_bit_posterize(train)
     return train, evaluate
+
+
+def image_eval_transform(preprocessing: Preprocessing):
+    """A PIL image -> the normalised float ``[3, size, size]`` a model with this record expects: timm's evaluation
+    transform (resize the shorter side to floor(size / crop_pct), centre crop, normalise), as torchvision ops."""
+    from torchvision import transforms as T
+
+    return T.Compose([T.Resize(preprocessing.resize_to, interpolation=T.InterpolationMode(preprocessing.interpolation)),
+                      T.CenterCrop(preprocessing.resolution), T.ToTensor(),
+                      T.Normalize(preprocessing.mean, preprocessing.std)])
 
 
 def randaugment_ops(compose) -> list:
@@ -198,20 +208,35 @@ def _check_resolution(resolution: int) -> None:
 
 
 class EvalTransform(nn.Module):
-    """Evaluation: resize the shorter side to ``resolution``, centre-crop, normalise. Deterministic."""
+    """Evaluation: resize the shorter side to ``resolution`` (antialiased), centre-crop, normalise. Deterministic.
 
-    def __init__(self, *, resolution: int, mean: Sequence[float], std: Sequence[float]) -> None:
+    What training evaluates with (crop_pct 1.0, bilinear). A model whose record says otherwise (a folder-trained one
+    scored on an in-memory data set: crop_pct 0.875, bicubic) is given its own resize: :meth:`of`."""
+
+    def __init__(self, *, resolution: int, mean: Sequence[float], std: Sequence[float], crop_pct: float = 1.0,
+                 interpolation: str = "bilinear") -> None:
         super().__init__()
         _check_resolution(resolution)
         self.resolution = resolution
+        self.resize_to = math.floor(resolution / crop_pct)
+        self.interpolation = TF.InterpolationMode(interpolation)
         self.normalize = Normalize(mean, std)
+
+    @classmethod
+    def of(cls, preprocessing: Preprocessing) -> EvalTransform:
+        return cls(resolution=preprocessing.resolution, mean=preprocessing.mean, std=preprocessing.std,
+                   crop_pct=preprocessing.crop_pct, interpolation=preprocessing.interpolation)
 
     def extra_repr(self) -> str:
         return f"resolution={self.resolution}"
 
     def forward(self, images: Tensor) -> Tensor:
         _check_images(images, type(self).__name__)
-        return self.normalize(resize_center_crop(images.float(), self.resolution))
+        x = images.float()
+        if self.resize_to == self.resolution and self.interpolation == TF.InterpolationMode.BILINEAR:
+            return self.normalize(resize_center_crop(x, self.resolution))
+        x = TF.resize(x, [self.resize_to], interpolation=self.interpolation, antialias=True)
+        return self.normalize(TF.center_crop(x, [self.resolution, self.resolution]))
 
 
 def _sample_boxes(batch: int, height: int, width: int, scale: Sequence[float], ratio: Sequence[float], *,

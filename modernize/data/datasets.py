@@ -36,7 +36,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from ..io import cache_dir
-from .augment import folder_transforms
+from ..design.preprocessing import IMAGENET_MEAN_STD, Preprocessing
+from .augment import folder_transforms, image_eval_transform
 
 __all__ = [
     "DATASET_NAMES",
@@ -68,7 +69,7 @@ MEAN_STD: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]
     "fashion_mnist": ((0.2860,) * 3, (0.3530,) * 3),
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-    "imagefolder": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # ImageNet
+    "imagefolder": IMAGENET_MEAN_STD,  # ImageNet's, timm's constants
     "synthetic": ((0.5,) * 3, (0.25,) * 3),
 }
 
@@ -133,6 +134,7 @@ class DataBundle:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     name: str
+    val_total: int | None = None  # the validation split's images before any subset
 
 
 # --------------------------------------------------------------------------------------------------
@@ -153,6 +155,7 @@ def load_data(
     download: bool = True,
     recipe: Mapping[str, Any] | None = None,
     with_train: bool = True,
+    eval_preprocessing: Preprocessing | None = None,
 ) -> DataBundle:
     """Load data set ``name`` (one of :data:`DATASET_NAMES`).
 
@@ -162,7 +165,10 @@ def load_data(
     gives ``imagefolder``'s loader workers the official code's per-image transforms (augment.folder_transforms;
     None: the evaluation transform for both splits); in-memory data sets are augmented batched by
     augment.TrainAugment instead. ``with_train=False`` reads the validation split only (``train`` is None): an image
-    folder then needs no train/ (task=eval). ``train_subset``/``val_subset`` keep a
+    folder then needs no train/ (task=eval), and a folder of class folders without val/ (ImageNet-R's, -A's layout)
+    is read as the validation split. ``eval_preprocessing``: the record of the model being evaluated, whose transform
+    an image folder's validation images get (modernize.design.preprocessing; None: the data set's own statistics at
+    ``resolution``, as training evaluates). ``train_subset``/``val_subset`` keep a
     seeded, class-stratified subset of that many samples. ``download`` lets ``fashion_mnist``
     (the only data set small enough to fetch silently) download via torchvision as a last resort.
     """
@@ -179,6 +185,8 @@ def load_data(
     elif name == "imagefolder":
         train_tf, val_tf = folder_transforms(recipe, resolution=resolution, mean=MEAN_STD[name][0],
                                              std=MEAN_STD[name][1])
+        if eval_preprocessing is not None:
+            val_tf = image_eval_transform(eval_preprocessing)
         train, val, num_classes = _load_imagefolder(root_path, train_tf if with_train else None, val_tf)
     else:
         train, val = _make_synthetic(synthetic_size, synthetic_classes, resolution, seed)
@@ -186,9 +194,11 @@ def load_data(
 
     # Different seeds per split so the two subsets are not drawn with the same random stream.
     train = _subset(train, train_subset, seed) if with_train else None
+    val_total = len(val)
     val = _subset(val, val_subset, seed + 1)
     mean, std = MEAN_STD[name]
-    return DataBundle(train=train, val=val, num_classes=num_classes, mean=mean, std=std, name=name)
+    return DataBundle(train=train, val=val, num_classes=num_classes, mean=mean, std=std, name=name,
+                      val_total=val_total)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -381,10 +391,13 @@ def _load_imagefolder(root: Path | None, train_tf, val_tf) -> tuple[Dataset | No
         if tf is None:
             continue
         folder = root / split
+        if split == "val" and train_tf is None and not folder.is_dir() and _has_class_folders(root):
+            folder = root  # evaluation only: a flat folder of class folders is the validation set
         if not folder.is_dir():
             raise DataError(
                 f"imagefolder: {folder} does not exist. data.root must contain train/ and val/, each with one "
-                f"subfolder of images per class (ImageNet's flat val/ and Tiny-ImageNet's "
+                f"subfolder of images per class (to evaluate, val/ alone or the class folders themselves are "
+                f"enough; ImageNet's flat val/ and Tiny-ImageNet's "
                 f"val/images + val_annotations.txt must first be sorted into class subfolders)."
             )
         try:
@@ -406,12 +419,20 @@ def _load_imagefolder(root: Path | None, train_tf, val_tf) -> tuple[Dataset | No
     return train, val, len(val.classes)
 
 
-def load_for_run(cfg, recipe: Mapping[str, Any], *, with_train: bool = True) -> DataBundle:
-    """load_data with a run config's data and profile sections: the one call of training and task=eval."""
+def _has_class_folders(root: Path) -> bool:
+    return root.is_dir() and any(child.is_dir() and child.name not in ("train", "val") for child in root.iterdir())
+
+
+def load_for_run(cfg, recipe: Mapping[str, Any], *, with_train: bool = True, val_subset: int | None | str = "profile",
+                 eval_preprocessing: Preprocessing | None = None) -> DataBundle:
+    """load_data with a run config's data and profile sections: the one call of training and task=eval (which names
+    its own `val_subset`, never the profile's training-data limit, and the evaluated model's preprocessing)."""
     data, profile = cfg.data, cfg.profile
-    return load_data(data.name, data.root, resolution=profile.resolution, train_subset=profile.train_subset,
-                     val_subset=profile.val_subset, seed=cfg.seed, synthetic_size=data.get("size", 512),
-                     synthetic_classes=data.get("classes", 10), recipe=recipe, with_train=with_train)
+    resolution = eval_preprocessing.resolution if eval_preprocessing is not None else profile.resolution
+    return load_data(data.name, data.root, resolution=resolution, train_subset=profile.train_subset,
+                     val_subset=profile.val_subset if val_subset == "profile" else val_subset, seed=cfg.seed,
+                     synthetic_size=data.get("size", 512), synthetic_classes=data.get("classes", 10), recipe=recipe,
+                     with_train=with_train, eval_preprocessing=eval_preprocessing)
 
 
 # A file that does not decode (truncated JPEG/PNG, a non-image named .jpg) stops the run at the first one met, with

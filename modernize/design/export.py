@@ -41,15 +41,19 @@ import torch
 from torch import nn
 
 from .model import Network
+from .preprocessing import Preprocessing, RecordError, preprocessing_from_dict
 from .spec import ModelSpec, model_spec_from_dict
 from .weights import convert, load_pretrained
 
-FORMATS = ("timm", "official", "torchvision", "safetensors")
+FORMATS = ("timm", "official", "torchvision", "safetensors", "pt2", "onnx")
 # Spec fields that do not change what a trained model's weights compute: training-only (stochastic depth, the
 # initialisation), the head's size (a state dict's shapes say it), or the width multiplier (widths are compared after
 # it). A profile sets some of them (modernize/training/proxy.py scale_model).
 NOT_DESIGN = ("drop_path_rate", "init", "num_classes", "width_multiplier")
 CARD_KEY = "modernize_card"  # the model card inside a safetensors file's metadata
+# The card's format: 2 adds `preprocessing` (modernize.design.preprocessing) in place of `eval_transform`, and
+# `num_classes`; a reader refuses a card newer than it knows.
+CARD_VERSION = 2
 OUTPUT_TOLERANCE = 1e-4  # relative to the logits' scale: the library class and ours sum in other orders
 
 
@@ -140,7 +144,7 @@ class Target:
         if file.endswith(".safetensors"):
             return (f"from safetensors.torch import load_file\n{self.construct(spec)}\n"
                     f"model.load_state_dict(load_file({file!r}), strict=True)")
-        return (f"{self.construct(spec)}\n"
+        return (f"import torch\n{self.construct(spec)}\n"
                 f"model.load_state_dict(torch.load({file!r}, map_location='cpu', weights_only=True), strict=True)")
 
 
@@ -177,12 +181,18 @@ def _torchvision_resnet(spec: ModelSpec) -> str:
 
 
 def _official_usage(spec: ModelSpec, file: str) -> str:
-    return ("# models/convnext.py of github.com/facebookresearch/ConvNeXt (timm.create_model('convnext_tiny', "
-            f"pretrained=True, pretrained_cfg_overlay=dict(file={file!r})) reads the file too, through timm's "
-            "checkpoint_filter_fn)\n"
-            f"model = ConvNeXt(in_chans={spec.in_chans}, num_classes={spec.num_classes}, {_convnext_arguments(spec)}, "
-            f"layer_scale_init_value={spec.block.layer_scale_init!r})\n"
-            f"model.load_state_dict(torch.load({file!r}, map_location='cpu', weights_only=True)['model'], strict=True)")
+    """The official class is not a package (models/convnext.py of the facebookresearch/ConvNeXt repository, whose
+    `ConvNeXt(in_chans, num_classes, depths, dims, layer_scale_init_value=...)` loads the file's 'model' as it is), so
+    the card loads it the way timm reads the official checkpoints: its ConvNeXt at the run's width and classes, through
+    timm's own converter of the official layout (checkpoint_filter_fn)."""
+    return ("import torch\n"
+            "from timm.models.convnext import checkpoint_filter_fn  # timm's reader of the official checkpoints\n"
+            f"{_timm_convnext(spec)}\n"
+            f"official = torch.load({file!r}, map_location='cpu', weights_only=True)  # {{'model': state dict}}, as "
+            f"the official repository's models/convnext.py ConvNeXt(in_chans={spec.in_chans}, "
+            f"num_classes={spec.num_classes}, {_convnext_arguments(spec)}, "
+            f"layer_scale_init_value={spec.block.layer_scale_init!r}) loads it\n"
+            "model.load_state_dict(checkpoint_filter_fn(official, model), strict=True)")
 
 
 def timm_to_official(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -294,11 +304,7 @@ def check_same_logits(model: Network, reference: nn.Module, resolution: int, wha
     """The library class with the exported weights gives our logits (eval mode) on a fixed random batch."""
     images = torch.randn(2, model.spec.in_chans, resolution, resolution, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        ours, theirs = model.eval()(images), reference.eval()(images)
-    scale = max(1.0, float(ours.abs().max()))
-    if ours.shape != theirs.shape or (ours - theirs).abs().max() > OUTPUT_TOLERANCE * scale:
-        raise ExportError(f"{what} loaded the weights but does not compute our model (logits differ by "
-                          f"{(ours - theirs).abs().max():.3g}); this is a bug in modernize.design.export")
+        check_close(model.eval()(images), reference.eval()(images), f"{what} loaded the weights but")
 
 
 def export_weights(model: Network, fmt: str, resolution: int, label: str = "this model"
@@ -323,6 +329,105 @@ def export_weights(model: Network, fmt: str, resolution: int, label: str = "this
 
 
 # --------------------------------------------------------------------------------------------------
+# Programs: the model as a graph, loaded without any model code
+# --------------------------------------------------------------------------------------------------
+
+
+def example_input(preprocessing: Preprocessing, batch: int = 2) -> torch.Tensor:
+    return torch.randn(batch, *preprocessing.input_size, generator=torch.Generator().manual_seed(0))
+
+
+@dataclass(frozen=True)
+class Program:
+    """A format that holds the model's computation itself (any step, any width): torch.export's .pt2, ONNX."""
+
+    format: str
+    name: str
+    modules: tuple[str, ...]  # what writing it imports (onnx: the optional extra)
+    install: str
+    save: Callable[[nn.Module, torch.Tensor, str, str], None]  # (model, example, path, card JSON)
+    run: Callable[[str, torch.Tensor], torch.Tensor]  # the written file's logits, as its reader computes them
+    usage: str  # the card's Python, {file} for the file's name
+
+    def check_installed(self) -> None:
+        import importlib.util
+
+        missing = [m for m in self.modules if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ExportError(f"--format {self.format} needs {', '.join(missing)}, which is not installed: "
+                              f"{self.install}")
+
+    def load_code(self, file: str) -> str:
+        return self.usage.format(file=file)
+
+    def write(self, model: Network, preprocessing: Preprocessing, out: Path, card: str) -> Path:
+        """Write the program atomically, after its reader gives our logits on a batch size it was not traced at."""
+        from ..io import atomic_write
+
+        model = model.eval()
+        example = example_input(preprocessing)
+
+        def write(tmp: str) -> None:
+            self.save(model, example, tmp, card)
+            check = example_input(preprocessing, batch=3)
+            with torch.no_grad():
+                check_close(model(check), self.run(tmp, check), f"the {self.format} file")
+        return atomic_write(out, write)
+
+
+def check_close(ours: torch.Tensor, theirs: torch.Tensor, what: str) -> None:
+    """Their logits are ours within OUTPUT_TOLERANCE of the logits' scale; ExportError saying `what` otherwise."""
+    scale = max(1.0, float(ours.abs().max()))
+    if ours.shape != theirs.shape or (ours - theirs).abs().max() > OUTPUT_TOLERANCE * scale:
+        difference = f"{(ours - theirs).abs().max():.3g}" if ours.shape == theirs.shape else \
+            f"shape {tuple(theirs.shape)} vs {tuple(ours.shape)}"
+        raise ExportError(f"{what} does not compute our model (logits differ by {difference}); this is a bug in "
+                          f"modernize.design.export")
+
+
+BATCH = "batch"  # the programs' one dynamic dimension
+
+
+def _save_pt2(model: nn.Module, example: torch.Tensor, path: str, card: str) -> None:
+    program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim(BATCH)},))
+    with open(path, "wb") as f:  # a file object: the atomic write's temporary name does not end in .pt2
+        torch.export.save(program, f, extra_files={f"{CARD_KEY}.json": card})
+
+
+def _run_pt2(path: str, x: torch.Tensor) -> torch.Tensor:
+    with open(path, "rb") as f, torch.no_grad():
+        return torch.export.load(f).module()(x)
+
+
+def _save_onnx(model: nn.Module, example: torch.Tensor, path: str, card: str) -> None:
+    import onnx
+
+    with torch.no_grad():
+        program = torch.onnx.export(model, (example,), input_names=["images"], output_names=["logits"],
+                                    dynamic_shapes=({0: torch.export.Dim(BATCH)},), dynamo=True, verbose=False)
+    proto = program.model_proto
+    onnx.helper.set_model_props(proto, {CARD_KEY: card})
+    onnx.save(proto, path)
+
+
+def _run_onnx(path: str, x: torch.Tensor) -> torch.Tensor:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(None, {"images": x.numpy()})[0])
+
+
+PROGRAMS: dict[str, Program] = {
+    "pt2": Program("pt2", "torch.export's ExportedProgram", ("torch",), "", _save_pt2, _run_pt2,
+                   "import torch\nmodel = torch.export.load({file!r}).module()  # torch alone: no model code"),
+    "onnx": Program("onnx", "an ONNX graph", ("onnx", "onnxscript", "onnxruntime"),
+                    "pip install 'modernize[onnx]' (onnx, onnxscript, onnxruntime)", _save_onnx, _run_onnx,
+                    "import onnxruntime\nsession = onnxruntime.InferenceSession({file!r})\n"
+                    "logits = session.run(None, {{'images': images.numpy()}})[0]  # images: float32 [N, C, H, W]"),
+}
+
+
+# --------------------------------------------------------------------------------------------------
 # Reading exported files back
 # --------------------------------------------------------------------------------------------------
 
@@ -336,18 +441,42 @@ def card_of(path: Path) -> dict[str, Any] | None:
         with safe_open(str(path), "pt") as f:
             text = (f.metadata() or {}).get(CARD_KEY)
         if text:
-            return json.loads(text)
+            return check_card_version(json.loads(text), path)
     beside = path.with_suffix(".json")
     if beside.is_file():
         try:
             card = json.loads(beside.read_text())
         except (OSError, ValueError):
             return None
-        if isinstance(card, dict) and card.get("file") == path.name and isinstance(card.get("spec"), dict):
-            return card
+        if isinstance(card, dict) and card.get("file") == path.name:
+            return check_card_version(card, path)
     return None
 
 
 def spec_of_card(card: Mapping[str, Any], **fields: Any) -> ModelSpec:
     """The spec the card records (as trained), with `fields` (num_classes, drop_path_rate, ...) set."""
     return dataclasses.replace(model_spec_from_dict(card["spec"]), **fields)
+
+
+def preprocessing_of_card(card: Mapping[str, Any]) -> Preprocessing:
+    """The preprocessing the card records; cards of version 1 held it as `eval_transform` (resolution, mean, std,
+    interpolation, crop_pct, for three input channels)."""
+    where = f"the model card of {card.get('file', 'this file')}"
+    if "preprocessing" in card:
+        return preprocessing_from_dict(card["preprocessing"], where)
+    old = card.get("eval_transform")
+    if not isinstance(old, Mapping) or "resolution" not in old:
+        raise RecordError(f"{where} records no preprocessing (neither 'preprocessing' nor 'eval_transform')")
+    size = int(old["resolution"])
+    return preprocessing_from_dict({"input_size": [card["spec"].get("in_chans", 3), size, size],
+                                    **{k: old[k] for k in ("mean", "std", "interpolation", "crop_pct")}}, where)
+
+
+def check_card_version(card: Mapping[str, Any], path: Path) -> Mapping[str, Any]:
+    version = card.get("card_version", 1)
+    if not isinstance(version, int) or version > CARD_VERSION:
+        raise RecordError(f"{path}: its model card is of format version {version!r}, newer than this modernize reads "
+                          f"({CARD_VERSION}); update modernize")
+    if not isinstance(card.get("spec"), Mapping):
+        raise RecordError(f"{path}: its model card holds no spec")
+    return card

@@ -207,8 +207,9 @@ class Network(nn.Module):
                 index += 1
             stages.append(Stage(downsample, blocks))
         self.stages = nn.Sequential(*stages)
-        self.num_features = dim
+        self.num_features = self.head_hidden_size = dim  # no pre-logits layer: the pooled features feed the classifier
         self.num_classes = spec.num_classes
+        self.grad_checkpointing = False
         self.head = Head(dim, spec.num_classes, spec.block.norm if spec.head_norm else None)
         # timm's model interface (features_only, detection necks): each stage's channels and total stride; the
         # first stage keeps the stem's stride (4 at both of the paper's stems), each later one halves the map
@@ -241,7 +242,58 @@ class Network(nn.Module):
                     nn.init.zeros_(block.branch.pw2_norm.weight)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stages(self.stem(x))
+        x = self.stem(x)
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            for stage in self.stages:  # keep each block's input only; recompute its activations in backward
+                x = stage.downsample(x)
+                for block in stage.blocks:
+                    x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
+            return x
+        return self.stages(x)
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """timm's interface: recompute each block's activations in the backward pass instead of keeping them."""
+        self.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """timm's interface (layer-wise lr decay, freezing): the stem, then each stage (or each block)."""
+        return {"stem": r"^stem", "blocks": r"^stages\.(\d+)" if coarse else
+                [(r"^stages\.(\d+)\.downsample", (0,)), (r"^stages\.(\d+)\.blocks\.(\d+)", None)]}
+
+    @torch.jit.ignore
+    def forward_intermediates(self, x: torch.Tensor, indices: int | list[int] | None = None, norm: bool = False,
+                              stop_early: bool = False, output_fmt: str = "NCHW", intermediates_only: bool = False):
+        """timm's interface: the outputs of the stages `indices` selects (an int n: the last n; None: all), in NCHW,
+        and the final features (unless `intermediates_only`). `norm` is accepted for timm's signature: these models
+        have no norm between the last stage and the head's pooling."""
+        from timm.models._features import feature_take_indices
+
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt must be 'NCHW' (the stages' layout), got {output_fmt!r}")
+        take, last = feature_take_indices(len(self.stages), indices)
+        intermediates = []
+        x = self.stem(x)
+        stages = self.stages[:last + 1] if stop_early or intermediates_only else self.stages
+        for i, stage in enumerate(stages):
+            x = stage(x)
+            if i in take:
+                intermediates.append(x)
+        return intermediates if intermediates_only else (x, intermediates)
+
+    @torch.jit.ignore
+    def prune_intermediate_layers(self, indices: int | list[int] = 1, prune_norm: bool = False,
+                                  prune_head: bool = True) -> list[int]:
+        """timm's interface: drop the stages after the last one `indices` selects (and the classifier)."""
+        from timm.models._features import feature_take_indices
+
+        take, last = feature_take_indices(len(self.stages), indices)
+        self.stages = self.stages[:last + 1]
+        self.feature_info = self.feature_info[:last + 1]
+        if prune_head:
+            self.reset_classifier(0)
+        return take
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """timm's interface: pooled (and, after the separate-downsampling step, normalised) features with

@@ -15,12 +15,15 @@ mean/std, crop_pct 0.875, bicubic for the modern recipe and bilinear for the ori
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
+from .preprocessing import IMAGENET_MEAN_STD, Preprocessing, preprocessing_of
+
 PREFIX = "modernize_"
-CROP_PCT = 0.875  # the official datasets.py's 224 / 256, torchvision's reference's 256 -> 224
-IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+PAPER_RESOLUTION = 224
+NETWORK_STRIDE = 32  # the paper's stem (4) and three halvings: 7x7 maps at 224 px
 
 
 def model_overrides() -> dict[str, list[str]]:
@@ -34,11 +37,18 @@ def model_overrides() -> dict[str, list[str]]:
     return names
 
 
-def pretrained_cfg(interpolation: str, num_classes: int = 1000) -> dict[str, Any]:
-    mean, std = IMAGENET_MEAN_STD
-    return {"url": "", "num_classes": num_classes, "input_size": (3, 224, 224), "pool_size": (7, 7),
-            "crop_pct": CROP_PCT, "interpolation": interpolation, "mean": mean, "std": std,
+def pretrained_cfg(preprocessing: Preprocessing, num_classes: int = 1000, stride: int = NETWORK_STRIDE
+                   ) -> dict[str, Any]:
+    """timm's pretrained_cfg of a model that expects `preprocessing` (modernize.design.preprocessing): what
+    timm.data.resolve_data_config reads, and the names of the first conv and the classifier."""
+    pool = math.ceil(preprocessing.resolution / stride)
+    return {"url": "", "num_classes": num_classes, **preprocessing.timm_cfg(), "pool_size": (pool, pool),
             "first_conv": "stem.conv", "classifier": "head.fc", "license": "mit"}
+
+
+def paper_preprocessing(interpolation: str) -> Preprocessing:
+    """The paper's models' eval transform on ImageNet: 224 px, crop 0.875, the recipe's interpolation."""
+    return preprocessing_of(PAPER_RESOLUTION, IMAGENET_MEAN_STD, folder=True, interpolation=interpolation)
 
 
 def spec_and_interpolation(overrides: list[str]):
@@ -49,29 +59,60 @@ def spec_and_interpolation(overrides: list[str]):
     return model_spec(cfg), str(cfg.recipe.interpolation)
 
 
-def network_from(cfg, num_classes: int | None = None, drop_path_rate: float | None = None, in_chans: int | None = None,
-                 **unused: Any):
-    """The Network of a spec (`cfg`, as timm's build_model_with_cfg names it) with timm's keyword arguments applied;
-    refuses the ones it cannot honour."""
+def network_from(cfg, **fields: Any):
+    """The Network of a spec (`cfg`, as timm's build_model_with_cfg names it) with timm's keyword arguments
+    (num_classes, drop_path_rate, in_chans) and any other field of ModelSpec (width_multiplier, ...) applied; refuses
+    the ones it cannot honour."""
+    import dataclasses
+
     from .model import Network
 
-    unknown = {k: v for k, v in unused.items() if v is not None}
+    allowed = {f.name for f in dataclasses.fields(cfg)} - {"block", "stem"}
+    unknown = sorted(k for k, v in fields.items() if v is not None and k not in allowed)
     if unknown:
-        raise TypeError(f"modernize models take num_classes, drop_path_rate and in_chans; got {sorted(unknown)}")
-    changes = {k: v for k, v in (("num_classes", num_classes), ("drop_path_rate", drop_path_rate),
-                                 ("in_chans", in_chans)) if v is not None}
-    return Network(replace(cfg, **changes))
+        raise TypeError(f"modernize models take the fields of modernize.ModelSpec ({', '.join(sorted(allowed))}); "
+                        f"got {unknown}")
+    spec = replace(cfg, **{k: v for k, v in fields.items() if v is not None})
+    spec.validate()
+    return Network(spec)
+
+
+def trained_spec(name: str, step: str, kernel: int | None, overlay: dict[str, Any]):
+    """(spec, pretrained_cfg) of the exported file an overlay names (pretrained_cfg_overlay=dict(file=...)), from its
+    model card: the run's model as it trained it and its preprocessing; (None, None) for a file without a card."""
+    from pathlib import Path
+
+    from .export import card_of, preprocessing_of_card, spec_of_card
+
+    file = overlay.get("file")
+    card = card_of(Path(file)) if file and Path(file).is_file() else None
+    if card is None:
+        return None, None
+    spec = spec_of_card(card)
+    if card.get("step") != step or (kernel is not None and spec.block.kernel_size != kernel):
+        what = f"{card.get('step')}{'' if kernel is None else f' k={spec.block.kernel_size}'}"
+        raise ValueError(f"{file} is a run of {what}, not {name}: create the model of its own step")
+    from .model import Network
+
+    stride = Network(spec).feature_info[-1]["reduction"]
+    return spec, pretrained_cfg(preprocessing_of_card(card), spec.num_classes, stride)
 
 
 def _entrypoint(name: str, overrides: list[str]):
+    step = overrides[0].removeprefix("+step=")
+    kernel = int(overrides[1].rsplit("=", 1)[1]) if len(overrides) > 1 else None
+
     def create(pretrained: bool = False, **kwargs: Any):
         from timm.models import build_model_with_cfg
 
-        spec, interpolation = spec_and_interpolation(overrides)
-        # the composed recipe's interpolation is the truth; a user's own overlay still wins
-        kwargs["pretrained_cfg_overlay"] = {"interpolation": interpolation, **(kwargs.get("pretrained_cfg_overlay")
-                                                                               or {})}
-        return build_model_with_cfg(network_from, name, pretrained, model_cfg=spec,
+        overlay = dict(kwargs.pop("pretrained_cfg_overlay", None) or {})
+        spec, trained_cfg = trained_spec(name, step, kernel, overlay) if pretrained else (None, None)
+        if spec is not None:  # an exported run's file: its model and preprocessing; the user's overlay still wins
+            overlay = {**trained_cfg, **overlay}
+        else:  # the composed recipe's interpolation is the truth; a user's own overlay still wins
+            spec, interpolation = spec_and_interpolation(overrides)
+            overlay = {"interpolation": interpolation, **overlay}
+        return build_model_with_cfg(network_from, name, pretrained, model_cfg=spec, pretrained_cfg_overlay=overlay,
                                     feature_cfg={"out_indices": (0, 1, 2, 3), "flatten_sequential": True}, **kwargs)
     create.__name__ = create.__qualname__ = name
     create.__module__ = __name__
@@ -96,7 +137,8 @@ def register() -> list[str]:
             # recipe (bilinear), the others with the modern one (bicubic); create() overlays the composed value,
             # and tests/test_timm.py checks that the two agree for every name
             step = overrides[0].removeprefix("+step=")
-            default_cfgs[name] = pretrained_cfg("bilinear" if STEPS.index(step) < modern_from else "bicubic")
+            default_cfgs[name] = pretrained_cfg(paper_preprocessing("bilinear" if STEPS.index(step) < modern_from
+                                                                    else "bicubic"))
             register_model(_entrypoint(name, overrides))
         registered.append(name)
     return registered

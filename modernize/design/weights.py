@@ -42,6 +42,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from os import PathLike
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -362,3 +363,44 @@ def load_pretrained(model: nn.Module, state_dict_or_path: Mapping[str, Any] | st
         lines.append("  (do the model's design, depths, widths and num_classes match the checkpoint's?)")
         raise ValueError("\n".join(lines))
     return model.load_state_dict(converted, strict=strict)
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be read (missing, cut, not a checkpoint): one line naming the caller's setting."""
+
+
+# A run folder's weights: the final weights alone (logger.wandb.log_weights), else the resumable checkpoint
+RUN_WEIGHT_FILES = ("weights.pt", "last.pt")
+
+
+def read_weights(path: Path, use_ema: str | bool, setting: str = "eval.weights", ema_setting: str = "eval.ema=true"
+                 ) -> tuple[dict[str, torch.Tensor], str]:
+    """The state dict in `path` and what it is ("model" or "ema"); WeightsError (one line) for a missing, unreadable
+    or truncated file. Our last.pt / weights.pt hold the model and, with an EMA, its average under "ema"; a
+    .safetensors file is read with safetensors (python -m modernize.export writes one per step). The messages name
+    the caller's settings (`setting`, `ema_setting`: task=eval's by default)."""
+    if not path.is_file():
+        raise WeightsError(f"{setting}={path} does not exist or is not a file")
+    safetensors = path.suffix == ".safetensors"  # python -m modernize.export's, or a timm repository's model file
+    try:
+        if safetensors:
+            from safetensors.torch import load_file
+
+            obj = load_file(path, device="cpu")
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - a truncated zip, a pickle torch refuses, not a checkpoint at all
+        reason = " ".join(str(e).split())[:160]
+        kind = "safetensors file" if safetensors else "PyTorch checkpoint"
+        raise WeightsError(f"{setting}={path} is not a readable {kind} ({type(e).__name__}: {reason}); "
+                       f"is the file complete?") from None
+    ema = obj.get("ema") if isinstance(obj, dict) else None
+    if use_ema is True and ema is None:
+        raise WeightsError(f"{ema_setting} but {path} holds no EMA weights (no 'ema' entry)")
+    if ema is not None and use_ema in ("auto", True):
+        # torch's AveragedModel: the model's names under "module.", and its update count
+        return {k.removeprefix("module."): v for k, v in ema.items() if k != "n_averaged"}, "ema"
+    try:
+        return unwrap_state_dict(obj), "model"
+    except (ValueError, TypeError) as e:
+        raise WeightsError(f"{setting}={path}: {e}") from None

@@ -26,27 +26,23 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 
-from ..data import datasets
-from ..data.augment import EVAL_CROP_PCT
-from ..design.config import run_label_of
-from ..design.export import CARD_KEY, FORMATS, ExportError, Target, export_weights
+from ..design.export import CARD_KEY, CARD_VERSION, FORMATS, PROGRAMS, ExportError, Target, export_weights
+from ..design.preprocessing import RecordError
+from ..design.weights import WeightsError, read_weights
 from ..design.spec import spec_as_dict
 from ..design.model import Network, build
 from ..io import WriteError, atomic_write, atomic_write_json
-from ..training.evaluation import read_weights
-from ..training.proxy import run_spec
-from ..training.runtime import RunError
+from ..training.record import WeightsRecord, record_of, weights_in
 from .runs import read_run
 
-WEIGHT_FILES = ("weights.pt", "last.pt")  # the final weights alone; else the resumable checkpoint
-SUFFIX = {"safetensors": ".safetensors"}  # every other format: torch.save's .pth, as the libraries publish theirs
+SUFFIX = {"safetensors": ".safetensors", "pt2": ".pt2", "onnx": ".onnx"}  # the others: torch.save's .pth, as the
+# libraries publish theirs
 
 
-def run_weights(run_dir: Path, ema: bool | None) -> tuple[Network, dict[str, Any], str, Any]:
+def run_weights(run_dir: Path, ema: bool | None) -> tuple[Network, dict[str, Any], str, WeightsRecord]:
     """The finished run's model with its weights in it (the EMA's unless `ema` is False), its summary, which weights
-    ("ema" or "model") and its config. ExportError (one line) for anything that is not a finished run's folder."""
+    ("ema" or "model") and its record. ExportError (one line) for anything that is not a finished run's folder."""
     if not (run_dir / "config.yaml").is_file():
         raise ExportError(f"{run_dir} is not a run folder (no config.yaml): pass the folder of one run, e.g. "
                           f"experiments/runs/<sweep>/<label>-seed0")
@@ -55,48 +51,48 @@ def run_weights(run_dir: Path, ema: bool | None) -> tuple[Network, dict[str, Any
         why = (result or {}).get("error") or "it has no summary.json yet"
         raise ExportError(f"{run_dir} is not a finished run ({(result or {}).get('status', 'empty')}: {why}); "
                           f"export a run that finished")
-    path = next((run_dir / name for name in WEIGHT_FILES if (run_dir / name).is_file()), None)
-    if path is None:
-        raise ExportError(f"{run_dir} holds no weights (neither {' nor '.join(WEIGHT_FILES)}): the run's checkpoint "
-                          f"was removed or the folder was copied without it")
     try:
+        path = weights_in(run_dir)
         state, which = read_weights(path, "auto" if ema is None else ema, setting="weights", ema_setting="--ema")
-    except RunError as e:
+        record = record_of(path, state)
+    except (WeightsError, RecordError) as e:
         raise ExportError(str(e)) from None
-    cfg = OmegaConf.load(run_dir / "config.yaml")
-    classes = state.get("head.fc.weight")
-    model = build(run_spec(cfg, int(classes.shape[0]) if classes is not None else int(cfg.model.num_classes)))
+    model = build(record.spec)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise ExportError(f"{path} does not fit the run's own model ({run_label_of(cfg)}): "
+        raise ExportError(f"{path} does not fit the run's own model ({record.label}): "
                           f"{' '.join(str(e).split())[:200]}") from None
-    return model, result, which, cfg
+    return model, result, which, record
 
 
-def model_card(fmt: str, file: str, model: Network, result: dict, which: str, cfg, target: Target | None
-               ) -> dict[str, Any]:
-    """What the weights are and how to use them: the run's identity and results, its spec, the eval transform."""
-    data = str(cfg.data.name)
-    mean, std = datasets.MEAN_STD[data]
-    folder = datasets.is_folder(data)
-    if target is not None:
+def model_card(fmt: str, file: str, model: Network, result: dict, which: str, record: WeightsRecord,
+               target: Target | None) -> dict[str, Any]:
+    """What the weights are and how to use them: the run's identity and results, its spec, the preprocessing it
+    expects, and Python that loads the file (and makes its transform) as written."""
+    preprocessing = record.preprocessing
+    if fmt in PROGRAMS:
+        load = {"library": "torch", "class": PROGRAMS[fmt].name, "python": PROGRAMS[fmt].load_code(file)}
+    elif target is not None:
         load = {"library": target.format, "class": target.name, "python": target.load_code(model.spec, file)}
     else:
         load = {"library": "modernize", "class": "modernize.design.model.Network",
-                "python": f"model = torch.hub.load('<modernize checkout>', 'exported', source='local', "
+                "python": "import torch\n"
+                          f"model = torch.hub.load('<modernize checkout>', 'exported', source='local', "
                           f"weights={file!r})"}
+    timm_cfg = preprocessing.timm_cfg()
+    load["transform_python"] = ("from timm.data import create_transform\n"
+                                f"transform = create_transform({', '.join(f'{k}={v!r}' for k, v in timm_cfg.items())})"
+                                "  # PIL image -> the tensor the model takes")
     return {
-        "format": fmt, "file": file, "step": result["label"], "seed": result["seed"], "weights": which,
-        "spec": spec_as_dict(model.spec), "config_hash": result.get("config_hash"), "recipe": result.get("recipe"),
-        "data": data, "profile": result.get("profile"), "epochs": result.get("epochs"),
+        "card_version": CARD_VERSION, "format": fmt, "file": file, "step": result["label"], "seed": result["seed"],
+        "weights": which, "spec": spec_as_dict(model.spec), "num_classes": model.spec.num_classes,
+        "config_hash": result.get("config_hash"), "recipe": result.get("recipe"), "data": record.data.get("name"),
+        "data_root": record.data.get("root"), "profile": result.get("profile"), "epochs": result.get("epochs"),
         "top1": result.get("final_top1"), "ema_top1": result.get("ema_final_top1"),
         "commit": result.get("git_commit"),
-        "eval_transform": {"resolution": int(cfg.profile.resolution), "mean": list(mean), "std": list(std),
-                           # image folders: the recipe's resize to resolution / crop_pct; in-memory data: the
-                           # shorter side resized (antialiased, bilinear) to the resolution and centre-cropped
-                           "interpolation": str(cfg.recipe.interpolation) if folder else "bilinear",
-                           "crop_pct": EVAL_CROP_PCT if folder else 1.0},
+        # what the model expects of an image (modernize/design/preprocessing.py), in timm's pretrained_cfg terms
+        "preprocessing": preprocessing.as_dict(),
         "load": load,
     }
 
@@ -105,13 +101,19 @@ def export_run(run_dir: Path, fmt: str, ema: bool | None = None, out: Path | Non
     """Write the run's weights in `fmt` and the model card (.json beside them); returns both paths."""
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    if fmt in PROGRAMS:
+        PROGRAMS[fmt].check_installed()
     if out is not None:
         check_out(out, fmt)
-    model, result, which, cfg = run_weights(run_dir, ema)
+    model, result, which, record = run_weights(run_dir, ema)
     label = f"{result['label']} ({run_dir.name})"
-    contents, target = export_weights(model, fmt, int(cfg.profile.resolution), label)
     out = out or run_dir / "export" / f"{run_dir.name}-{fmt}-{which}{SUFFIX.get(fmt, '.pth')}"
-    card = model_card(fmt, out.name, model, result, which, cfg, target)
+    if fmt in PROGRAMS:
+        card = model_card(fmt, out.name, model, result, which, record, None)
+        PROGRAMS[fmt].write(model, record.preprocessing, out, json.dumps(card))
+        return out, atomic_write_json(out.with_suffix(".json"), card)
+    contents, target = export_weights(model, fmt, record.preprocessing.resolution, label)
+    card = model_card(fmt, out.name, model, result, which, record, target)
     if out.suffix == ".safetensors":  # timm's and torchvision's state dicts may go into one too, card inside
         from safetensors.torch import save_file
 
@@ -126,6 +128,8 @@ def check_out(out: Path, fmt: str) -> None:
     (not the official {"model": ...}); .json is the card's."""
     if out.suffix == ".json":
         raise ExportError(f"--out {out}: .json is the model card's name beside the weights; name the weights file")
+    if fmt in SUFFIX and fmt != "safetensors" and out.suffix != SUFFIX[fmt]:
+        raise ExportError(f"--out {out}: --format {fmt} writes a {SUFFIX[fmt]} file; name it FILE{SUFFIX[fmt]}")
     if fmt == "safetensors" and out.suffix != ".safetensors":
         raise ExportError(f"--out {out}: --format safetensors writes a .safetensors file; name it FILE.safetensors")
     if fmt == "official" and out.suffix == ".safetensors":

@@ -113,12 +113,12 @@ def prepare_batch(images: torch.Tensor, labels: torch.Tensor, augment: nn.Module
 
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable, augment: nn.Module, precision: str, distributed: bool = False,
-             memory_format: torch.memory_format | None = None, top5: list | None = None,
+             memory_format: torch.memory_format | None = None, outputs: list | None = None,
              restrict_to: torch.Tensor | None = None) -> dict[str, float]:
     """Loss, top-1 and top-5 (%) over `batches` (this process's shard; summed over processes when distributed), the
-    one evaluation loop of training and task=eval. With `top5`, each image's (label, five best classes) is appended
-    to it, in batch order (task=eval's predictions.csv). With `restrict_to` (the classes a data set has, as the
-    model's indices) also `restricted_top1`: the best of those classes only, as ImageNet-R and -A are scored."""
+    one evaluation loop of training and task=eval. With `outputs`, each batch's (labels, float logits) is appended
+    to it on the CPU, in batch order (task=eval's per-image files). With `restrict_to` (the classes a data set has,
+    as the model's indices) also `restricted_top1`: the best of those classes only, as ImageNet-R and -A are scored."""
     model.eval()
     device = next(model.parameters()).device
     # loss sum, top-1 hits, top-5 hits, count, top-1 hits among restrict_to's classes
@@ -137,8 +137,8 @@ def evaluate(model: nn.Module, batches: Iterable, augment: nn.Module, precision:
         stats += torch.stack([nn.functional.cross_entropy(logits, labels, reduction="sum").double(),
                               hits[:, 0].sum().double(), hits.any(dim=1).sum().double(),
                               torch.tensor(float(len(labels)), device=device, dtype=torch.float64), restricted])
-        if top5 is not None:
-            top5 += zip(labels.tolist(), best.tolist())
+        if outputs is not None:
+            outputs.append((labels.cpu(), logits.cpu()))
     if distributed:
         dist.all_reduce(stats)
     loss, top1, top5_hits, n, restricted_hits = stats.tolist()

@@ -1,77 +1,69 @@
-"""`python run.py task=eval +step=X eval.weights=<file> ...`: top-1/top-5 of a checkpoint through a recipe's own
-evaluation pipeline, so a cluster user can check the pipeline before spending GPU-days on it: the official
-`convnext_tiny_1k_224_ema.pth` must give 82.1 on ImageNet's validation folder, torchvision's ResNet-50
-(IMAGENET1K_V1) 76.1.
+"""`python run.py task=eval eval.weights=<run folder | last.pt | weights.pt | exported file | checkpoint>`: a model's
+top-1/top-5, NLL and calibration error on a data set's validation split, with each image's prediction and
+probabilities, so a study (robustness, calibration) can use the roadmap's models as they were trained.
 
-The weights can be ours (a run's last.pt or weights.pt: the EMA's when the file holds one and eval.ema allows it),
-or an official / timm / torchvision state dict (modernize.weights converts them). The model is the step's as the
-profile trains it (profile=imagenet: the paper's full-width model), with as many classes as the data set has.
-Everything that can be wrong with the weights (no file, a truncated file, another architecture) fails with one line
-before any image is read. Writes eval.json and predictions.csv (path,label,top5) next to the weights (eval.out:
-elsewhere).
+The weights are enough where they carry a record (modernize/training/record.py): a run's folder, its last.pt or
+weights.pt (the run's config.yaml and summary.json beside them), or a file `python -m modernize.export` wrote (its
+model card). The model is then the run's as trained (step, width, classes, layer scale) and the images are
+preprocessed as the run's record says (resolution, mean/std, interpolation, crop): a model trained on Fashion-MNIST
+is normalised with Fashion-MNIST's statistics on any data, an image folder of its test images included. A typed
+model or profile setting that contradicts the record is refused, naming both; the data set's own statistics instead
+of the run's are used only when asked for (eval.preprocessing=data). Weights without a record (an official, timm or
+torchvision checkpoint, a bare state dict) are the model and preprocessing of the typed settings: the step's model
+as the profile trains it (profile=imagenet: the paper's, whose official `convnext_tiny_1k_224_ema.pth` must give
+82.1 on ImageNet's validation folder), through the recipe's evaluation pipeline.
+
+Everything that can be wrong with the weights or the settings (no file, a truncated file, another architecture, a
+contradiction) fails with one line before any image is read. The whole validation split is scored (eval.images=N:
+a seeded class-stratified subset of N, said in the results; a profile's training-data limits never apply). Writes
+eval.json, predictions.csv (path,label,top5) and probabilities.npy (float32, one row per line of predictions.csv)
+next to the weights (eval.out: elsewhere).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..data import datasets
-from ..data.augment import build_augmentations
-from .batches import batch_source
-from ..design.config import run_label_of
-from .engine import evaluate, memory_format_of
-from ..io import atomic_write, atomic_write_json
+from ..data.augment import EvalTransform
+from ..design.config import compose, model_spec, run_label_of
+from ..design.export import profile_differences
 from ..design.model import build
-from .proxy import effective_recipe, run_spec
+from ..design.preprocessing import Preprocessing, RecordError
+from ..design.spec import ModelSpec
+from ..design.weights import WeightsError, load_pretrained, read_weights
+from ..io import atomic_write, atomic_write_json
+from .batches import batch_source
+from .engine import evaluate, memory_format_of
+from .proxy import effective_recipe, run_preprocessing, run_spec
+from .record import WeightsRecord, record_of, weights_in
 from .runtime import RunError, setup_runtime
-from ..design.weights import load_pretrained, unwrap_state_dict
 
 EMA_CHOICES = ("auto", True, False)
-
-
-def read_weights(path: Path, use_ema: str | bool, setting: str = "eval.weights", ema_setting: str = "eval.ema=true"
-                 ) -> tuple[dict[str, torch.Tensor], str]:
-    """The state dict in `path` and what it is ("model" or "ema"); RunError (one line) for a missing, unreadable
-    or truncated file. Our last.pt / weights.pt hold the model and, with an EMA, its average under "ema"; a
-    .safetensors file is read with safetensors (python -m modernize.export writes one per step). The messages name
-    the caller's settings (`setting`, `ema_setting`: task=eval's by default)."""
-    if not path.is_file():
-        raise RunError(f"{setting}={path} does not exist or is not a file")
-    safetensors = path.suffix == ".safetensors"  # python -m modernize.export's, or a timm repository's model file
-    try:
-        if safetensors:
-            from safetensors.torch import load_file
-
-            obj = load_file(path, device="cpu")
-        else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - a truncated zip, a pickle torch refuses, not a checkpoint at all
-        reason = " ".join(str(e).split())[:160]
-        kind = "safetensors file" if safetensors else "PyTorch checkpoint"
-        raise RunError(f"{setting}={path} is not a readable {kind} ({type(e).__name__}: {reason}); "
-                       f"is the file complete?") from None
-    ema = obj.get("ema") if isinstance(obj, dict) else None
-    if use_ema is True and ema is None:
-        raise RunError(f"{ema_setting} but {path} holds no EMA weights (no 'ema' entry)")
-    if ema is not None and use_ema in ("auto", True):
-        # torch's AveragedModel: the model's names under "module.", and its update count
-        return {k.removeprefix("module."): v for k, v in ema.items() if k != "n_averaged"}, "ema"
-    try:
-        return unwrap_state_dict(obj), "model"
-    except (ValueError, TypeError) as e:
-        raise RunError(f"{setting}={path}: {e}") from None
+PREPROCESSING_CHOICES = ("run", "data")
+CALIBRATION_BINS = 15  # equal-width confidence bins, L1: Guo et al. 2017's ECE, torchmetrics' default binning
 
 
 def evaluate_weights(cfg: DictConfig) -> dict[str, Any]:
-    """Load the weights into the step's model, evaluate on the data set's validation split, write the results."""
-    weights_path, out_dir = checked_paths(cfg)
-    state_dict, which = read_weights(weights_path, cfg.eval.ema)
+    """Load the weights into their model, evaluate on the data set's validation split, write the results."""
+    given, out = checked_paths(cfg)
+    try:
+        weights_path = weights_in(given)
+        state_dict, which = read_weights(weights_path, cfg.eval.ema)
+        record = record_of(weights_path, state_dict)
+    except (WeightsError, RecordError) as e:
+        raise RunError(str(e)) from None
+    cfg, spec_of, preprocessing, origin = settings_of(cfg, record, weights_path)
+    out_dir = out or weights_path.parent
     try:  # where the results go, before any image is read
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -80,75 +72,167 @@ def evaluate_weights(cfg: DictConfig) -> dict[str, Any]:
     if processes.distributed:
         raise RunError("task=eval runs in one process: start it with python, not torchrun or several SLURM tasks")
     _, recipe = effective_recipe(cfg)
-    recipe = OmegaConf.create(recipe)
-    data = datasets.load_for_run(cfg, recipe, with_train=False)  # an image folder needs only val/
-    model, subset = model_for(cfg, data, state_dict, weights_path)
+    data = datasets.load_for_run(cfg, OmegaConf.create(recipe), with_train=False, val_subset=cfg.eval.images,
+                                 eval_preprocessing=preprocessing)  # an image folder needs only val/
+    what = f"{record.label} as {record.source} records it" if record else \
+        f"{run_label_of(cfg)} at profile={cfg.profile.name} (width x{cfg.profile.width_multiplier})"
+    model, subset = model_for(spec_of, data, state_dict, weights_path, what)
     memory_format = memory_format_of(cfg.train.channels_last)
     model = model.to(device, memory_format=memory_format)
     batches = batch_source(data, device, cfg.eval.batch_size, processes, cfg.seed, int(cfg.train.workers))
-    _, transform = build_augmentations(recipe, resolution=cfg.profile.resolution, mean=data.mean, std=data.std,
-                                       loader_transforms=batches.loader_transforms, device=device)
-    top5_rows: list[tuple[int, list[int]]] = []
+    transform = (torch.nn.Identity() if batches.loader_transforms  # the loader workers ran image_eval_transform
+                 else EvalTransform.of(preprocessing).to(device))
+    outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
     val_batches = batches.val_batches()
     if subset is not None:  # the folder's labels as the model's ImageNet indices
         val_batches = ((images, subset.to(labels.device)[labels]) for images, labels in val_batches)
     try:
         metrics = evaluate(model, val_batches, transform, cfg.train.precision, memory_format=memory_format,
-                           top5=top5_rows, restrict_to=subset)
+                           outputs=outputs, restrict_to=subset)
     finally:
         batches.close()
-    result = {"label": run_label_of(cfg), "weights": str(weights_path), "weights_used": which,
-              "profile": cfg.profile.name, "data": cfg.data.name, "data_root": cfg.data.root,
-              "images": metrics["images"], "top1": metrics["top1"], "top5": metrics["top5"],
-              "resolution": cfg.profile.resolution,
-              "interpolation": str(recipe.interpolation) if datasets.is_folder(cfg.data.name) else None,
+    labels = torch.cat([labels for labels, _ in outputs])
+    probabilities = torch.cat([logits for _, logits in outputs]).softmax(dim=1)
+    result = {"label": record.label if record else run_label_of(cfg), "weights": str(weights_path),
+              "weights_used": which, "record": origin, "profile": record.profile if record else cfg.profile.name,
+              "data": cfg.data.name, "data_root": cfg.data.root,
+              "images": metrics["images"], "images_in_split": data.val_total, "top1": metrics["top1"],
+              "top5": metrics["top5"], "nll": metrics["loss"],
+              "ece": expected_calibration_error(probabilities, labels),
+              "ece_binning": f"{CALIBRATION_BINS} equal-width confidence bins, L1 (Guo et al. 2017)",
+              "preprocessing": preprocessing.as_dict(), "preprocessing_from": str(cfg.eval.preprocessing),
+              "resolution": preprocessing.resolution, "interpolation": preprocessing.interpolation,
               "precision": cfg.train.precision, "device": str(device)}
     if subset is not None:
         result.update(imagenet_subset_classes=len(subset), restricted_top1=metrics["restricted_top1"])
-    write_predictions(out_dir / "predictions.csv", sample_names(data.val), top5_rows)
+    names = sample_names(data.val)
+    write_predictions(out_dir / "predictions.csv", names, labels.tolist(),
+                      probabilities.topk(min(5, probabilities.shape[1]), dim=1).indices.tolist())
+    write_probabilities(out_dir / "probabilities.npy", probabilities)
     atomic_write_json(out_dir / "eval.json", result)
     restricted = (f" over the 1000 classes; top-1 among the folder's {len(subset)} ImageNet classes "
                   f"{result['restricted_top1']:.2f}" if subset is not None else "")
+    cut = (f" (a subset of the {data.val_total}: eval.images={cfg.eval.images})"
+           if result["images"] < data.val_total else "")
     print(f"{result['label']} ({which} weights of {weights_path.name}) on {cfg.data.name} val, {result['images']} "
-          f"images: top-1 {result['top1']:.2f}, top-5 {result['top5']:.2f}{restricted}; wrote "
-          f"{out_dir / 'eval.json'} and {out_dir / 'predictions.csv'}", flush=True)
+          f"images{cut}, preprocessed as {origin} says ({preprocessing.describe()}): top-1 {result['top1']:.2f}, "
+          f"top-5 {result['top5']:.2f}, NLL {result['nll']:.4f}, ECE {result['ece']:.4f}{restricted}; wrote "
+          f"{out_dir / 'eval.json'}, {out_dir / 'predictions.csv'} and {out_dir / 'probabilities.npy'}", flush=True)
     return result
 
 
-def checked_paths(cfg: DictConfig) -> tuple[Path, Path]:
-    """The weights file and the results folder, after every eval setting is checked (one line each, before any
-    work)."""
+def checked_paths(cfg: DictConfig) -> tuple[Path, Path | None]:
+    """The weights (a file or a run folder) and the results folder (None: beside the weights), after every eval
+    setting is checked (one line each, before any work)."""
     from .checks import check_config
 
     check_config(cfg)
     ev = cfg.eval
     if ev.weights is None:
-        raise RunError("task=eval needs eval.weights=<checkpoint file>")
+        raise RunError("task=eval needs eval.weights=<a run folder, its last.pt, an exported file or a checkpoint>")
     if ev.ema not in EMA_CHOICES:
         raise RunError(f"eval.ema must be one of auto, true, false; got {ev.ema!r}")
-    batch = ev.batch_size
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise RunError(f"eval.batch_size must be a positive integer, got {batch!r}")
-    weights_path = Path(str(ev.weights)).expanduser()
-    return weights_path, Path(str(ev.out)).expanduser() if ev.out else weights_path.parent
+    if ev.preprocessing not in PREPROCESSING_CHOICES:
+        raise RunError(f"eval.preprocessing must be one of {', '.join(PREPROCESSING_CHOICES)} (run: as the weights' "
+                       f"record says; data: the data set's own statistics at the profile's size); got "
+                       f"{ev.preprocessing!r}")
+    for name in ("batch_size", "images"):
+        value = ev[name]
+        if (value is not None or name == "batch_size") and (isinstance(value, bool) or not isinstance(value, int)
+                                                            or value < 1):
+            raise RunError(f"eval.{name} must be a positive integer{' or null' if name == 'images' else ''}, got "
+                           f"{value!r}")
+    return Path(str(ev.weights)).expanduser(), Path(str(ev.out)).expanduser() if ev.out else None
+
+
+@functools.cache
+def _defaults() -> DictConfig:
+    """The config of `python run.py` with nothing typed: what a setting that was not typed still equals."""
+    return compose([])
+
+
+def settings_of(cfg: DictConfig, record: WeightsRecord | None, path: Path
+                ) -> tuple[DictConfig, Callable[[int], ModelSpec], Preprocessing, str]:
+    """(the config to evaluate with, the model's spec for a class count, the preprocessing, where both came from).
+
+    With a record, the record builds the model and says the preprocessing; the typed model and profile must agree
+    with it (a setting left at its default is not a contradiction), and the run's own data set is evaluated unless
+    another was typed."""
+    if record is None:
+        return cfg, lambda classes: run_spec(cfg, classes), run_preprocessing(cfg), \
+            "the typed settings (the weights carry no record: no config.yaml beside them, no model card)"
+    defaults = _defaults()
+    if cfg.model != defaults.model or run_label_of(cfg) != run_label_of(defaults):
+        differences = profile_differences(record.spec, model_spec(cfg))
+        if differences:
+            raise RunError(f"eval.weights={path} is a run of {record.label} ({record.source}), and the typed model "
+                           f"{run_label_of(cfg)} is not: {'; '.join(differences[:4])} (theirs in brackets); leave "
+                           f"out +step, +delta and model settings: the record builds the model")
+    if cfg.profile != defaults.profile:
+        typed = {"width": f"x{float(cfg.profile.width_multiplier):g}", "resolution": int(cfg.profile.resolution)}
+        recorded = {"width": f"x{record.spec.width_multiplier:g}", "resolution": record.preprocessing.resolution}
+        if cfg.eval.preprocessing == "data":
+            typed.pop("resolution")
+        contradictions = [f"{k} {typed[k]} vs {recorded[k]}" for k in typed if typed[k] != recorded[k]]
+        if contradictions:
+            raise RunError(f"profile={cfg.profile.name} contradicts the record of eval.weights={path} ({record.source}"
+                           f": profile={record.profile}): {', '.join(contradictions)}; leave out profile=, or add "
+                           f"eval.preprocessing=data to score at the typed resolution")
+    if cfg.data == defaults.data and record.data.get("name") and record.data != OmegaConf.to_container(cfg.data):
+        cfg = cfg.copy()
+        with open_dict(cfg):
+            cfg.data = OmegaConf.create(record.data)  # the run's own data set, where no other was typed
+    preprocessing = record.preprocessing if cfg.eval.preprocessing == "run" else run_preprocessing(cfg)
+    return cfg, lambda classes: record.spec, preprocessing, record.source
 
 
 IMAGENET_CLASSES = 1000
 
 
-def model_for(cfg: DictConfig, data: datasets.DataBundle, state_dict: dict,
-              weights_path: Path) -> tuple[torch.nn.Module, torch.Tensor | None]:
+def model_for(spec_of: Callable[[int], ModelSpec], data: datasets.DataBundle, state_dict: dict, weights_path: Path,
+              what: str) -> tuple[torch.nn.Module, torch.Tensor | None]:
     """The model with the weights in it, and the ImageNet indices of the folder's classes where it is scored as an
     ImageNet subset (else None). A model of the data set's own class count comes first; where the weights do not fit
     it and every class folder is an ImageNet wnid (Imagenette, ImageNet-R / -A's 200, a few classes of val), the
-    1000-class model scores the folder through the wnids' indices."""
+    1000-class model scores the folder through the wnids' indices. A model whose classes are neither is refused."""
+    subset = imagenet_indices(data.val) if data.num_classes != IMAGENET_CLASSES else None
     try:
-        return loaded_model(cfg, data.num_classes, state_dict, weights_path), None
+        model = loaded_model(spec_of(data.num_classes), state_dict, weights_path, what)
     except RunError:
-        subset = imagenet_indices(data.val)
-        if subset is None or data.num_classes == IMAGENET_CLASSES:
+        if subset is None:
             raise
-        return loaded_model(cfg, IMAGENET_CLASSES, state_dict, weights_path), subset
+        model = loaded_model(spec_of(IMAGENET_CLASSES), state_dict, weights_path, what)
+    if model.num_classes == data.num_classes:
+        return model, None
+    if model.num_classes == IMAGENET_CLASSES and subset is not None:
+        return model, subset
+    raise RunError(f"eval.weights={weights_path} is a model of {model.num_classes} classes ({what}) and "
+                   f"data={data.name} has {data.num_classes}: evaluate it on data of its own classes")
+
+
+def loaded_model(spec: ModelSpec, state_dict: dict, weights_path: Path, what: str) -> torch.nn.Module:
+    """The model of `spec` with the weights in it; one line where they do not fit."""
+    model = build(spec)
+    try:
+        load_pretrained(model, state_dict)
+    except ValueError as e:
+        first = str(e).splitlines()
+        raise RunError(f"eval.weights={weights_path} does not fit {what}, {spec.num_classes} classes: "
+                       f"{' '.join(line.strip() for line in first[:3])} (profile=imagenet for the paper's models)"
+                       ) from None
+    return model
+
+
+def expected_calibration_error(probabilities: torch.Tensor, labels: torch.Tensor,
+                               bins: int = CALIBRATION_BINS) -> float:
+    """The expected calibration error: the images binned by their top-1 confidence into `bins` equal-width bins of
+    (0, 1], the |accuracy - mean confidence| of each bin weighted by its share of the images (Guo et al. 2017)."""
+    confidence, predicted = probabilities.max(dim=1)
+    correct = predicted.eq(labels).double()
+    which = (confidence.double() * bins).ceil().clamp(1, bins).long() - 1  # (k/bins, (k+1)/bins] -> k
+    count = torch.zeros(bins, dtype=torch.float64).index_add_(0, which, torch.ones_like(correct))
+    gap = torch.zeros(bins, dtype=torch.float64).index_add_(0, which, correct - confidence.double())
+    return float(gap.abs().sum() / count.sum().clamp(min=1))
 
 
 def imagenet_indices(dataset) -> torch.Tensor | None:
@@ -167,21 +251,6 @@ def imagenet_indices(dataset) -> torch.Tensor | None:
     return torch.tensor([index[c] for c in classes])
 
 
-def loaded_model(cfg: DictConfig, num_classes: int, state_dict: dict, weights_path: Path) -> torch.nn.Module:
-    """The step's model as the profile trains it, with the weights in it; one line where they do not fit."""
-    model = build(run_spec(cfg, num_classes))
-    try:
-        load_pretrained(model, state_dict)
-    except ValueError as e:
-        first = str(e).splitlines()
-        profile = cfg.profile
-        raise RunError(f"eval.weights={weights_path} does not fit {run_label_of(cfg)} at profile={profile.name} "
-                       f"(width x{profile.width_multiplier}, {num_classes} classes): "
-                       f"{' '.join(line.strip() for line in first[:3])} (profile=imagenet for the paper's models)"
-                       ) from None
-    return model
-
-
 def sample_names(dataset) -> list[str]:
     """Each validation sample's name, in loader order: the file path of a folder data set, else its index."""
     if isinstance(dataset, torch.utils.data.Subset):
@@ -193,11 +262,19 @@ def sample_names(dataset) -> list[str]:
     return [str(i) for i in range(len(dataset))]
 
 
-def write_predictions(path: Path, names: list[str], rows: list[tuple[int, list[int]]]) -> None:
+def write_predictions(path: Path, names: list[str], labels: list[int], top5s: list[list[int]]) -> None:
     """predictions.csv: path,label,top5 (the five best class indices, best first, space-separated)."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["path", "label", "top5"])
-    for name, (label, top5) in zip(names, rows):
+    for name, label, top5 in zip(names, labels, top5s):
         writer.writerow([name, label, " ".join(map(str, top5))])
     atomic_write(path, lambda tmp: Path(tmp).write_text(text.getvalue()))
+
+
+def write_probabilities(path: Path, probabilities: torch.Tensor) -> None:
+    """probabilities.npy: float32 [images, classes], the softmax of each image's logits, in predictions.csv's order."""
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.save would append .npy to the temporary name
+            np.save(f, probabilities.numpy().astype(np.float32))
+    atomic_write(path, write)

@@ -19,7 +19,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ..design.config import LABEL_KEY, OLD_LABEL_KEY, model_spec
-from ..data.datasets import is_folder
+from ..data.datasets import MEAN_STD, is_folder
+from ..design.preprocessing import Preprocessing, preprocessing_of
 from ..design.spec import ModelSpec
 from .settings import NOT_TRAINED_NODES, not_hashed
 
@@ -170,6 +171,14 @@ def scale_model(spec: ModelSpec, cfg: DictConfig, num_classes: int) -> ModelSpec
 def run_spec(cfg: DictConfig, num_classes: int) -> ModelSpec:
     """The architecture a run of `cfg` trains: its model (config.model_spec) as the profile scales it (scale_model)."""
     return scale_model(model_spec(cfg), cfg, num_classes)
+
+
+def run_preprocessing(cfg: DictConfig) -> Preprocessing:
+    """What a run's model expects of an image: its data set's statistics at the profile's resolution, through the
+    evaluation transform training scores it with (modernize.design.preprocessing)."""
+    name = str(cfg.data.name)
+    return preprocessing_of(int(cfg.profile.resolution), MEAN_STD[name], folder=is_folder(name),
+                            interpolation=str(cfg.recipe.interpolation))
 
 
 def check_rules(profile: DictConfig) -> None:

@@ -38,7 +38,8 @@ from .interrupt import SignalWatch, watch_signals
 from ..io import atomic_write_json, atomic_write_text, read_json
 from .lock import run_lock
 from ..design.model import build
-from .proxy import config_hash, describe, effective_recipe, run_spec, scale_model, setting_differences
+from .proxy import (config_hash, describe, effective_recipe, run_preprocessing, run_spec, scale_model,
+                    setting_differences)
 from .proxy import ema_decay as proxy_ema_decay
 from .recipe import make_mixing, make_optimizer, make_scheduler, scaled_lr
 from ..design.roadmap import paper_step
@@ -446,6 +447,8 @@ def finish(run: Run, train_images_per_s: list[float]) -> dict[str, Any]:
         "device": str(run.device), "precision": train_cfg.precision, "scaled": run.description,
         "paper_top1": paper.get("top1"), "paper_gflops": paper.get("gflops"),
         "git_commit": git_commit(), "config_hash": run.config_hash,
+        # what the model expects of an image, read by task=eval, the export's card and hubconf (design/preprocessing)
+        "preprocessing": run_preprocessing(cfg).as_dict(),
     }
     if "ema_val_top1" in final:  # docs/recipe.md: the EMA's top-1 is what the paper's ConvNeXt-T 82.1 reports
         summary.update(ema_final_top1=final["ema_val_top1"], ema_final_top5=final["ema_val_top5"],
