@@ -259,3 +259,123 @@ def test_a_folder_with_only_val_is_enough(tmp_path, folder):
     result, _, rows = evaluate(tmp_path, root, tmp_path / "ours.pth", "+step=resnet50", "profile=smoke",
                                "profile.val_subset=null")
     assert result["images"] == len(rows) == 9
+
+
+# --------------------------------------------------------------------------------------------------
+# The weights are enough: the run's record builds the model and says how to preprocess
+# --------------------------------------------------------------------------------------------------
+
+FASHION_IMAGES = 400  # Fashion-MNIST test images written as PNG files
+
+
+@pytest.fixture(scope="module")
+def fashion_run(tmp_path_factory):
+    """A short separate_downsampling run on Fashion-MNIST (the smoke profile's width, 32 px), and its first test
+    images as an image folder of grayscale PNGs, one folder per class."""
+    from PIL import Image
+
+    from modernize.data.datasets import load_data
+    from modernize.training.train import train
+
+    root = tmp_path_factory.mktemp("fashion")
+    train(compose(["+step=separate_downsampling", "profile=smoke", "profile.epochs=1", "profile.train_subset=2000",
+                   "train.device=cpu", "train.threads=1", "logger.wandb.mode=disabled"]), root / "run")
+    val = load_data("fashion_mnist", None, resolution=32).val
+    for i in range(FASHION_IMAGES):
+        label = int(val.labels[i])
+        (root / "folder" / "val" / f"{label}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(val.images[i, 0].numpy(), mode="L").save(root / "folder" / "val" / f"{label}" / f"{i:05d}.png")
+    return root
+
+
+def eval_run(out, *overrides):
+    cfg = compose(["task=eval", f"eval.out={out}", "train.device=cpu", "train.workers=0", *overrides])
+    return run_task(cfg, out / "run", multirun=False)
+
+
+@pytest.mark.slow
+def test_a_fashion_mnist_model_scores_a_folder_of_its_own_test_images_as_it_does_in_memory(tmp_path, fashion_run):
+    """Issue 38's silent wrong number: the folder path normalised with ImageNet's statistics whatever the model was
+    trained on. The run's folder alone now builds its model and preprocessing, in memory and from the folder."""
+    import numpy as np
+
+    run = fashion_run / "run"
+    in_memory = eval_run(tmp_path / "memory", f"eval.weights={run}", "eval.ema=false")  # the EMA of 1 epoch: ~init
+    assert in_memory["data"] == "fashion_mnist" and in_memory["images"] == 10_000  # the whole split, not 64
+    assert in_memory["preprocessing"] == json.loads((run / "summary.json").read_text())["preprocessing"]
+    folder = eval_run(tmp_path / "folder", f"eval.weights={run / 'last.pt'}", "data=imagefolder",
+                      f"data.root={fashion_run / 'folder'}", "eval.ema=false")
+    assert folder["images"] == FASHION_IMAGES and folder["preprocessing"] == in_memory["preprocessing"]
+    with open(tmp_path / "folder" / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    index = [int(row["path"].rsplit("/", 1)[1].removesuffix(".png")) for row in rows]
+    memory_top1 = np.load(tmp_path / "memory" / "probabilities.npy")[index].argmax(axis=1)
+    folder_top1 = np.load(tmp_path / "folder" / "probabilities.npy").argmax(axis=1)
+    assert (memory_top1 == folder_top1).mean() >= 0.98  # PNG round trip and PIL's resize: resampling noise only
+    labels = np.array([int(row["label"]) for row in rows])
+    assert abs((memory_top1 == labels).mean() - folder["top1"] / 100) <= 0.02 and folder["top1"] > 20
+    # the data set's own statistics (ImageNet's for a folder) only when asked for, and said so
+    asked = eval_run(tmp_path / "asked", f"eval.weights={run}", "data=imagefolder",
+                     f"data.root={fashion_run / 'folder'}", "eval.preprocessing=data")
+    assert asked["preprocessing_from"] == "data" and asked["preprocessing"]["mean"] == [0.485, 0.456, 0.406]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overrides, expected", [
+    (["+step=gelu"], "is a run of separate_downsampling (", ),
+    (["profile=gpu"], "profile=gpu contradicts the record of eval.weights="),
+])
+def test_typed_settings_that_contradict_the_record_are_refused_naming_both(tmp_path, capsys, fashion_run, overrides,
+                                                                            expected):
+    with pytest.raises(SystemExit) as info:
+        eval_run(tmp_path, f"eval.weights={fashion_run / 'run'}", *overrides)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and expected in err and len(err.strip().splitlines()) == 1
+    assert ("block.activation=gelu (layer" not in err) and ("vs" in err or "(" in err)
+    assert not (tmp_path / "eval.json").exists()
+
+
+@pytest.mark.slow
+def test_settings_that_agree_with_the_record_are_accepted(tmp_path, fashion_run):
+    result = eval_run(tmp_path, f"eval.weights={fashion_run / 'run' / 'last.pt'}", "+step=separate_downsampling",
+                      "profile=smoke", "eval.images=500")
+    assert result["images"] == 500 and result["images_in_split"] == 10_000
+    assert result["label"] == "separate_downsampling"
+
+
+@pytest.mark.slow
+def test_eval_json_has_nll_and_calibration_error_of_the_per_image_probabilities(tmp_path, fashion_run):
+    import numpy as np
+
+    result = eval_run(tmp_path, f"eval.weights={fashion_run / 'run'}", "eval.images=1000")
+    probabilities = torch.from_numpy(np.load(tmp_path / "probabilities.npy"))
+    with open(tmp_path / "predictions.csv", newline="") as f:
+        labels = torch.tensor([int(row["label"]) for row in csv.DictReader(f)])
+    assert probabilities.shape == (1000, 10) and torch.allclose(probabilities.sum(dim=1), torch.ones(1000))
+    assert result["nll"] == pytest.approx(-probabilities[torch.arange(1000), labels].log().mean().item(), rel=1e-4)
+    assert result["top1"] == pytest.approx(100 * (probabilities.argmax(dim=1) == labels).float().mean().item())
+    assert 0 <= result["ece"] <= 1 and "15 equal-width" in result["ece_binning"]
+
+
+def test_the_expected_calibration_error_of_a_hand_worked_example():
+    """Two bins used of 15: confidence 0.9 (bin 14) right 1 of 2 -> |0.5 - 0.9| = 0.4; confidence 0.5 (bin 7) right
+    1 of 2 -> 0. Each holds half the images: ECE 0.2."""
+    from modernize.training.evaluation import expected_calibration_error
+
+    probabilities = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.5, 0.5], [0.5, 0.5]])
+    assert expected_calibration_error(probabilities, torch.tensor([0, 1, 0, 1])) == pytest.approx(0.2)
+
+
+def test_a_flat_folder_of_class_folders_is_read_as_the_validation_set(tmp_path, folder):
+    """ImageNet-R's and -A's layout: the class folders themselves, no val/."""
+    import shutil
+
+    from modernize.training.proxy import run_spec
+    from modernize.design.model import build
+
+    root = tmp_path / "flat"
+    shutil.copytree(folder / "val", root)
+    cfg = compose(["+step=resnet50", "profile=smoke", "data=imagefolder", f"data.root={root}"])
+    torch.save(build(run_spec(cfg, num_classes=len(CLASSES))).state_dict(), tmp_path / "ours.pth")
+    result, _, rows = evaluate(tmp_path, root, tmp_path / "ours.pth", "+step=resnet50", "profile=smoke")
+    assert result["images"] == len(rows) == 9 and result["images_in_split"] == 9

@@ -182,8 +182,10 @@ def settings_of(cfg: DictConfig, record: WeightsRecord | None, path: Path
         cfg = cfg.copy()
         with open_dict(cfg):
             cfg.data = OmegaConf.create(record.data)  # the run's own data set, where no other was typed
-    preprocessing = record.preprocessing if cfg.eval.preprocessing == "run" else run_preprocessing(cfg)
-    return cfg, lambda classes: record.spec, preprocessing, record.source
+    if cfg.eval.preprocessing == "data":
+        return cfg, lambda classes: record.spec, run_preprocessing(cfg), \
+            f"eval.preprocessing=data (the statistics of data={cfg.data.name}, not the run's)"
+    return cfg, lambda classes: record.spec, record.preprocessing, record.source
 
 
 IMAGENET_CLASSES = 1000
