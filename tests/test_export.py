@@ -292,7 +292,7 @@ def test_the_readme_s_export_commands_run(convnext_run):
 
     section = (ROOT / "README.md").read_text().split("## Use the models elsewhere", 1)[1]
     lines = re.search(r"```bash\n(.*?)```", section, re.S).group(1).strip().splitlines()
-    assert len(lines) == 2
+    assert len(lines) == 3
     for line in lines:
         command = shlex.split(line.split("#")[0].replace("<run dir>", str(convnext_run)))
         assert command[:3] == ["python", "-m", "modernize.export"]
@@ -300,7 +300,13 @@ def test_the_readme_s_export_commands_run(convnext_run):
         assert proc.returncode == 0, proc.stderr
     written = {p.name for p in (convnext_run / "export").iterdir()}
     assert {"run-seed0-timm-ema.pth", "run-seed0-timm-ema.json", "run-seed0-safetensors-ema.safetensors",
-            "run-seed0-safetensors-ema.json"} <= written
+            "run-seed0-safetensors-ema.json", "run-seed0-pt2-ema.pt2", "run-seed0-pt2-ema.json"} <= written
+    # the README's Python of a trained proxy model, on these files
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[1]
+    code = code.replace("<run>", str(convnext_run / "export" / "run-seed0"))
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["model"].num_classes == CLASSES and namespace["transform"].transforms[1].size == (32, 32)
 
 
 @pytest.mark.slow

@@ -109,3 +109,33 @@ def test_the_readme_block_runs():
         os.chdir(here)
     assert [m.shape[1] for m in namespace["maps"]] == namespace["backbone"].feature_info.channels()
     assert namespace["config"]["interpolation"] == "bicubic" and namespace["model"].num_classes == 10
+
+
+@pytest.mark.parametrize("step", ["resnet50", "gelu", "separate_downsampling"])
+def test_timm_s_model_interface_is_complete(step):
+    """What every model in timm's registry has: head_hidden_size, forward_intermediates (timm's signature),
+    prune_intermediate_layers, set_grad_checkpointing (real: the same gradients), pretrained_cfg naming real modules,
+    and torch.export."""
+    import timm
+
+    torch.manual_seed(0)
+    model = timm.create_model(f"modernize_{step}", num_classes=5, width_multiplier=0.125, drop_path_rate=0.0).eval()
+    cfg = model.pretrained_cfg
+    assert isinstance(model.get_submodule(cfg["first_conv"]), torch.nn.Conv2d)
+    assert model.get_submodule(cfg["classifier"]) is model.get_classifier()
+    assert model.head_hidden_size == model.num_features == model.get_classifier().in_features
+    x = torch.randn(2, 3, 64, 64)
+    final, intermediates = model.forward_intermediates(x)
+    assert [t.shape[1] for t in intermediates] == [info["num_chs"] for info in model.feature_info]
+    assert torch.equal(final, model.forward_features(x))
+    last_two = model.forward_intermediates(x, indices=2, intermediates_only=True)
+    assert [t.shape for t in last_two] == [t.shape for t in intermediates[-2:]]
+    model.train()
+    plain = torch.autograd.grad(model(x).sum(), model.stem.conv.weight)[0]
+    model.set_grad_checkpointing(True)
+    checkpointed = torch.autograd.grad(model(x).sum(), model.stem.conv.weight)[0]
+    assert torch.allclose(plain, checkpointed, rtol=1e-4, atol=1e-5)
+    model.eval()
+    program = torch.export.export(model, (x,))
+    assert torch.allclose(program.module()(x), model(x), atol=1e-5)
+    assert model.prune_intermediate_layers(indices=[0, 1]) == [0, 1] and len(model.stages) == 2

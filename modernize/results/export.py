@@ -1,4 +1,5 @@
-"""python -m modernize.export <run dir> --format timm|official|torchvision|safetensors [--ema | --no-ema] [--out FILE]:
+"""python -m modernize.export <run dir> --format timm|official|torchvision|safetensors|pt2|onnx [--ema | --no-ema]
+[--out FILE]:
 a finished run's weights in a file other code loads without this package, and a JSON model card beside it.
 
     python -m modernize.export experiments/runs/roadmap-gpu-imagenet/separate_downsampling-seed0 --format timm
@@ -10,10 +11,13 @@ a finished run's weights in a file other code loads without this package, and a 
   `torch.hub.load(<checkout>, "exported", source="local", weights=FILE)` rebuilds the model from the file alone.
   `--out FILE.safetensors` writes timm's or torchvision's state dict as safetensors too (the official layout,
   {"model": ...}, stays a .pth).
+- pt2 / onnx: the model's computation itself, every step at any width: torch.export's program (loaded with torch
+  alone, `torch.export.load(f).module()`), or an ONNX graph (the `onnx` extra; checked through onnxruntime).
 
 The weights are the EMA's where the run kept one (--no-ema: the model's own; --ema: refuse a run without one), read
 from weights.pt (logger.wandb.log_weights) or the run's last.pt. The card says what the weights are: step, spec,
-config hash, recipe, data, profile, epochs, top-1 and EMA top-1, the commit, and the eval transform they expect.
+config hash, recipe, data, profile, epochs, top-1 and EMA top-1, the commit, and the preprocessing they expect
+(modernize/design/preprocessing.py), with the Python that loads the file and makes its transform, as written.
 task=eval (eval.weights=FILE) and hubconf.py read every exported file back.
 """
 
