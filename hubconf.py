@@ -83,8 +83,7 @@ def _model(spec, path=None, card=None):
 
     model = build(spec)
     if card is not None:  # what the run's model expects of an image, where timm's resolve_data_config looks
-        model.pretrained_cfg = pretrained_cfg(preprocessing_of_card(card), spec.num_classes,
-                                              model.feature_info[-1]["reduction"])
+        model.pretrained_cfg = pretrained_cfg(preprocessing_of_card(card), spec)
     if path is not None:
         try:
             state_dict, _ = read_weights(path, "auto", setting="weights")  # a missing or cut file: one line of its own

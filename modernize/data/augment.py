@@ -189,11 +189,14 @@ class Normalize(nn.Module):
         return x.sub_(mean).div_(std) if inplace else (x - mean) / std
 
 
-def resize_center_crop(x: Tensor, resolution: int) -> Tensor:
-    """Resize the shorter side to ``resolution`` (antialiased) and centre-crop a square; a no-op at that size."""
-    if x.shape[-2:] == (resolution, resolution):
+def resize_center_crop(x: Tensor, resolution: int, resize_to: int | None = None,
+                       interpolation: TF.InterpolationMode = TF.InterpolationMode.BILINEAR) -> Tensor:
+    """Resize the shorter side to ``resize_to`` (default ``resolution``; antialiased) and centre-crop a square of
+    ``resolution``; a no-op where the images are that square already and nothing is cropped."""
+    resize_to = resize_to or resolution
+    if x.shape[-2:] == (resolution, resolution) and resize_to == resolution:
         return x
-    x = TF.resize(x, [resolution], antialias=True)  # a single int resizes the shorter side
+    x = TF.resize(x, [resize_to], interpolation=interpolation, antialias=True)  # one int: the shorter side
     return TF.center_crop(x, [resolution, resolution])
 
 
@@ -232,11 +235,7 @@ class EvalTransform(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         _check_images(images, type(self).__name__)
-        x = images.float()
-        if self.resize_to == self.resolution and self.interpolation == TF.InterpolationMode.BILINEAR:
-            return self.normalize(resize_center_crop(x, self.resolution))
-        x = TF.resize(x, [self.resize_to], interpolation=self.interpolation, antialias=True)
-        return self.normalize(TF.center_crop(x, [self.resolution, self.resolution]))
+        return self.normalize(resize_center_crop(images.float(), self.resolution, self.resize_to, self.interpolation))
 
 
 def _sample_boxes(batch: int, height: int, width: int, scale: Sequence[float], ratio: Sequence[float], *,

@@ -214,7 +214,7 @@ class Network(nn.Module):
         # timm's model interface (features_only, detection necks): each stage's channels and total stride; the
         # first stage keeps the stem's stride (4 at both of the paper's stems), each later one halves the map
         self.feature_info = [
-            {"num_chs": stage.blocks[-1].out_dim, "reduction": spec.stem.stride * 2 ** i, "module": f"stages.{i}"}
+            {"num_chs": stage.blocks[-1].out_dim, "reduction": spec.reduction(i), "module": f"stages.{i}"}
             for i, stage in enumerate(self.stages)]
         self.reset_parameters()
 

@@ -85,11 +85,6 @@ class Preprocessing:
         return (f"{self.resolution} px ({self.interpolation} resize to {self.resize_to}, centre crop), mean "
                 f"{_rounded(self.mean)}, std {_rounded(self.std)}")
 
-    def differences(self, other: Preprocessing) -> list[str]:
-        """['mean: [0.286, ...] vs [0.485, ...]', ...]: the fields in which two records differ (self's first)."""
-        ours, theirs = self.as_dict(), other.as_dict()
-        return [f"{k}: {_rounded(ours[k])} vs {_rounded(theirs[k])}" for k in ours if ours[k] != theirs[k]]
-
 
 def _rounded(value: Any) -> Any:
     return [round(v, 4) for v in value] if isinstance(value, list | tuple) and value and \

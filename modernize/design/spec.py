@@ -182,6 +182,10 @@ class ModelSpec:
             return tuple(self.widths)
         return tuple(max(8, int(round(w * self.width_multiplier / 8)) * 8) for w in self.widths)
 
+    def reduction(self, stage: int) -> int:
+        """The total stride at the output of `stage` (0-based): the stem's, halved by each later stage."""
+        return self.stem.stride * 2 ** stage
+
     def stem_width(self) -> int:
         # The stem feeds stage 1 at the stage's own width: 64 for ResNet-50, 96 after "resnextify", which is
         # also ConvNeXt-T's stem. See docs/roadmap.md for why this matches the paper's 5.3 GFLOPs.

@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from .preprocessing import IMAGENET_MEAN_STD, Preprocessing, preprocessing_of
+from .spec import ModelSpec
 
 PREFIX = "modernize_"
 PAPER_RESOLUTION = 224
@@ -37,11 +38,13 @@ def model_overrides() -> dict[str, list[str]]:
     return names
 
 
-def pretrained_cfg(preprocessing: Preprocessing, num_classes: int = 1000, stride: int = NETWORK_STRIDE
-                   ) -> dict[str, Any]:
-    """timm's pretrained_cfg of a model that expects `preprocessing` (modernize.design.preprocessing): what
-    timm.data.resolve_data_config reads, and the names of the first conv and the classifier."""
+def pretrained_cfg(preprocessing: Preprocessing, spec: ModelSpec | None = None) -> dict[str, Any]:
+    """timm's pretrained_cfg of a model of `spec` (None: a paper's model, 1000 classes, stride 32) that expects
+    `preprocessing` (modernize.design.preprocessing): what timm.data.resolve_data_config reads, and the names of the
+    first conv and the classifier."""
+    stride = spec.reduction(len(spec.depths) - 1) if spec is not None else NETWORK_STRIDE
     pool = math.ceil(preprocessing.resolution / stride)
+    num_classes = spec.num_classes if spec is not None else 1000
     return {"url": "", "num_classes": num_classes, **preprocessing.timm_cfg(), "pool_size": (pool, pool),
             "first_conv": "stem.conv", "classifier": "head.fc", "license": "mit"}
 
@@ -92,10 +95,7 @@ def trained_spec(name: str, step: str, kernel: int | None, overlay: dict[str, An
     if card.get("step") != step or (kernel is not None and spec.block.kernel_size != kernel):
         what = f"{card.get('step')}{'' if kernel is None else f' k={spec.block.kernel_size}'}"
         raise ValueError(f"{file} is a run of {what}, not {name}: create the model of its own step")
-    from .model import Network
-
-    stride = Network(spec).feature_info[-1]["reduction"]
-    return spec, pretrained_cfg(preprocessing_of_card(card), spec.num_classes, stride)
+    return spec, pretrained_cfg(preprocessing_of_card(card), spec)
 
 
 def _entrypoint(name: str, overrides: list[str]):

@@ -393,7 +393,7 @@ def read_weights(path: Path, use_ema: str | bool, setting: str = "eval.weights",
         reason = " ".join(str(e).split())[:160]
         kind = "safetensors file" if safetensors else "PyTorch checkpoint"
         raise WeightsError(f"{setting}={path} is not a readable {kind} ({type(e).__name__}: {reason}); "
-                       f"is the file complete?") from None
+                           f"is the file complete?") from None
     ema = obj.get("ema") if isinstance(obj, dict) else None
     if use_ema is True and ema is None:
         raise WeightsError(f"{ema_setting} but {path} holds no EMA weights (no 'ema' entry)")

@@ -132,10 +132,8 @@ def check_out(out: Path, fmt: str) -> None:
     (not the official {"model": ...}); .json is the card's."""
     if out.suffix == ".json":
         raise ExportError(f"--out {out}: .json is the model card's name beside the weights; name the weights file")
-    if fmt in SUFFIX and fmt != "safetensors" and out.suffix != SUFFIX[fmt]:
+    if fmt in SUFFIX and out.suffix != SUFFIX[fmt]:
         raise ExportError(f"--out {out}: --format {fmt} writes a {SUFFIX[fmt]} file; name it FILE{SUFFIX[fmt]}")
-    if fmt == "safetensors" and out.suffix != ".safetensors":
-        raise ExportError(f"--out {out}: --format safetensors writes a .safetensors file; name it FILE.safetensors")
     if fmt == "official" and out.suffix == ".safetensors":
         raise ExportError(f"--out {out}: the official layout is {{'model': state dict}}, which safetensors cannot "
                           f"hold; name it FILE.pth")

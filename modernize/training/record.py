@@ -12,7 +12,6 @@ which model it is, and its preprocessing is theirs.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from ..design.export import card_of, preprocessing_of_card, spec_of_card
 from ..design.preprocessing import Preprocessing, RecordError, preprocessing_from_dict
 from ..design.spec import ModelSpec
 from ..design.weights import RUN_WEIGHT_FILES
+from ..io import read_json
 from .proxy import run_preprocessing, run_spec
 
 
@@ -79,7 +79,7 @@ def record_of(path: Path, state_dict: dict[str, torch.Tensor]) -> WeightsRecord 
 
 def _summary(run_dir: Path) -> dict[str, Any]:
     try:
-        summary = json.loads((run_dir / "summary.json").read_text())
+        summary = read_json(run_dir / "summary.json")
     except (OSError, ValueError):
         return {}  # an unfinished run: its config.yaml is the record
     return summary if isinstance(summary, dict) else {}
