@@ -74,8 +74,8 @@ def test_the_train_state_round_trips_through_a_mid_epoch_checkpoint(tmp_path):
 
 
 def test_bf16_autocast_reaches_every_conv_and_channels_last_reaches_the_stem(tmp_path):
-    """Every conv and every 1x1 conv the block runs as a Linear on its NHWC tensor (modernize.model.per_pixel), and
-    the classifier, compute in bf16; the stem's input is channels-last."""
+    """Every conv and every 1x1 conv the block runs as a Linear on its NHWC tensor
+    (modernize.design.model.PointwiseConv), and the classifier, compute in bf16; the stem's input is channels-last."""
     cfg = compose([*TINY, "train.precision=bf16", "train.channels_last=true"])
     run = setup(cfg, tmp_path)
     seen = []

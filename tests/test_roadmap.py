@@ -14,7 +14,7 @@ from modernize import DELTAS, STEPS, ModelSpec, compose
 from modernize.design.config import config_names, model_spec
 from modernize.training.proxy import config_hash
 from modernize.design.flops import count_gflops, count_params
-from modernize.design.model import Block, LayerNorm2d, build
+from modernize.design.model import Block, LayerNorm2d, LayerScale, PointwiseConv, build
 from modernize.design.roadmap import (base_step, deltas_up_to, label_deltas, leave_one_out, paper, paper_kernel,
                                       paper_step, run_label)
 from modernize.design.spec import model_config_defaults
@@ -265,6 +265,33 @@ def test_isotropic_variants_have_the_published_param_counts(variant, millions):
     assert round(params / 1e6) == millions
 
 
+class ChannelScale(nn.Module):
+    """Layer scale over the channel dim of an NCHW tensor, with the block's own gamma."""
+
+    def __init__(self, gamma: nn.Parameter):
+        super().__init__()
+        self.gamma = gamma
+
+    def forward(self, x):
+        return x * self.gamma.view(1, -1, 1, 1)
+
+
+def nchw_layers(block: Block) -> Block:
+    """A copy of the block whose layers are the plain NCHW modules (1x1 convs as Conv2d, channels-first LayerNorm,
+    layer scale over dim 1) with copies of its parameters, in the same order: what its NHWC path must equal."""
+    layers = copy.deepcopy(block)
+    for name, layer in list(layers.branch.named_children()):
+        if isinstance(layer, PointwiseConv):
+            conv = nn.Conv2d(layer.in_channels, layer.out_channels, 1, bias=layer.bias is not None)
+            conv.weight, conv.bias = layer.weight, layer.bias
+            setattr(layers.branch, name, conv)
+        elif isinstance(layer, LayerNorm2d):
+            layer.channels_last = False
+    if isinstance(layers.layer_scale, LayerScale):
+        layers.layer_scale = ChannelScale(layers.layer_scale.gamma)
+    return layers
+
+
 @pytest.mark.parametrize("step, memory_format", [(step, torch.channels_last) for step in STEPS] + [
     (step, torch.contiguous_format) for step in ("resnet50", "separate_downsampling")])
 def test_every_block_computes_what_its_layers_say_in_either_layout(step, memory_format):
@@ -278,7 +305,7 @@ def test_every_block_computes_what_its_layers_say_in_either_layout(step, memory_
     x = torch.randn(4, 3, 32, 32)
     blocks = [m for m in network.modules() if isinstance(m, Block)]
     for block in (blocks[0], blocks[-1]):  # a stage's first block (projection shortcut or not) and a plain one
-        layers = copy.deepcopy(block)
+        layers = nchw_layers(block)
         x = torch.randn(4, block.branch[0].in_channels, 8, 8).contiguous(memory_format=memory_format)
         a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
         torch.manual_seed(1)  # the same stochastic-depth draw for both

@@ -115,7 +115,7 @@ def test_the_readme_block_runs():
 def test_timm_s_model_interface_is_complete(step):
     """What every model in timm's registry has: head_hidden_size, forward_intermediates (timm's signature),
     prune_intermediate_layers, set_grad_checkpointing (real: the same gradients), pretrained_cfg naming real modules,
-    and torch.export."""
+    torch.jit.script and torch.export."""
     import timm
 
     torch.manual_seed(0)
@@ -138,4 +138,5 @@ def test_timm_s_model_interface_is_complete(step):
     model.eval()
     program = torch.export.export(model, (x,))
     assert torch.allclose(program.module()(x), model(x), atol=1e-5)
+    assert torch.equal(torch.jit.script(model)(x), model(x))
     assert model.prune_intermediate_layers(indices=[0, 1]) == [0, 1] and len(model.stages) == 2

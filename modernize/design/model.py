@@ -16,23 +16,39 @@ from .spec import BlockSpec, ModelSpec
 
 
 class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channel dim of an NCHW tensor (the official ConvNeXt's "channels_first" LN).
+    """LayerNorm over the channel dim of an NCHW tensor (the official ConvNeXt's "channels_first" LN), or of an NHWC
+    one inside a block (`channels_last`, see `Block`).
 
     Permuting to NHWC and calling the fused `F.layer_norm` is what timm does and is faster than computing
     mean/var by hand.
     """
 
+    def __init__(self, channels: int, eps: float = 1e-6, channels_last: bool = False):
+        super().__init__(channels, eps=eps)
+        self.channels_last = channels_last
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            return nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
         x = x.permute(0, 2, 3, 1)
         x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
         return x.permute(0, 3, 1, 2)
 
 
-def make_norm(kind: str, channels: int, *, spatial: bool = True) -> nn.Module:
+class PointwiseConv(nn.Conv2d):
+    """A 1x1 conv run on an NHWC tensor as a Linear over the channels (one GEMM with the bias fused: timm's and the
+    official ConvNeXt's `pwconv`). Its parameters are the Conv2d's, so the state dict, the FLOP count and every
+    checkpoint mapping are those of the NCHW module."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.weight.flatten(1), self.bias)
+
+
+def make_norm(kind: str, channels: int, *, spatial: bool = True, channels_last: bool = False) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels) if spatial else nn.BatchNorm1d(channels)
     # eps 1e-6 as in the official ConvNeXt
-    return LayerNorm2d(channels, eps=1e-6) if spatial else nn.LayerNorm(channels, eps=1e-6)
+    return LayerNorm2d(channels, eps=1e-6, channels_last=channels_last) if spatial else nn.LayerNorm(channels, eps=1e-6)
 
 
 def make_activation(kind: str) -> nn.Module:
@@ -40,41 +56,24 @@ def make_activation(kind: str) -> nn.Module:
 
 
 def conv(in_ch: int, out_ch: int, kernel: int, *, stride: int = 1, groups: int = 1, padding: int | None = None,
-         followed_by_batch_norm: bool) -> nn.Conv2d:
+         followed_by_batch_norm: bool, channels_last: bool = False) -> nn.Conv2d:
     # A conv directly followed by BatchNorm carries no bias: BN's shift makes it redundant (torchvision's
     # ResNet). LayerNorm normalizes across channels and does not absorb a per-channel bias, so the official
     # ConvNeXt keeps biases everywhere; this one rule reproduces both parameter counts exactly.
-    return nn.Conv2d(in_ch, out_ch, kernel, stride=stride, groups=groups,
-                     padding=kernel // 2 if padding is None else padding, bias=not followed_by_batch_norm)
+    kind = PointwiseConv if channels_last else nn.Conv2d  # channels_last: a 1x1 conv on a block's NHWC tensor
+    return kind(in_ch, out_ch, kernel, stride=stride, groups=groups,
+                padding=kernel // 2 if padding is None else padding, bias=not followed_by_batch_norm)
 
 
 class LayerScale(nn.Module):
+    """Per-channel scale of a block's NHWC residual branch (Touvron et al. 2021)."""
+
     def __init__(self, channels: int, init_value: float):
         super().__init__()
         self.gamma = nn.Parameter(torch.full((channels,), float(init_value)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gamma.view(1, -1, 1, 1)
-
-
-def per_pixel(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """`layer` applied to an NHWC tensor, for the layers that act on each pixel alone.
-
-    A 1x1 conv is a Linear over the channels (one GEMM with the bias fused, timm's and the official ConvNeXt's
-    `pwconv`), a norm normalizes the last dim, an activation or stochastic depth does not care about the layout. The
-    parameters are the layer's own, so the state dict, the FLOP count and every checkpoint mapping are those of
-    the NCHW module.
-    """
-    if isinstance(layer, nn.Conv2d):
-        return nn.functional.linear(x, layer.weight.flatten(1), layer.bias)
-    if isinstance(layer, LayerNorm2d):
-        return nn.functional.layer_norm(x, layer.normalized_shape, layer.weight, layer.bias, layer.eps)
-    if isinstance(layer, nn.BatchNorm2d):
-        # Every pixel is a sample of BatchNorm's statistics, whatever the layout: (N*H*W, C, 1, 1) is the same batch.
-        return layer(x.reshape(-1, x.shape[-1], 1, 1)).view(x.shape)
-    if isinstance(layer, LayerScale):
-        return x * layer.gamma
-    return layer(x)
+        return x * self.gamma
 
 
 class Block(nn.Module):
@@ -90,25 +89,31 @@ class Block(nn.Module):
         else:  # section 2.5 "moving up depthwise conv layer": k x k first, as the MSA block precedes the MLP
             plan = [("spatial", in_dim, in_dim, spec.kernel_size), ("pw1", in_dim, hidden, 1),
                     ("pw2", hidden, out_dim, 1)]
+        # How the block computes, not what it computes: every layer after the spatial conv acts on each pixel alone
+        # (1x1 convs, norms, activations, layer scale, stochastic depth), so they run on the tensor permuted to NHWC,
+        # which is free for the channels-last tensors every profile trains with (`train.channels_last`). The 1x1 convs
+        # are then plain GEMMs (PointwiseConv) and LayerNorm needs no permute, as in timm's and the official ConvNeXt
+        # block; with oneDNN's 1x1 convs on small maps our ConvNeXt-T stepped at 0.86x of timm's on a CPU. Measured
+        # by `make bench` (sections 1 and 2). Each such layer is built for NHWC, so the block stays scriptable.
         layers: OrderedDict[str, nn.Module] = OrderedDict()
+        nhwc = False  # whether the layers being added come after the spatial conv
         for role, c_in, c_out, k in plan:
             spatial = role == "spatial"
             has_norm = role in spec.norm_after
             layers[role] = conv(c_in, c_out, k, stride=stride if spatial else 1,
                                 groups=spec.spatial_groups(c_in) if spatial else 1,
-                                followed_by_batch_norm=has_norm and bn)
+                                followed_by_batch_norm=has_norm and bn, channels_last=nhwc)
+            nhwc = nhwc or spatial
             if has_norm:
-                layers[f"{role}_norm"] = make_norm(spec.norm, c_out)
+                layers[f"{role}_norm"] = make_norm(spec.norm, c_out, channels_last=nhwc)
             if role in spec.act_after:
                 layers[f"{role}_act"] = make_activation(spec.activation)
         self.branch = nn.Sequential(layers)
-        # How the block computes, not what it computes: every layer after the spatial conv acts on each pixel alone
-        # (1x1 convs, norms, activations, layer scale, stochastic depth), so they run on the tensor permuted to NHWC,
-        # which is free for the channels-last tensors every profile trains with (`train.channels_last`). The 1x1 convs
-        # are then plain GEMMs and LayerNorm needs no permute, as in timm's and the official ConvNeXt block; with
-        # oneDNN's 1x1 convs on small maps our ConvNeXt-T stepped at 0.86x of timm's on a CPU. Measured by
-        # `make bench` (sections 1 and 2).
         self.per_pixel_from = list(layers).index("spatial") + 1
+        # BatchNorm on NHWC: every pixel is a sample of its statistics, whatever the layout, so (N*H*W, C, 1, 1) is the
+        # same batch; the block reshapes for it (BatchNorm2d's own forward cannot be extended in TorchScript)
+        self.pixels_as_batch = [i >= self.per_pixel_from and isinstance(layer, nn.BatchNorm2d)
+                                for i, layer in enumerate(layers.values())]
         if stride != 1 or in_dim != out_dim:  # projection shortcut (ResNet option B)
             self.shortcut = nn.Sequential(OrderedDict(
                 conv=conv(in_dim, out_dim, 1, stride=stride, followed_by_batch_norm=bn),
@@ -125,8 +130,11 @@ class Block(nn.Module):
         for i, layer in enumerate(self.branch):
             if i == self.per_pixel_from:
                 y = y.permute(0, 2, 3, 1)  # NCHW -> NHWC: a view of a channels-last tensor, no copy
-            y = layer(y) if i < self.per_pixel_from else per_pixel(layer, y)
-        y = self.drop_path(per_pixel(self.layer_scale, y)).permute(0, 3, 1, 2)  # back to NCHW, channels-last
+            if self.pixels_as_batch[i]:
+                y = layer(y.reshape(-1, y.shape[-1], 1, 1)).view(y.shape)
+            else:
+                y = layer(y)
+        y = self.drop_path(self.layer_scale(y)).permute(0, 3, 1, 2)  # back to NCHW, channels-last
         return self.post_act(self.shortcut(x) + y)
 
 
