@@ -2,7 +2,6 @@
 
 import csv
 import dataclasses
-import json
 import os
 import shutil
 import subprocess
@@ -141,7 +140,8 @@ def test_gains_are_with_minus_without_paired_by_seed_for_both_directions():
     assert row["add_low"] < 1.1 < row["add_high"] and row["add_n"] == 3 and row["add_significant"] is True
     assert row["paper_change"] == pytest.approx(0.7) and row["section"] == "2.5"
     gelu = {r["delta"]: r for r in table}["gelu"]
-    assert gelu["add_effect"] == 0 and gelu["add_significant"] is False and gelu["remove_effect"] == 0
+    # the same top-1 with and without on every seed: no variance, so no test (modernize.results.stats)
+    assert gelu["add_effect"] == 0 and gelu["add_significant"] is None and gelu["remove_effect"] == 0
     depthwise = {r["delta"]: r for r in table}["depthwise"]
     # removing depthwise removes kernel_size with it, so ConvNeXt-T gains 1.1 from the pair
     assert depthwise["remove_extra"] == "resnextify inverted_bottleneck move_up_dwconv kernel_size"
@@ -161,7 +161,7 @@ def test_missing_failed_and_one_seed_rows_are_shown_not_hidden():
     assert row["gelu"]["add_effect"] == 0 and row["gelu"]["add_p"] is None and row["gelu"]["add_low"] is None
     assert row["gelu"]["remove_status"] == "failed" and row["stage_ratio"]["add_status"] == "missing"
     markdown = ablate.ablation_markdown(table, runs, "t")
-    assert "n/a (1 seed)" in markdown and "failed: RunError: boom" in markdown
+    assert "not tested" in markdown and "failed: RunError: boom" in markdown
     header = next(csv.reader([ablate.ABLATION.csv(table).splitlines()[0]]))
     assert {"add_effect", "add_low", "add_high", "add_p", "remove_effect", "paper_change"} <= set(header)
 
@@ -181,10 +181,11 @@ def test_make_ablate_trains_tabulates_and_skips_what_is_finished(tmp_path):
     sweep, out = tmp_path / "runs" / "ablate-smoke-synthetic", tmp_path / "ablate" / "smoke-synthetic"
     labels = ablate.labels(["kernel_size"])
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == sorted(f"{label}-seed0" for label in labels)
-    # RUNS_AT_ONCE=2: two runs at a time, so some runs' spans (summary.json written at the end, wall_time_s long)
-    # overlap
+    # RUNS_AT_ONCE=2: two runs at a time, so some runs' spans overlap: from config.yaml, written as training starts,
+    # to summary.json, written after the evaluation and the throughput measurement (training alone, wall_time_s,
+    # is a few tenths of a second at this scale: too short to overlap reliably on a busy machine)
     assert "n_jobs=2" in proc.stdout
-    spans = sorted((p.stat().st_mtime - json.loads(p.read_text())["wall_time_s"], p.stat().st_mtime)
+    spans = sorted(((p.parent / "config.yaml").stat().st_mtime, p.stat().st_mtime)
                    for p in sweep.glob("*/summary.json"))
     assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), spans
     rows = {r["delta"]: r for r in csv.DictReader(open(out / "ablation.csv"))}

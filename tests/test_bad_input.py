@@ -132,6 +132,15 @@ def _held_by_another_run(run_dir, tmp_path):
     return stack  # held until the case is checked
 
 
+def _folder_of_images(run_dir, tmp_path):
+    from PIL import Image
+
+    for split in ("train", "val"):
+        (tmp_path / "photos" / split / "cat").mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "photos" / split / "cat" / "0.png")
+    return [f"data.root={tmp_path / 'photos'}", "data=fashion_mnist"]
+
+
 SMOKE_IN_PROCESS = ["profile=smoke", "data=synthetic", "train.deterministic=true", "train.threads=1",
                     "train.device=cpu", "profile.epochs=1", "logger.wandb.mode=disabled"]
 BAD_INPUTS = [
@@ -178,6 +187,10 @@ BAD_INPUTS = [
                               "modernize reads: the run would ignore it; the settings named epochs: recipe.epochs, "
                               "profile.epochs"),
     ("+model.block.se_ratio=0.25", None, "+model.block.se_ratio=0.25 adds model.block.se_ratio"),
+    # a key the config does not declare, without '+': Hydra's six lines and exit 1, before this check
+    ("model.block.kernal_size=9", None, "model.block.kernal_size=9 sets model.block.kernal_size, which the config "
+                                        "does not declare; the closest declared: model.block.kernel_size ("),
+    ("train.epoch=3", None, "the closest declared: recipe.epochs, profile.epochs"),
     ("train.accumulation_steps=0", None, "train.accumulation_steps must be a positive integer"),
     ("train.accumulation_steps=3", None, "the global batch 64 must divide evenly into train.accumulation_steps=3"),
     ("train.accumulation_steps=some", None, "train.accumulation_steps must be a positive integer or auto, got 'some'"),
@@ -198,8 +211,9 @@ BAD_INPUTS = [
     ("seed=-1", None, "seed must be a non-negative integer"),
     ("train.precision=fp8", None, "train.precision must be one of fp32, bf16, fp16"),
     # how the run executes: every field in its range before anything starts
-    ("train.threads=-2", None, "train.threads must be a positive integer or null, got -2"),
-    ("train.threads=1.5", None, "train.threads must be a positive integer or null, got 1.5"),
+    ("train.threads=-2", None, "train.threads must be auto, a positive integer or null, got -2"),
+    ("train.threads=1.5", None, "train.threads must be auto, a positive integer or null, got 1.5"),
+    ("train.threads=all", None, "train.threads must be auto, a positive integer or null, got 'all'"),
     ("train.workers=-1", None, "train.workers must be a whole number >= 0, got -1"),
     ("train.checkpoint_every_steps=-5", None, "train.checkpoint_every_steps must be a whole number >= 0, got -5"),
     ("train.log_every_steps=0", None, "train.log_every_steps must be a positive integer, got 0"),
@@ -215,6 +229,9 @@ BAD_INPUTS = [
     # data
     ("data=imagefolder", None, "needs data.root="),
     ("data.root=/nonexistent/fashion", None, "data.root=/nonexistent/fashion does not exist"),
+    # a folder of images under a data set of files: it once ended in Fashion-MNIST's missing idx files
+    ("", _folder_of_images, "holds train/ and val/ class folders of images, and data=fashion_mnist reads its own "
+                            "files (the four idx files): a folder of images needs data=imagefolder"),
     ("data=fashion_mnist", _empty_root, "lacks Fashion-MNIST's train-images-idx3-ubyte"),
     ("data=fashion_mnist", _three_of_four, "lacks Fashion-MNIST's t10k-labels-idx1-ubyte"),
     ("data=fashion_mnist", _truncated_gz, "train-images-idx3-ubyte.gz (EOFError"),
@@ -328,3 +345,32 @@ def test_profile_imagenet_brings_an_image_folder_and_refuses_to_start_without_it
     assert str(e.value) == ("data=imagefolder (profile=imagenet) needs data.root=<folder> with train/ and val/ class "
                             "folders, ImageNet's layout: pass data.root=<folder>, or "
                             "data=<fashion_mnist|cifar10|cifar100|synthetic> to train on another data set")
+
+
+def test_a_cpu_run_whose_step_would_not_fit_is_refused_before_it_trains(tmp_path, capsys, monkeypatch):
+    """ResNet-50 on the cpu profile at 1024 px grew past 17 GB and was ended by the OOM killer without a message.
+    Here at 512 px on a machine with 4 GiB free (the machine is simulated; the estimate is real): one line with the
+    numbers and the device batch that fits, exit 2, no result."""
+    from modernize.data import datasets
+    from modernize.training.cli import run_task
+
+    monkeypatch.setattr(datasets, "available_bytes", lambda device="cpu": 4 * 2**30)
+    run_dir = tmp_path / "sweep" / "run"
+    run_dir.mkdir(parents=True)
+    with pytest.raises(SystemExit) as info:
+        run_task(compose(["+step=resnet50", "data=synthetic", "profile.resolution=512", "train.threads=1",
+                          "logger.wandb.mode=disabled"]), run_dir, multirun=False)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 2 and len(lines) == 1
+    assert lines[0].startswith("error: resnet50 at 512 px on the CPU: a training step at device batch 128 needs about ")
+    assert "this machine has 4.0 GiB available (a step may use 80%): use train.device_batch=16 " \
+           "train.accumulation_steps=auto" in lines[0]
+    assert not {p.name for p in run_dir.iterdir()} - {".lock"}
+
+
+def test_a_data_root_of_images_passes_with_data_imagefolder(tmp_path):
+    """The refusal above is only for data sets of files: the same folder is a valid data=imagefolder root."""
+    from modernize.training.checks import check_data
+
+    extra = _folder_of_images(None, tmp_path)
+    check_data(compose(["data=imagefolder", extra[0]]))

@@ -2,7 +2,8 @@
 
 import pytest
 
-from modernize.training.batch_plan import largest_fitting_batch, plan_batch
+from modernize.training.batch_plan import (StepMemory, check_fits_on_cpu, cpu_step_memory, largest_fitting_batch,
+                                         largest_fitting_on_cpu, plan_batch)
 from modernize.training.runtime import RunError
 
 
@@ -62,3 +63,83 @@ def test_the_largest_fitting_batch_follows_a_step_s_measured_peak():
     assert largest_fitting_batch(512, lambda b: 2 * gb + b * gb // 2, 40 * gb) == 32
     assert largest_fitting_batch(512, lambda b: 2 * gb + b * gb // 2, 1 * gb) == 1  # nothing fits: still one
     assert largest_fitting_batch(48, lambda b: b, 10**12) == 48
+
+
+# ------------------------------------------------------------------------------ a training step's memory on the CPU
+GIB = 2**30
+
+
+def test_a_cpu_step_that_would_not_fit_is_refused_with_the_numbers_and_the_device_batch_that_fits():
+    """ResNet-50 on the cpu profile at 1024 px grew past 17 GB and was ended by the OOM killer without a word."""
+    memory = StepMemory(fixed=GIB, per_image=GIB // 4)  # 1 GiB + 256 MiB per image
+    plan = plan_batch(128, 1, 0.1, accumulation=1, device_batch=None, has_batch_norm=True)
+    with pytest.raises(RunError) as info:
+        check_fits_on_cpu(plan, memory, available=8 * GIB, what="resnet50 at 1024 px on the CPU")
+    # 80% of 8 GiB holds 1 GiB + 21 images: the largest divisor of 128 up to that is 16
+    assert str(info.value) == (
+        "resnet50 at 1024 px on the CPU: a training step at device batch 128 needs about 33.0 GiB (256 MiB per image, "
+        "estimated) and this machine has 8.0 GiB available (a step may use 80%): use train.device_batch=16 "
+        "train.accumulation_steps=auto (the same global batch 128 in 8 accumulation steps; accumulation_steps=auto "
+        "alone picks it)")
+    check_fits_on_cpu(plan_batch(128, 1, 0.1, accumulation=8, device_batch=None, has_batch_norm=True), memory,
+                      available=8 * GIB, what="")  # 16 images a pass: fits
+    with pytest.raises(RunError, match="use a lower profile.resolution or a smaller model"):
+        check_fits_on_cpu(plan, StepMemory(fixed=8 * GIB, per_image=1), available=8 * GIB, what="")
+
+
+def test_auto_accumulation_on_the_cpu_sizes_the_device_batch_to_fit():
+    largest = largest_fitting_on_cpu(StepMemory(fixed=GIB, per_image=GIB // 4), available=8 * GIB)
+    plan = plan_batch(128, 1, 0.1, accumulation="auto", device_batch=None, has_batch_norm=True,
+                      largest_fitting=largest)
+    assert (plan.device_batch, plan.accumulation_steps) == (16, 8)
+
+
+MEASURE_A_STEP = """
+import resource, sys, torch
+from modernize import compose
+from modernize.training.batch_plan import cpu_step_memory
+from modernize.training.engine import memory_format_of, random_batch
+from modernize.training.train import fresh_train_step, run_recipe
+step_name, resolution, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+cfg = compose([f"+step={step_name}", f"profile.resolution={resolution}"])
+torch.set_num_threads(1)
+step = fresh_train_step(cfg, 10, torch.device("cpu"), run_recipe(cfg))
+estimate = cpu_step_memory(step.model, resolution, 10, memory_format_of(True)).at(batch)
+x, y = random_batch(batch, resolution, 10, torch.device("cpu"), memory_format_of(True))
+resident = int(open("/proc/self/statm").read().split()[1]) * 4096
+step(x, y)
+step(x, y)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - resident, estimate)
+"""
+
+
+@pytest.mark.slow  # a fresh process per measurement: the resident high-water mark is the process's
+@pytest.mark.parametrize("step,resolution,batch", [("resnet50", 256, 48), ("inverted_bottleneck", 192, 32)])
+def test_the_cpu_estimate_bounds_the_memory_a_real_training_step_adds(step, resolution, batch):
+    """Two real training steps (the second with AdamW's or SGD's state) in a fresh process add at most the estimate
+    to its resident memory, and not less than a third of it (an estimate of 10x would refuse runs that fit). At sizes
+    where the memory matters (1 GiB and more of activations); below them a few hundred MiB of allocator and oneDNN
+    overhead, which varied between processes in one test session, weigh more than the step."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", MEASURE_A_STEP, step, str(resolution), str(batch)], check=True,
+                         capture_output=True, text=True).stdout.split()
+    grown, estimate = int(out[-2]), int(out[-1])
+    assert estimate / 3 < grown <= estimate
+
+
+def test_the_cpu_estimate_grows_with_the_pixels():
+    import torch
+
+    from modernize import compose
+    from modernize.design.model import build
+    from modernize.training.engine import memory_format_of
+    from modernize.training.proxy import run_spec
+
+    model = build(run_spec(compose(["+step=inverted_bottleneck"]), 10))
+    at_32, at_64 = (cpu_step_memory(model, resolution, 10, memory_format_of(True)) for resolution in (32, 64))
+    assert 3.5 < at_64.per_image / at_32.per_image < 4.5 and at_32.fixed == at_64.fixed > 0
+    rng = torch.get_rng_state()
+    cpu_step_memory(model, 32, 10, memory_format_of(True))
+    assert torch.equal(torch.get_rng_state(), rng)  # the run's model and data draws are not moved

@@ -207,3 +207,11 @@ def test_a_loss_diverging_before_any_checkpoint_says_none_exists(tmp_path, capsy
     err = refused(["+step=resnet50", *SMOKE, "recipe.lr=1e12"], tmp_path, capsys)
     assert "the loss became" in err and "No checkpoint had been saved yet" in err
     assert not (tmp_path / "last.pt").exists()
+
+
+def test_a_convnext_variant_trains_under_its_own_label_with_the_papers_recipe_and_table_1_beside_it(tmp_path):
+    """`model=convnext_t` trained with SGD and a step schedule under the label 'custom', with no paper reference."""
+    summary = train(compose(["model=convnext_t", *SMOKE, "profile.epochs=1", "logger.wandb.mode=disabled"]),
+                    tmp_path / "run")
+    assert (summary["label"], summary["recipe"]) == ("convnext_t", "modern")
+    assert (summary["paper_top1"], summary["paper_gflops"]) == (82.1, 4.5) and summary["params"] == 28_589_128

@@ -16,7 +16,7 @@ from modernize.training.proxy import config_hash
 from modernize.design.flops import count_gflops, count_params
 from modernize.design.model import Block, LayerNorm2d, LayerScale, PointwiseConv, build
 from modernize.design.roadmap import (base_step, deltas_up_to, label_deltas, leave_one_out, paper, paper_kernel,
-                                      paper_step, run_label)
+                                      paper_reference, paper_step, run_label)
 from modernize.design.spec import model_config_defaults
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -389,3 +389,67 @@ def test_a_label_with_a_delta_of_ones_own_is_accepted(tmp_path, monkeypatch, cap
 
     assert main(["--delta-lists", "separate_downsampling+silo"]) == 0
     assert capsys.readouterr().out.strip().endswith("separate_downsampling,silo]")
+
+
+# ------------------------------------------------------------------ other models: their labels, recipe, paper row
+@pytest.mark.parametrize("overrides,label", [
+    (["model=convnext_s"], "convnext_s"),
+    (["model=convnext_iso_s"], "convnext_iso_s"),
+    (["model=resnet200"], "resnet200"),
+    (["model=resnet200", "+step=resnet50"], "resnet200"),
+    (["model=resnet200", "+step=separate_downsampling"], "separate_downsampling@resnet200"),
+    (["model=resnet200", "+step=gelu", "+delta=[layer_norm]"], "gelu+layer_norm@resnet200"),
+    (["model=resnet50", "+step=gelu"], "gelu"),  # the roadmap's own base: the roadmap's label
+])
+def test_a_run_on_another_model_carries_the_model_in_its_label(overrides, label):
+    """`model=convnext_s` was labelled 'custom', and `model=resnet200 +step=separate_downsampling` as the ResNet-50
+    roadmap's 'separate_downsampling': its folder, its W&B run and its paper reference (4.5 GFLOPs beside 15.38) were
+    the ResNet-50 step's."""
+    assert compose(overrides).label == label
+
+
+def test_the_convnext_variants_train_with_the_papers_recipe_unless_told_otherwise():
+    for name in ("convnext_t", "convnext_s", "convnext_b", "convnext_l", "convnext_xl", "convnext_iso_s",
+                 "convnext_iso_b", "convnext_iso_l"):
+        cfg = compose([f"model={name}"])
+        assert cfg.recipe.name == "modern" and cfg.recipe.optimizer == "adamw" and cfg.recipe.mixup == 0.8, name
+    assert compose(["model=convnext_s", "recipe=original"]).recipe.name == "original"  # the command line wins
+    assert compose(["recipe=original", "model=convnext_s"]).recipe.name == "original"
+    assert compose(["model=convnext_s"]).model.drop_path_rate == 0.4  # Table 5's, not the recipe delta's 0.1
+    assert compose(["model=resnet200"]).recipe.name == "original" == compose([]).recipe.name  # ResNets: theirs
+
+
+@pytest.mark.parametrize("label,top1,gflops,params", [
+    ("gelu", 80.6, 4.2, None),                                     # Figure 2
+    ("convnext_t", 82.1, 4.5, 28_589_128),                         # Table 1
+    ("convnext_s", 83.1, 8.7, 50_223_688),
+    ("convnext_b", 83.8, 15.4, 88_591_464),
+    ("convnext_l", 84.3, 34.4, 197_767_336),
+    ("convnext_xl", None, 60.9, 350_196_968),                      # ImageNet-22K pre-training only
+    ("convnext_iso_s", 79.7, 4.3, 22_000_000),                     # Table 2
+    ("convnext_iso_b", 82.0, 16.9, 87_000_000),
+    ("convnext_iso_l", 82.6, 59.7, 306_000_000),
+    ("resnextify@resnet200", 81.9, None, None),                    # section 2.4: the ResNet-200 regime
+    ("inverted_bottleneck@resnet200", 82.6, None, None),
+    ("separate_downsampling@resnet200", 83.8, 15.4, 88_591_464),   # = ConvNeXt-B
+])
+def test_each_label_has_the_papers_numbers_of_its_own_regime(label, top1, gflops, params):
+    ref = paper_reference(label)
+    assert (ref["top1"], ref["gflops"], ref["params"]) == (top1, gflops, params)
+
+
+@pytest.mark.parametrize("label", ["gelu@resnet200", "resnet200", "stage_ratio@resnet200", "custom",
+                                   "gelu+layer_norm", "separate_downsampling@convnext_t"])
+def test_a_label_the_paper_has_no_number_for_has_no_reference(label):
+    assert paper_reference(label) is None
+
+
+def test_task_profile_of_a_step_on_resnet200_shows_its_regimes_reference_not_resnet50s(capsys):
+    from modernize.training.cli import profile
+
+    result = profile(compose(["task=profile", "model=resnet200", "+step=separate_downsampling"]))
+    assert result["label"] == "separate_downsampling@resnet200"
+    assert (result["paper_gflops"], result["paper_top1"]) == (15.4, 83.8) and result["gflops"] == pytest.approx(15.36,
+                                                                                                             abs=0.05)
+    assert "paper (section 2.6): 88.6M params, 15.4 GFLOPs, top-1 83.8" in capsys.readouterr().out
+    assert profile(compose(["task=profile", "model=resnet200", "+step=gelu"]))["paper_gflops"] is None

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import os
 import shutil
 import signal
@@ -137,6 +138,28 @@ def test_a_change_is_significant_only_when_it_exceeds_the_seed_noise():
              "recipe": [_summary("recipe", v, i) for i, v in enumerate([70.5, 68.5, 72.5])]}
     assert summarize(noisy)[1]["significant"] is False
     assert welch_p_value([1.0], [2.0]) is None  # one seed: no test
+
+
+def test_two_seeds_are_never_called_significant():
+    """Two sweeps of two seeds whose per-seed differences are equal once printed "[+4.69, +4.69], p 0.000,
+    significant yes": a t-test over a difference without variance. With fewer than 3 seeds, or no variance, no
+    test and no interval are reported, in every table (they all take their tests from modernize.results.stats)."""
+    from modernize.results.stats import interval, paired_p_value
+
+    two = {"resnet50": [_summary("resnet50", v, i) for i, v in enumerate([70.0, 71.0])],
+           "recipe": [_summary("recipe", v, i) for i, v in enumerate([74.69, 75.69])]}
+    row = summarize(two)[1]
+    assert row["change"] == pytest.approx(4.69) and row["p_value"] is None and row["significant"] is None
+    assert paired_p_value({0: 74.69, 1: 75.69}, {0: 70.0, 1: 71.0}) is None
+    mean, low, high = interval([4.69, 4.69])
+    assert mean == pytest.approx(4.69) and math.isnan(low) and math.isnan(high)
+    # three seeds, every one 0.4 better (up to float rounding): no variance, so still nothing to test
+    same_gain = {0: 80.7, 1: 80.9, 2: 80.6}, {0: 80.3, 1: 80.5, 2: 80.2}
+    assert paired_p_value(*same_gain) is None and math.isnan(interval([0.4, 0.4, 0.4])[1])
+    assert welch_p_value([75.0, 75.0, 75.0], [70.0, 70.0, 70.0]) is None
+    assert welch_p_value([75.0, 75.1], [70.0, 70.2]) is None  # two seeds a side
+    # three seeds that vary: tested
+    assert paired_p_value({0: 75.0, 1: 75.3, 2: 74.8}, {0: 70.0, 1: 70.2, 2: 69.9}) < 0.05
 
 
 def test_tabulate_rejects_a_folder_that_is_not_a_sweep(tmp_path):

@@ -78,7 +78,7 @@ def test_a_roadmap_cell_in_the_markdown_is_the_csv_value_formatted(roadmap_table
     assert rows["recipe"]["top-1 (ours)"] == "88.94 ± 0.21"
     assert rows["recipe"]["GFLOPs run"] == "5.8M" and csv_by_step["recipe"]["gflops_run"] == "0.0058"
     assert rows["patchify"]["top-1 (ours)"] == "88.52 (1 failed)" and rows["patchify"]["significant (p)"] == \
-        "n/a (1 seed)"
+        "not tested"
     assert csv_by_step["patchify"]["error"] == "RunError: a | b"
     assert rows["depthwise"]["top-1 (ours)"] == "failed: RunError: x" and rows["depthwise"]["n"] == "0"
     assert rows["resnextify"]["top-1 (ours)"] == "unfinished" and rows["resnextify"]["paper top-1"] == "80.5"
@@ -186,10 +186,20 @@ def test_the_committed_init_comparison_is_what_modernize_compare_writes_from_the
     assert [r["seed"] for r in rows] == ["0", "1", "2", "mean"] and rows[-1]["significant"] == "False"
 
 
-def test_compare_refuses_sweeps_without_a_common_seed(tmp_path, capsys):
+def test_compare_refuses_a_label_a_sweep_lacks_and_lists_the_labels_it_has(tmp_path, capsys):
     from modernize.results import compare
 
     (tmp_path / "empty").mkdir()
-    assert compare.main([str(ROOT / "experiments/runs/init-trunc_normal-cpu-fashion_mnist"), str(tmp_path / "empty"),
-                         "--label", "recipe"]) == 2
-    assert "no seed has a finished recipe run in both" in capsys.readouterr().err
+    committed = str(ROOT / "experiments/runs/init-trunc_normal-cpu-fashion_mnist")
+    assert compare.main([committed, str(tmp_path / "empty"), "--label", "recipe"]) == 2
+    assert f"--label recipe has no run in {tmp_path / 'empty'} (its labels: none)" in capsys.readouterr().err
+    assert compare.main([committed, committed, "--label", "recipes"]) == 2
+    err = capsys.readouterr().err
+    assert "(its labels: recipe)" in err and err.count("\n") == 1
+
+
+def test_compare_help_says_what_it_does_in_whole_sentences():
+    from modernize.results import compare
+
+    description = compare.compare_arguments().description
+    assert description.endswith("(modernize.results.stats, the level every table uses).")

@@ -142,3 +142,45 @@ def test_ema_of_the_weights_is_evaluated_and_reported(tmp_path):
     assert int(state["ema"]["n_averaged"]) == state["scheduler"]["last_epoch"] == 8  # every step: 256 / 64 x 2
     ema, model = state["ema"], state["model"]
     assert any(not torch.equal(ema[f"module.{k}"], v) for k, v in model.items() if v.is_floating_point())
+
+
+def test_auto_threads_leave_the_cores_of_running_tasks_to_them(capsys):
+    """On a 2-core machine busy with another process, the short run took 1,858 s at 33 img/s with PyTorch's one
+    thread per core and 94 s with one thread: train.threads=auto counts the tasks running when the run starts and
+    leaves their cores to them, saying so in one line. Real busy processes, one per core."""
+    import subprocess
+    import sys
+
+    from modernize.training.runtime import set_cpu_threads, usable_cores
+
+    before = torch.get_num_threads()
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(usable_cores())]
+    try:
+        time.sleep(0.5)  # they are running
+        set_cpu_threads("auto")
+        assert torch.get_num_threads() == 1
+        line = capsys.readouterr().out.strip()
+        assert line.startswith("the machine is busy: ") and line.endswith(
+            f"running on {usable_cores()} core{'s' * (usable_cores() > 1)} at start; training with 1 thread "
+            f"(train.threads=auto) (docs/performance.md)")
+        set_cpu_threads(usable_cores())  # the user's own count is kept, with the warning
+        assert torch.get_num_threads() == usable_cores()
+        assert "can be several times slower than train.threads=1" in capsys.readouterr().out
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("setting,cores,others,threads", [
+    ("auto", 2, 0, 2), ("auto", 2, 1, 1), ("auto", 2, 3, 1), ("auto", 16, 4.5, 12), (4, 2, 1, 4), (None, 2, 1, None),
+    ("auto", 2, None, 2),  # no /proc/loadavg (not Linux): every core
+])
+def test_the_thread_count_of_a_cpu_run(setting, cores, others, threads, monkeypatch):
+    from modernize.training.runtime import cpu_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert cpu_threads(setting, cores, others) == threads
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # torchrun's, for several processes: it wins over auto
+    assert cpu_threads("auto", cores, others) is None

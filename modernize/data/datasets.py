@@ -423,6 +423,29 @@ def _has_class_folders(root: Path) -> bool:
     return root.is_dir() and any(child.is_dir() and child.name not in ("train", "val") for child in root.iterdir())
 
 
+def image_folder_layout(root: Path, looked_at: int = 20) -> str | None:
+    """What makes `root` a folder of images ('train/ and val/ class folders', 'class folders of images'), or None.
+    Only the first `looked_at` entries of each folder are read, so a folder of a million images costs nothing."""
+    def images_in(folder: Path) -> bool:
+        return any(path.is_file() and path.suffix.lower() in torchvision.datasets.folder.IMG_EXTENSIONS
+                   for path in _first(folder.iterdir(), looked_at))
+
+    def class_folders_of_images(folder: Path) -> bool:
+        return folder.is_dir() and any(child.is_dir() and images_in(child)
+                                       for child in _first(folder.iterdir(), looked_at))
+
+    if not root.is_dir():
+        return None
+    splits = [split for split in ("train", "val") if class_folders_of_images(root / split)]
+    if splits:
+        return f"{' and '.join(s + '/' for s in splits)} class folder{'s' * (len(splits) > 1)} of images"
+    return "class folders of images" if class_folders_of_images(root) else None
+
+
+def _first(paths, count: int) -> list[Path]:
+    return [path for path, _ in zip(paths, range(count))]
+
+
 def load_for_run(cfg, recipe: Mapping[str, Any], *, with_train: bool = True, val_subset: int | None | str = "profile",
                  eval_preprocessing: Preprocessing | None = None) -> DataBundle:
     """load_data with a run config's data and profile sections: the one call of training and task=eval (which names

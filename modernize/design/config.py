@@ -8,6 +8,7 @@ from ModelSpec's defaults; and the `modernize.run_label` resolver that names run
 from __future__ import annotations
 
 import contextlib
+import difflib
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from .roadmap import ADDED, STEPS, check_names, deltas_up_to, run_label
+from .roadmap import ADDED, ON_BASE, ROADMAP_BASE, STEPS, check_names, deltas_up_to, run_label
 from .spec import ModelSpec, model_config_defaults, model_spec_from_dict
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the repository's conf/, the one copy of this path
@@ -23,6 +24,7 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the repository's conf
 # the same as hydra.searchpath=[file://<dir>] on each command line. Each may hold delta/<name>.yaml, step/<name>.yaml.
 SEARCH_PATH_ENV = "MODERNIZE_CONFIG_PATH"
 NAMED_GROUPS = ("step", "delta")  # the config groups whose names are checked before Hydra starts
+MODEL_GROUP = "model"  # the model the deltas act on; one other than the roadmap's base is named in the run's label
 # The config key that holds the run's label; configs written before it was named so (committed run folders) hold it
 # as "step_name", and the config hash still hashes it under that name (modernize.training.proxy.config_hash).
 LABEL_KEY, OLD_LABEL_KEY = "label", "step_name"
@@ -47,19 +49,25 @@ def label_from_overrides(overrides: Sequence[str]) -> str | None:
     """What a run made of `+step=` and `+delta=` overrides is: the step's name when it has no extra deltas, else
     modernize.roadmap.run_label of the deltas it applies ('gelu+layer_norm'). None without either (no label).
     Any delta override makes a run of deltas, `+delta=[]` too: `+step=X "+delta=[],[mine]"` sweeps X and X+mine.
+    On a model other than the roadmap's base, the model is in the label (ON_BASE): `model=convnext_s` is
+    'convnext_s', `model=resnet200 +step=separate_downsampling` is 'separate_downsampling@resnet200'.
 
     The label comes from the overrides because a composed config does not record which delta files built it.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import OverrideType
 
-    step, added, replaced, deltas_given = None, [], None, False
-    relevant = [o for o in overrides if o.lstrip("+~").split("=", 1)[0].split("@", 1)[0] in NAMED_GROUPS]
+    step, added, replaced, deltas_given, model = None, [], None, False, None
+    relevant = [o for o in overrides
+                if o.lstrip("+~").split("=", 1)[0].split("@", 1)[0] in (*NAMED_GROUPS, MODEL_GROUP)]
     for override in OverridesParser.create().parse_overrides(relevant):
         if override.is_sweep_override():
             continue  # a sweep's jobs carry one value each; only those get a label
         value = None if override.type == OverrideType.DEL else override.value()
         names = [value] if isinstance(value, str) else list(value or [])
+        if override.key_or_group == MODEL_GROUP:
+            model = names[0] if names and names[0] != ROADMAP_BASE else None
+            continue
         if override.key_or_group == "step":
             step = names[0] if names else None
             continue
@@ -68,8 +76,14 @@ def label_from_overrides(overrides: Sequence[str]) -> str | None:
             added += names
         else:  # delta=[...] replaces the step's deltas, ~delta drops them
             replaced = names
-    if not deltas_given:
-        return step
+    label = deltas_label(step, added, replaced) if deltas_given else step
+    if model is None:
+        return label
+    return model if label in (None, ROADMAP_BASE) else f"{label}{ON_BASE}{model}"
+
+
+def deltas_label(step: str | None, added: list[str], replaced: list[str] | None) -> str:
+    """The label of a step with deltas added (`+delta=`) or of the deltas that replace the step's (`delta=`)."""
     if replaced is None and step is not None and step not in STEPS:
         # a step from the user's search path: its own deltas are in its file, it keeps its name
         return step + "".join(ADDED + d for d in added)
@@ -144,26 +158,71 @@ def check_step_overrides(overrides: Sequence[str]) -> None:
         check_names(group, names, config_names(group, overrides), hint=f"{group}s are {where[group]}")
 
 
-def check_appended_keys(overrides: Sequence[str]) -> None:
-    """Refuse `+a.b=v` for a setting: Hydra appends a key the config does not declare (it refuses `+` for one it
-    does), and no part of modernize reads an undeclared key, so the run would go on as if it were not there
-    (`+train.epochs=1` trained the profile's 6 epochs). The error names the key and the declared settings of the same
-    name. Only a setting inside a node (a dotted key) is checked: `+<name>=` may select a config group, ours
-    (`+step=`, `+delta=`) or one on a user's search path, and hydra.* keys are Hydra's own."""
-    appended = [text for text in overrides if text.startswith("+") and not text.startswith("++") and "=" in text
-                and is_setting(text[1:].split("=", 1)[0])]
-    if not appended:
+def check_setting_keys(overrides: Sequence[str]) -> None:
+    """Refuse a setting the config does not declare, before Hydra starts, in one line naming the closest declared
+    settings. Without '+', Hydra's own refusal is six lines ending in "Key 'kernal_size' is not in struct", exit 1.
+    With '+' (`+train.epochs=1`) Hydra appends the key, and no part of modernize reads an undeclared key, so the run
+    would go on as if it were not there (`+train.epochs=1` trained the profile's 6 epochs).
+
+    The settings declared are those of the config the command composes: its groups (`model=`, `profile=`, a user's
+    `+step=` that declares keys of its own) are applied first, a sweep's first value standing for its jobs. Only a
+    setting inside a node (a dotted key) is checked: `+<name>=` may select a config group, ours (`+step=`, `+delta=`)
+    or one on a user's search path; hydra.* keys are Hydra's own; `++key=` forces a key in, as Hydra documents."""
+    settings = [text for text in overrides if "=" in text and not text.startswith(("++", "~"))
+                and is_setting(text.lstrip("+").split("=", 1)[0])]
+    if not settings:
         return
-    key = appended[0][1:].split("=", 1)[0]
-    leaf = key.rsplit(".", 1)[-1]
+    groups = [job_value(text) for text in overrides if text not in settings and "=" in text]
     with _hydra():
         from hydra import compose as hydra_compose
+        from hydra.errors import HydraException
 
-        declared = [name for name in flattened(hydra_compose("config")) if name.rsplit(".", 1)[-1] == leaf
-                    and not name.startswith("hydra.")]
-    same_name = f"; the settings named {leaf}: {', '.join(declared)} (set them without '+')" if declared else ""
-    raise ValueError(f"{appended[0]} adds {key}, which the config does not declare and no part of modernize reads: "
-                     f"the run would ignore it{same_name}")
+        try:
+            composed = hydra_compose("config", overrides=groups)
+        except HydraException:
+            return  # an unknown group option (recipe=sgdr) or bad syntax: Hydra's own one-line message says which
+        declared = [name for name in flattened(composed) if not name.startswith("hydra.")]
+    for text in settings:
+        key = text.lstrip("+").split("=", 1)[0]
+        known = any(name == key or name.startswith(key + ".") for name in declared)
+        if text.startswith("+") and not known:
+            leaf = key.rsplit(".", 1)[-1]
+            same_name = [name for name in declared if name.rsplit(".", 1)[-1] == leaf]
+            hint = f"; the settings named {leaf}: {', '.join(same_name)} (set them without '+')" if same_name else ""
+            raise ValueError(f"{text} adds {key}, which the config does not declare and no part of modernize reads: "
+                             f"the run would ignore it{hint}")
+        if not text.startswith("+") and not known:
+            closest = closest_settings(key, declared)
+            hint = f"; the closest declared: {', '.join(closest)}" if closest else ""
+            raise ValueError(f"{text} sets {key}, which the config does not declare{hint} (python run.py <your "
+                             f"overrides> --cfg job prints every setting)")
+
+
+def closest_settings(key: str, declared: Sequence[str], count: int = 3) -> list[str]:
+    """The declared settings most like `key`, by its last part first (train.epoch -> recipe.epochs, profile.epochs),
+    then by the whole key; none that is not at least a little alike."""
+    def likeness(name: str) -> float:
+        return (difflib.SequenceMatcher(None, key.rsplit(".", 1)[-1], name.rsplit(".", 1)[-1]).ratio()
+                + difflib.SequenceMatcher(None, key, name).ratio())
+
+    ranked = sorted(declared, key=likeness, reverse=True)
+    return [name for name in ranked[:count] if likeness(name) >= 1.2]
+
+
+def job_value(text: str) -> str:
+    """An override as one job of a sweep sees it: a sweep's first value (`+step=a,b` -> `+step=a`)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        (override,) = OverridesParser.create().parse_overrides([text])
+    except HydraException:
+        return text  # bad syntax: Hydra's own message says where
+    if not override.is_sweep_override():
+        return text
+    first = next(iter(override.sweep_iterator()))
+    value = f"[{','.join(map(str, first))}]" if isinstance(first, list) else str(first)
+    return f"{text.split('=', 1)[0]}={value}"
 
 
 def is_setting(key: str) -> bool:

@@ -39,6 +39,10 @@ REQUIRES: dict[str, tuple[str, ...]] = {
 }
 # How a label writes a delta the run adds to its roadmap step, and one of the step's deltas it leaves out.
 ADDED, REMOVED = "+", "-"
+# The model the roadmap starts from (conf/model/resnet50.yaml). A run on another model (`model=resnet200`) carries
+# that model in its label: its name alone, or after its roadmap label ('separate_downsampling@resnet200'), so that
+# no run on another base is read as, or compared with, the ResNet-50 roadmap's step of the same name.
+ROADMAP_BASE, ON_BASE = STEPS[0], "@"
 
 
 @functools.cache
@@ -54,6 +58,27 @@ def paper_step(step: str) -> dict[str, Any] | None:
 
 def paper_kernel(kernel: int) -> dict[str, Any] | None:
     return next((row for row in paper()["kernel_size_sweep"] if row["kernel"] == kernel), None)
+
+
+def paper_reference(label: str) -> dict[str, Any] | None:
+    """The paper's {top1, gflops, params, source} for a run's label, or None where the paper has no number for it:
+    a roadmap step (Figure 2); a model of its own (`model=convnext_s`: Table 1; the isotropic ones: Table 2); a step
+    on ResNet-200 ('inverted_bottleneck@resnet200': section 2's ResNet-200 regime, which publishes three numbers and
+    ends at ConvNeXt-B). top1 is None where the paper gives no ImageNet-1K number (ConvNeXt-XL)."""
+    name, _, base = label.partition(ON_BASE)
+    if base:
+        rows = paper().get(f"roadmap_{base}_regime", [])
+        row = next((r for r in rows if r["step"] == name), None)
+        return None if row is None else {"top1": row.get("top1"), "gflops": row.get("gflops"),
+                                         "params": row.get("params"), "source": f"section {row['section']}"}
+    if (row := paper_step(name)) is not None:
+        return {"top1": row["top1"], "gflops": row["gflops"], "params": None, "source": "Figure 2"}
+    if (row := paper()["variants"].get(name)) is not None:
+        return {"top1": row.get("top1_in1k"), "gflops": row["gflops"], "params": row["params"], "source": "Table 1"}
+    if (row := paper()["isotropic"].get(name)) is not None:
+        return {"top1": row["top1_in1k"], "gflops": row["gflops"], "params": row["params_m"] * 10**6,
+                "source": "Table 2"}
+    return None
 
 
 def deltas_up_to(step: str) -> list[str]:

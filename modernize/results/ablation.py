@@ -30,7 +30,7 @@ from .columns import EMA_NOTE, EMA_TOP1, Column, Page, Table, has_ema, pooled_to
 from .figures import ablation_figure
 from .pooled import pool_seeds, report_incomplete
 from .runs import collect
-from .stats import SIGNIFICANCE_LEVEL, interval, is_significant, paired, paired_p_value
+from .stats import MIN_SEEDS, SIGNIFICANCE_LEVEL, interval, is_significant, paired, paired_p_value
 ADD_ANCHOR = "recipe"  # ResNet-50 with the modern recipe: the roadmap step whose deltas are the add-one base
 REMOVE_ANCHOR = STEPS[-1]  # ConvNeXt-T
 ANCHOR_NAMES = {ADD_ANCHOR: "ResNet-50 (modern recipe)", REMOVE_ANCHOR: "ConvNeXt-T"}
@@ -272,7 +272,7 @@ def ablation_markdown(table: list[dict], run_rows: list[dict], title: str) -> st
         f"with the modern recipe, and removed alone from ConvNeXt-T, beside the paper's change at its roadmap step. "
         f"A gain is (with the delta) - (without it) in top-1 points, positive where the delta helps: the mean of "
         f"the per-seed differences with its 95% t-interval; 'significant' is a paired t-test at "
-        f"p < {SIGNIFICANCE_LEVEL} (needs 2+ seeds). "
+        f"p < {SIGNIFICANCE_LEVEL} (needs {MIN_SEEDS}+ seeds with some variance). "
         f"A delta with prerequisites is added with them and compared with the run that has only them; removing a "
         f"delta removes the deltas that need it too: both show in the run labels. Seeds: "
         f"{', '.join(map(str, seeds)) or 'none finished'}."

@@ -178,10 +178,11 @@ def pooled_top1_columns(header: str) -> tuple[Column, ...]:
 
 
 def significance_cell(p_key: str, significant_key: str, change_key: str) -> Callable[[dict], str]:
-    """'yes (0.012)' / 'no (0.300)' for a row's test; 'n/a (1 seed)' where there is a change but no test."""
+    """'yes (0.012)' / 'no (0.300)' for a row's test; 'not tested' where there is a change but nothing to test it on
+    (fewer than 3 seeds, or no variance: modernize.results.stats)."""
     def cell(r: dict) -> str:
         if r.get(p_key) is None:
-            return "" if r.get(change_key) is None else "n/a (1 seed)"
+            return "" if r.get(change_key) is None else "not tested"
         return f"{'yes' if r[significant_key] else 'no'} ({r[p_key]:.3f})"
     return cell
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from ..io import atomic_write_text
 from .columns import Column, Table
 from .runs import collect
-from .stats import SIGNIFICANCE_LEVEL, interval, is_significant, paired_p_value
+from .stats import MIN_SEEDS, SIGNIFICANCE_LEVEL, interval, is_significant, paired_p_value
 
 COMPARE = Table((
     Column("seed", "seed", align="left"),
@@ -33,8 +33,8 @@ COMPARE = Table((
            else f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"),
     Column("ci_high"),
     Column("p", "paired p", lambda r: "" if r.get("p") is None else f"{r['p']:.3f}"),
-    Column("significant", "significant", lambda r: "" if r.get("significant") is None
-           else ("yes" if r["significant"] else "no")),
+    Column("significant", "significant", lambda r: ("not tested" if r["seed"] == "mean" else "")
+           if r.get("significant") is None else ("yes" if r["significant"] else "no")),
 ), key="seed")
 
 
@@ -75,12 +75,14 @@ def markdown(label: str, a_dir: Path, b_dir: Path, rows: list[dict], differs: st
     return (f"# {label}: B against A, paired by seed\n\n"
             f"- A: `{a_dir}`\n- B: `{b_dir}`\n- trained settings that differ (A vs B): {differs}\n\n"
             f"Final top-1 (%) of each seed's runs, B - A per seed, and their mean with its 95% t-interval and a "
-            f"paired two-sided t-test at p < {SIGNIFICANCE_LEVEL} (`python -m modernize.compare`).\n\n"
+            f"paired two-sided t-test at p < {SIGNIFICANCE_LEVEL}, reported from {MIN_SEEDS}+ seeds whose differences "
+            f"vary (`python -m modernize.compare`).\n\n"
             + COMPARE.markdown(rows))
 
 
 def compare_arguments() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m modernize.compare", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m modernize.compare",
+                                     description=" ".join(__doc__.split("\n\n")[0].split()))  # the first paragraph
     parser.add_argument("sweep_a", type=Path, help="the runs compared with (e.g. the committed roadmap)")
     parser.add_argument("sweep_b", type=Path, help="the runs of the change")
     parser.add_argument("--label", required=True, help="the run label in both sweeps (e.g. recipe)")
@@ -94,6 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         if not sweep.is_dir():
             print(f"error: {sweep} is not a sweep folder (expected experiments/runs/<sweep>)", file=sys.stderr)
             return 2
+    labels = {sweep: sorted(collect(sweep)) for sweep in (args.sweep_a, args.sweep_b)}
+    missing = [sweep for sweep, found in labels.items() if args.label not in found]
+    if missing:
+        print(f"error: --label {args.label} has no run in "
+              + "; ".join(f"{sweep} (its labels: {', '.join(labels[sweep]) or 'none'})" for sweep in missing),
+              file=sys.stderr)
+        return 2
     a, b = (finished_by_seed(s, args.label) for s in (args.sweep_a, args.sweep_b))
     for runs, sweep in ((a, args.sweep_a), (b, args.sweep_b)):
         for run in runs.values():

@@ -20,8 +20,8 @@ import math
 import statistics
 from typing import Any
 
-from .stats import (BOOTSTRAP_SAMPLES, SIGNIFICANCE_LEVEL, bootstrap_interval, common_seeds, interval, paired,
-                    paired_p_value, pearson)
+from .stats import (BOOTSTRAP_SAMPLES, MIN_SEEDS, SIGNIFICANCE_LEVEL, bootstrap_interval, common_seeds, interval,
+                    paired, paired_p_value, pearson)
 
 DECISIVE = 0.5  # paper change (points) at or above which a step is decisive
 TIE = 0.1       # paper change at or below which a step is a tie
@@ -104,7 +104,7 @@ def line(result: dict[str, Any]) -> str:
     parts = [f"decisive steps {result['decisive_agree']}/{len(result['decisive'])} agree in sign "
              f"({result['decisive_significant']} significant)"]
     if result["ties"] and not result["ties_tested"]:
-        parts.append("ties need 2+ seeds")
+        parts.append(f"ties need {MIN_SEEDS}+ seeds")
     elif result["ties"]:
         tested = f" of {result['ties_tested']} tested" if result["ties_tested"] < len(result["ties"]) else ""
         parts.append(f"ties {result['ties_within_noise']}/{len(result['ties'])} within noise{tested}")

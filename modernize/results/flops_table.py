@@ -15,36 +15,26 @@ from .columns import Column, Table
 from ..design.config import compose, model_spec
 from ..design.flops import params_and_gflops
 from ..io import atomic_write_text
-from ..design.roadmap import KERNEL_SIZES, STEPS, paper, paper_kernel, paper_step
+from ..design.roadmap import KERNEL_SIZES, ON_BASE, STEPS, paper, paper_kernel, paper_reference
 
 
 def flops_rows() -> list[dict]:
-    """Every roadmap step, the kernel sweep, the ResNet-200 -> ConvNeXt-B regime and the variants."""
-    rows = []
-    for step in STEPS:
-        ref = paper_step(step)
-        rows.append({"group": "roadmap", "name": step, **params_and_gflops(model_spec(compose([f"+step={step}"]))),
-                     "paper_gflops": ref["gflops"], "paper_top1": ref["top1"]})
-    for k in KERNEL_SIZES:
-        ref = paper_kernel(k)
-        spec = model_spec(compose(["+step=kernel_size", f"model.block.kernel_size={k}"]))
-        rows.append({"group": "kernel_size", "name": f"kernel_size={k}", **params_and_gflops(spec),
-                     "paper_gflops": ref["gflops"], "paper_top1": ref["top1"]})
-    variants = paper()["variants"]
-    for step in ("resnet50", "stage_ratio", "resnextify", "inverted_bottleneck", "separate_downsampling"):
-        spec = model_spec(compose([f"+step={step}", "model=resnet200"]))
-        ref = {"resnet50": {"gflops": None}, "separate_downsampling": variants["convnext_b"]}.get(step, {})
-        rows.append({"group": "resnet200_regime", "name": step, **params_and_gflops(spec),
-                     "paper_gflops": ref.get("gflops"), "paper_top1": ref.get("top1_in1k"),
-                     "paper_params": ref.get("params")})
-    for name in ("convnext_t", "convnext_s", "convnext_b", "convnext_l", "convnext_xl"):
-        ref = variants[name]
-        rows.append({"group": "variants", "name": name, **params_and_gflops(model_spec(compose([f"model={name}"]))),
-                     "paper_gflops": ref["gflops"], "paper_top1": ref.get("top1_in1k"), "paper_params": ref["params"]})
-    for name, ref in paper()["isotropic"].items():
-        rows.append({"group": "isotropic", "name": name, **params_and_gflops(model_spec(compose([f"model={name}"]))),
-                     "paper_gflops": ref["gflops"], "paper_top1": ref["top1_in1k"],
-                     "paper_params": ref["params_m"] * 10**6})
+    """Every roadmap step, the kernel sweep, the ResNet-200 -> ConvNeXt-B regime and the variants, each beside the
+    paper's numbers for its label (modernize.design.roadmap.paper_reference)."""
+    def row(group: str, name: str, overrides: list[str], ref: dict | None) -> dict:
+        ref = ref or {}
+        return {"group": group, "name": name, **params_and_gflops(model_spec(compose(overrides))),
+                "paper_gflops": ref.get("gflops"), "paper_top1": ref.get("top1"), "paper_params": ref.get("params")}
+
+    rows = [row("roadmap", step, [f"+step={step}"], paper_reference(step)) for step in STEPS]
+    rows += [row("kernel_size", f"kernel_size={k}", ["+step=kernel_size", f"model.block.kernel_size={k}"],
+                 paper_kernel(k)) for k in KERNEL_SIZES]
+    rows += [row("resnet200_regime", step, [f"+step={step}", "model=resnet200"],
+                 paper_reference(f"{step}{ON_BASE}resnet200"))
+             for step in ("resnet50", "stage_ratio", "resnextify", "inverted_bottleneck", "separate_downsampling")]
+    rows += [row("variants", name, [f"model={name}"], paper_reference(name))
+             for name in ("convnext_t", "convnext_s", "convnext_b", "convnext_l", "convnext_xl")]
+    rows += [row("isotropic", name, [f"model={name}"], paper_reference(name)) for name in paper()["isotropic"]]
     return rows
 
 

@@ -11,11 +11,11 @@ import math
 import statistics
 from typing import Any
 
-from ..design.roadmap import STEPS, base_step, paper_kernel, paper_step
+from ..design.roadmap import STEPS, base_step, paper_kernel, paper_reference
 from . import fidelity
 from .columns import EMA_NOTE, EMA_TOP1, Column, Page, Table, has_ema, pooled_top1_columns, shown, significance_cell
 from .pooled import pool_seeds
-from .stats import SIGNIFICANCE_LEVEL, is_significant, paired, paired_p_value, welch_p_value
+from .stats import MIN_SEEDS, SIGNIFICANCE_LEVEL, is_significant, paired, paired_p_value, welch_p_value
 
 # summary fields a row gives as the mean over its finished seeds
 MEAN_FIELDS = ("params", "gflops_224", "params_run", "gflops_run", "train_images_per_s", "infer_images_per_s",
@@ -48,7 +48,7 @@ def roadmap_rows(runs: dict[str, list[dict]]) -> list[dict[str, Any]]:
     for name in sorted(runs, key=order_key):
         ok = [r for r in runs[name] if r["status"] == "ok"]
         step, _, kernel = name.partition(" k=")
-        ref = (paper_kernel(int(kernel)) if kernel.isdigit() else paper_step(step)) or {}
+        ref = (paper_kernel(int(kernel)) if kernel.isdigit() else paper_reference(step)) or {}
         row = {"label": name, **pool_seeds(runs[name], MEAN_FIELDS), "paper_top1": ref.get("top1"),
                "paper_gflops": ref.get("gflops")}
         if ok:
@@ -63,8 +63,8 @@ def roadmap_rows(runs: dict[str, list[dict]]) -> list[dict[str, Any]]:
 
 def change_against(row: dict, reference: dict | None) -> dict[str, Any]:
     """A row's top-1 change against its reference row, ours and the paper's, whether they agree in sign, and the
-    change's test: paired by seed where the rows share 2+ seeds (a step and its predecessor start from the same
-    seed), Welch's otherwise."""
+    change's test: paired by seed where the rows share MIN_SEEDS seeds (a step and its predecessor start from the
+    same seed), Welch's otherwise; none where stats.py finds nothing to test."""
     out: dict[str, Any] = {"change": None, "paper_change": None, "agrees": None, "p_value": None,
                            "significant": None}
     if reference is None or row["top1_mean"] is None or reference["top1_mean"] is None:
@@ -78,9 +78,8 @@ def change_against(row: dict, reference: dict | None) -> dict[str, Any]:
         else:
             same_sign = math.copysign(1, out["change"]) == math.copysign(1, out["paper_change"])
             out["agrees"] = "yes" if same_sign else "no"
-    out["p_value"] = paired_p_value(row["top1_by_seed"], reference["top1_by_seed"])
-    if out["p_value"] is None:
-        out["p_value"] = welch_p_value(row["top1_seeds"], reference["top1_seeds"])
+    out["p_value"] = (paired_p_value(row["top1_by_seed"], reference["top1_by_seed"]) if len(common) >= MIN_SEEDS
+                      else welch_p_value(row["top1_seeds"], reference["top1_seeds"]))
     out["significant"] = is_significant(out["p_value"])
     return out
 
@@ -122,8 +121,8 @@ def explanation(table: list[dict]) -> str:
     return (f"Our top-1 is the final-epoch validation accuracy (mean ± std over seeds); 'change' is the difference to "
             f"the previous row (after the roadmap: to the roadmap row the label extends) on the seeds both have; "
             f"'significant' is a two-sided t-test against that row at p < {SIGNIFICANCE_LEVEL}, paired by seed "
-            f"(needs 2+ seeds). Params and GFLOPs 224 are the paper-scale model's; GFLOPs run is the trained model "
-            f"at the profile's resolution.{' ' + EMA_NOTE if has_ema(table) else ''}")
+            f"(needs {MIN_SEEDS}+ seeds with some variance). Params and GFLOPs 224 are the paper-scale model's; "
+            f"GFLOPs run is the trained model at the profile's resolution.{' ' + EMA_NOTE if has_ema(table) else ''}")
 
 
 def lead_block(lead: str) -> str:

@@ -3,8 +3,12 @@
 
 Seeds pair runs: a roadmap step and its predecessor, or a run with and without a delta, start from the same seed,
 so their per-seed differences remove the seed's share of the noise (a paired test). Where two rows share fewer than
-two seeds, rows are compared by Welch's test (unequal variances). Zero variance, which scipy answers with NaN, is
-decided here: identical values give p = 1, a constant non-zero difference p = 0.
+MIN_SEEDS seeds, rows are compared by Welch's test (unequal variances).
+
+No test, and no interval, is reported from fewer than MIN_SEEDS seeds, or from differences (or values) without any
+variance: two seeds that happen to differ by the same +4.69 are not evidence of anything, yet a t-test over them
+gives p = 0 and an interval of zero width. Every table (the roadmap, fidelity, the kernel trend, the ablation,
+compare) takes its tests from here, so the rule holds in all of them: their cells stay empty.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import statistics
 from collections.abc import Callable, Mapping, Sequence
 
 SIGNIFICANCE_LEVEL = 0.05  # the tests' two-sided level, and 1 - the intervals' confidence (95%)
+MIN_SEEDS = 3  # the fewest seeds (per side, or paired) a test or an interval is reported from
+NO_SPREAD = 1e-6  # top-1 points: a standard deviation at most this is none
 BOOTSTRAP_SAMPLES = 2000
 
 PerSeed = Mapping  # {seed: top-1}
@@ -31,27 +37,29 @@ def common_seeds(*per_seed: PerSeed) -> list:
 
 def paired_p_value(a: PerSeed, b: PerSeed) -> float | None:
     """Two-sided paired t-test (scipy's ttest_rel) of a against b over their common seeds; None with fewer than
-    two."""
+    MIN_SEEDS of them or per-seed differences without variance."""
     seeds = common_seeds(a, b)
-    if len(seeds) < 2:
+    if not testable(paired(a, b)):
         return None
-    diffs = paired(a, b)
-    if statistics.pstdev(diffs) == 0:
-        return 0.0 if diffs[0] != 0 else 1.0
     from scipy import stats
 
     return float(stats.ttest_rel([a[s] for s in seeds], [b[s] for s in seeds]).pvalue)
 
 
 def welch_p_value(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """Two-sided Welch t-test (scipy's ttest_ind, unequal variances); None with fewer than two seeds on a side."""
-    if len(a) < 2 or len(b) < 2:
+    """Two-sided Welch t-test (scipy's ttest_ind, unequal variances); None with fewer than MIN_SEEDS seeds on a side
+    or where neither side varies."""
+    if len(a) < MIN_SEEDS or len(b) < MIN_SEEDS or not (testable(a) or testable(b)):
         return None
-    if statistics.pstdev(a) == 0 and statistics.pstdev(b) == 0:
-        return 0.0 if statistics.mean(a) != statistics.mean(b) else 1.0
     from scipy import stats
 
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def testable(values: Sequence[float]) -> bool:
+    """Enough values (MIN_SEEDS) with some variance to test or to bound their mean. A spread below NO_SPREAD top-1
+    points is float rounding (80.7 - 80.3 and 80.9 - 80.5 differ in the 15th digit), not variance."""
+    return len(values) >= MIN_SEEDS and statistics.pstdev(values) > NO_SPREAD
 
 
 def is_significant(p: float | None) -> bool | None:
@@ -59,12 +67,12 @@ def is_significant(p: float | None) -> bool | None:
 
 
 def interval(diffs: Sequence[float]) -> tuple[float, float, float] | None:
-    """(mean, low, high): the 95% t-interval of the mean difference (low and high NaN with one seed); None
-    without any."""
+    """(mean, low, high): the 95% t-interval of the mean difference (low and high NaN where the differences are not
+    testable: fewer than MIN_SEEDS, or no variance); None without any."""
     if not diffs:
         return None
     mean = statistics.mean(diffs)
-    if len(diffs) < 2:
+    if not testable(diffs):
         return mean, math.nan, math.nan
     from scipy import stats
 

@@ -13,7 +13,7 @@ from ..design.config import model_spec
 from .batch_plan import AUTO
 from .engine import PRECISIONS
 from .proxy import check_rules, run_spec
-from .runtime import RunError, check_device, wants_cuda
+from .runtime import THREADS_AUTO, RunError, check_device, wants_cuda
 
 RECIPES = ("original", "modern")
 OPTIMIZERS = ("sgd", "adamw")
@@ -22,6 +22,8 @@ LR_SCALING = ("linear", "sqrt")
 INTERPOLATIONS = ("bilinear", "bicubic")
 ERASING_MODES = ("const", "rand", "pixel")  # timm's RandomErasing modes
 PIPELINES = ("timm", "torchvision")  # whose per-image transforms a folder data set's loader runs
+FILES_OF = {"fashion_mnist": "the four idx files", "cifar10": "the cifar-10-batches-py pickles",
+            "cifar100": "the cifar-100-python pickles", "synthetic": "none: it draws its images"}
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -92,7 +94,9 @@ def check_training_device(cfg: DictConfig) -> None:
 def check_runtime_fields(t: DictConfig) -> None:
     """The settings of how a run executes, each in its range, so that a typo is one line and not a PyTorch
     traceback minutes later (train.threads=-2 reached torch.set_num_threads)."""
-    positive("train.threads", t.threads, allow_none=True, integer=True)
+    if t.threads != THREADS_AUTO and t.threads is not None and (not isinstance(t.threads, int) or
+                                                                isinstance(t.threads, bool) or t.threads < 1):
+        raise RunError(f"train.threads must be {THREADS_AUTO}, a positive integer or null, got {t.threads!r}")
     positive("train.log_every_steps", t.log_every_steps, integer=True)
     positive("train.throughput_batch", t.throughput_batch, integer=True)
     for name in ("workers", "checkpoint_every_steps"):
@@ -134,6 +138,10 @@ def check_data(cfg: DictConfig) -> None:
                        f"on another data set")
     if root is not None and not Path(str(root)).expanduser().is_dir():
         raise RunError(f"data.root={root} does not exist or is not a folder")
+    if root is not None and not datasets.is_folder(cfg.data.name) \
+            and (layout := datasets.image_folder_layout(Path(str(root)).expanduser())):
+        raise RunError(f"data.root={root} holds {layout}, and data={cfg.data.name} reads its own files "
+                       f"({FILES_OF[cfg.data.name]}): a folder of images needs data=imagefolder")
     if cfg.data.name == "synthetic":
         try:
             datasets.check_synthetic_fits(cfg.data.get("size", 512), cfg.profile.resolution)

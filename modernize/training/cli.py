@@ -11,11 +11,11 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from ..design.config import check_appended_keys, check_step_overrides, model_spec, run_label_of
+from ..design.config import check_setting_keys, check_step_overrides, model_spec, run_label_of
 from ..design.flops import count_gflops, count_params
 from ..io import atomic_write_json
 from ..design.model import build
-from ..design.roadmap import paper_step
+from ..design.roadmap import paper_reference
 from .checks import check_profile, check_recipe
 
 TASKS = ("train", "profile", "eval", "preflight")
@@ -44,15 +44,19 @@ def profile(cfg: DictConfig) -> dict:
         dims = stage.blocks[-1].out_dim
         print(f"  stage {i + 1}: {depth} blocks, width {spec.widths[i]}, residual channels {dims}")
     params, gflops = count_params(model), count_gflops(model, 224)
-    ref = paper_step(step)
-    print(f"  params {params:,}, GFLOPs at 224x224 {gflops:.3f} (paper: {ref['gflops'] if ref else 'n/a'})")
+    ref = paper_reference(step) or {}
+    paper = (f"paper ({ref['source']}): {ref['params'] / 1e6:.1f}M params, " if ref.get("params") else
+             f"paper ({ref['source']}): " if ref else "paper: no number for this model")
+    paper += (f"{ref['gflops']} GFLOPs, " if ref.get("gflops") else "") + (f"top-1 {ref['top1']}" if ref.get("top1")
+                                                                             else "")
+    print(f"  params {params:,}, GFLOPs at 224x224 {gflops:.3f} ({paper.rstrip(', ')})")
     recipe = trained_recipe(cfg)
     print(f"recipe {recipe['name']} at profile={cfg.profile.name} (as trained; docs/recipe.md compares it with the "
           f"official code):")
     for line in describe_recipe(recipe):
         print(f"  {line}")
     result = {"label": step, "params": params, "gflops": round(gflops, 4),
-              "paper_gflops": ref["gflops"] if ref else None, "paper_top1": ref["top1"] if ref else None,
+              "paper_gflops": ref.get("gflops"), "paper_top1": ref.get("top1"),
               "recipe": recipe}
     print(json.dumps(result))
     return result
@@ -207,7 +211,7 @@ def validate_argv(argv: list[str]) -> None:
     try:
         overrides = [a for a in argv[1:] if not a.startswith("-")]
         check_step_overrides(overrides)
-        check_appended_keys(overrides)
+        check_setting_keys(overrides)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

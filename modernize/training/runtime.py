@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import random
+import statistics
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,14 +89,70 @@ def setup_runtime(train_cfg) -> tuple[Processes, torch.device]:
     device = pick_device(train_cfg.device, processes.local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    if train_cfg.threads:
-        torch.set_num_threads(int(train_cfg.threads))
+    if device.type == "cpu":
+        set_cpu_threads(train_cfg.threads, announce=processes.is_main)
     if train_cfg.deterministic:
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # pick the fastest conv kernels for the run's fixed shapes
     return processes, device
+
+
+# ------------------------------------------------------------------------------------------------- threads
+# Why `auto` and not PyTorch's one thread per core (docs/performance.md, experiments/bench_threads.py): PyTorch's
+# OpenMP threads split every op evenly and then spin at a barrier until the slowest is done. Beside another busy
+# process, one of them shares its core, every op waits for it, and the waiting thread's spinning takes more of the
+# time the others need: on 2 cores, the short run's 939 img/s fell to 239 with one busy process beside it and to 92
+# with two (one thread: 438 and 287). OMP_WAIT_POLICY=PASSIVE stops the spinning but costs 43% on an idle machine.
+# So a run counts the processes running when it starts and leaves their cores to them.
+THREADS_AUTO = "auto"
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: taskset, a SLURM or container CPU set)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def other_running_tasks(samples: int = 5, interval_s: float = 0.02) -> float | None:
+    """How many tasks other than this one are running now: the median over `samples` readings of the kernel's count
+    of running tasks (/proc/loadavg's 4th field), less this reader. The 1-minute load average would still count a
+    sweep's previous run for a minute after it ended. None where /proc/loadavg does not exist (not Linux)."""
+    path = Path("/proc/loadavg")
+    if not path.exists():
+        return None
+    counts = []
+    for i in range(samples):
+        counts.append(int(path.read_text().split()[3].split("/")[0]) - 1)
+        if i + 1 < samples:
+            time.sleep(interval_s)
+    return statistics.median(counts)
+
+
+def cpu_threads(setting: int | str | None, cores: int, others: float | None) -> int | None:
+    """The thread count a CPU run trains with: `auto` leaves the cores of the tasks already running to them (at
+    least one thread); an integer is the user's; null is PyTorch's (None: not set). OMP_NUM_THREADS in the
+    environment (torchrun sets it to 1 when it starts several processes) wins over `auto`."""
+    if setting != THREADS_AUTO:
+        return None if setting is None else int(setting)
+    if os.environ.get("OMP_NUM_THREADS"):
+        return None
+    return max(1, cores - round(others or 0))
+
+
+def set_cpu_threads(setting: int | str | None, announce: bool = True) -> None:
+    """torch.set_num_threads for a CPU run, with one line when other tasks hold cores it would otherwise use."""
+    cores, others = usable_cores(), other_running_tasks()
+    threads = cpu_threads(setting, cores, others)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    used = torch.get_num_threads()
+    if announce and others is not None and others >= 1 and (setting == THREADS_AUTO or others + used > cores):
+        how = (f"training with {used} thread{'s' * (used > 1)} (train.threads=auto)" if setting == THREADS_AUTO
+               else f"train.threads={setting if setting is not None else 'null'} runs {used} threads on them, which "
+                    f"can be several times slower than train.threads={max(1, cores - round(others))}")
+        print(f"the machine is busy: {others:g} other task{'s' * (others != 1)} running on {cores} core"
+              f"{'s' * (cores != 1)} at start; {how} (docs/performance.md)", flush=True)
 
 
 def rng_state() -> dict[str, Any]:

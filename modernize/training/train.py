@@ -27,7 +27,8 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..data import datasets
 from ..data.augment import build_augmentations
-from .batch_plan import AUTO, BatchPlan, measured_device_batch, plan_batch
+from .batch_plan import (AUTO, BatchPlan, check_fits_on_cpu, cpu_step_memory, largest_fitting_on_cpu,
+                         measured_device_batch, plan_batch)
 from .batches import InMemoryBatches, LoaderBatches, make_batches
 from ..design.config import model_spec, run_label_of
 from .engine import (NonFiniteLoss, TrainStep, compile_model, evaluate, inference_throughput, make_scaler,
@@ -42,7 +43,7 @@ from .proxy import (config_hash, describe, effective_recipe, run_preprocessing, 
                     setting_differences)
 from .proxy import ema_decay as proxy_ema_decay
 from .recipe import make_mixing, make_optimizer, make_scheduler, scaled_lr
-from ..design.roadmap import paper_step
+from ..design.roadmap import paper_reference
 from .runtime import Processes, RunError, barrier, gather, git_commit, is_main_process, setup_runtime
 from .state import TrainState, load_checkpoint, save_checkpoint
 from .checks import check_config, check_training_device
@@ -235,6 +236,15 @@ def batch_plan_of(cfg: DictConfig, process_count: int, device: torch.device,
     _, _, global_batch, lr = recipe_of_run
     accumulation, device_batch = cfg.train.accumulation_steps, OmegaConf.select(cfg, "train.device_batch")
     largest = None
+    memory, available = None, datasets.available_bytes("cpu") if device.type == "cpu" else None
+    if available is not None:  # the CPU: the step's memory estimated (batch_plan.cpu_step_memory) and checked
+        with torch.random.fork_rng(devices=[]):  # the run's model is drawn from the seed after this one
+            model = build(run_spec(cfg, MEASURED_CLASSES)).to(memory_format=memory_format_of(cfg.train.channels_last))
+            memory = cpu_step_memory(model, cfg.profile.resolution, MEASURED_CLASSES,
+                                     memory_format_of(cfg.train.channels_last))
+        del model
+        if accumulation == AUTO and device_batch is None:
+            largest = largest_fitting_on_cpu(memory, available)
     if accumulation == AUTO and device_batch is None and device.type == "cuda":
         def largest(per_process: int) -> int:
             fitting = torch.tensor(measured_device_batch(
@@ -243,8 +253,11 @@ def batch_plan_of(cfg: DictConfig, process_count: int, device: torch.device,
             if dist.is_initialized():
                 dist.all_reduce(fitting, op=dist.ReduceOp.MIN)
             return int(fitting)
-    return plan_batch(global_batch, process_count, lr, accumulation=accumulation, device_batch=device_batch,
+    plan = plan_batch(global_batch, process_count, lr, accumulation=accumulation, device_batch=device_batch,
                       has_batch_norm=model_spec(cfg).block.norm == "batch", largest_fitting=largest)
+    if memory is not None:
+        check_fits_on_cpu(plan, memory, available, f"{run_label_of(cfg)} at {cfg.profile.resolution} px on the CPU")
+    return plan
 
 
 def run_recipe(cfg: DictConfig) -> tuple[int, DictConfig, int, float]:
@@ -429,7 +442,7 @@ def finish(run: Run, train_images_per_s: list[float]) -> dict[str, Any]:
     cfg, train_cfg, history = run.cfg, run.cfg.train, run.state.history
     infer = inference_throughput(run.model, cfg.profile.resolution, train_cfg.throughput_batch, train_cfg.precision,
                                  run.memory_format)
-    paper = paper_step(run.label) or {}
+    paper = paper_reference(run.label) or {}
     final = history[-1]
     summary = {
         "label": run.label, "seed": cfg.seed, "kernel_size": cfg.model.block.kernel_size, "profile": cfg.profile.name,

@@ -1,0 +1,62 @@
+"""A training step's memory on the CPU: what modernize's estimate says against what two real steps add.
+
+    python experiments/bench_step_memory.py                   # the rows of docs/performance.md, section 7
+    python experiments/bench_step_memory.py --rows resnet50:448:64
+
+Each row runs in a fresh process (the resident high-water mark, ru_maxrss, is the process's): it builds the step's
+model at the cpu profile's width with the run's training step (modernize.training.train.fresh_train_step), takes
+modernize.training.batch_plan.cpu_step_memory's estimate, then runs two training steps on a random batch and reports
+how much they raised the resident memory above what the process held before them. "saved" is what autograd keeps for
+the backward pass (the estimate's base); the estimate is STEP_OVER_SAVED x saved + a constant + the weights' copies.
+The result is a markdown table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+ROWS = ("resnet50:64:64", "resnet50:128:32", "separate_downsampling:128:32", "inverted_bottleneck:128:32",
+        "gelu:256:32", "resnet50:448:16", "resnet50:448:64")
+MEASURE = """
+import resource, sys, torch
+from modernize import compose
+from modernize.training.batch_plan import STEP_OVER_SAVED, cpu_step_memory
+from modernize.training.engine import memory_format_of, random_batch
+from modernize.training.train import fresh_train_step, run_recipe
+step_name, resolution, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+cfg = compose([f"+step={step_name}", f"profile.resolution={resolution}"])
+torch.set_num_threads(int(sys.argv[4]))
+step = fresh_train_step(cfg, 10, torch.device("cpu"), run_recipe(cfg))
+memory = cpu_step_memory(step.model, resolution, 10, memory_format_of(True))
+input_bytes = 3 * resolution * resolution * 4 * 2
+saved = batch * (memory.per_image - input_bytes) / STEP_OVER_SAVED
+x, y = random_batch(batch, resolution, 10, torch.device("cpu"), memory_format_of(True))
+resident = int(open("/proc/self/statm").read().split()[1]) * 4096
+step(x, y)
+step(x, y)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - resident, int(saved), memory.at(batch))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), help="step:resolution:batch (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    mib = 2**20
+    print(f"cpu profile width, {args.threads} threads\n")
+    print("| step | px | batch | saved MiB | two steps added MiB | added / saved | estimate MiB | added / estimate |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for row in args.rows:
+        step, resolution, batch = row.split(":")
+        out = subprocess.run([sys.executable, "-c", MEASURE, step, resolution, batch, str(args.threads)],
+                             check=True, capture_output=True, text=True).stdout.split()
+        added, saved, estimate = (int(v) for v in out[-3:])
+        print(f"| {step} | {resolution} | {batch} | {saved / mib:.0f} | {added / mib:.0f} | {added / saved:.2f} | "
+              f"{estimate / mib:.0f} | {added / estimate:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
