@@ -66,9 +66,9 @@ flops: setup
 	$(PY) -m modernize.flops_table --out experiments/flops
 
 lint: setup
-	$(PY) -m ruff check modernize tests run.py hubconf.py hydra_plugins experiments
+	$(PY) -m ruff check modernize tests run.py hubconf.py hydra_plugins experiments benchmarks
 
-# A sweep, from launch to table, is modernize.results.sweeps (`python -m modernize.sweep run <kind>`): its Hydra
+# A sweep, from launch to table, is modernize.training.sweeps (`python -m modernize.sweep run <kind>`): its Hydra
 # multiruns (seed-major, so a sweep cut short leaves whole seeds; a failed run fails only itself; a finished one is
 # skipped when run again), launched as LAUNCHER / RUNS_AT_ONCE / the profile say, then its table and figure.
 SWEEP_RUN = $(PY) -m modernize.sweep run --profile $(PROFILE) --data $(DATA) --seeds $(SEEDS) --runs $(RUNS) \
@@ -115,7 +115,7 @@ dashboard: setup
 
 # ARGS: e.g. "--precision bf16 --channels-last" on a GPU, "--profile gpu" for what a profile's seed costs here.
 bench: setup
-	$(PY) -m modernize.bench $(ARGS)
+	$(PY) benchmarks/bench.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

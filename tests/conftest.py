@@ -6,7 +6,7 @@ import pytest
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HYDRA_FULL_ERROR", "0")
-# Paper-scale params/GFLOPs are cached per spec (modernize.flops.paper_scale_stats): one cache per test session,
+# Paper-scale params/GFLOPs are cached per spec (modernize.design.flops.paper_scale_stats): one cache per test session,
 # shared by its subprocesses, never the user's.
 os.environ.setdefault("MODERNIZE_CACHE_DIR", tempfile.mkdtemp(prefix="modernize-test-cache-"))
 if "PYTEST_XDIST_WORKER" in os.environ:

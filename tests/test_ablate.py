@@ -10,6 +10,7 @@ import sys
 import pytest
 from helpers import ROOT, env
 
+from modernize.design import ablation_plan as plan
 from modernize.results import ablation as ablate
 from modernize.design.roadmap import (DELTAS, REQUIRES, STEPS, TRAINING_DELTAS, dependents, label_deltas,
                                missing_prerequisites, prerequisites, run_label)
@@ -38,8 +39,8 @@ def test_prerequisites_and_dependents_are_transitive_and_inverse():
 
 
 def test_every_delta_is_removed_and_every_architecture_delta_added():
-    adds = [c for c in ablate.comparisons() if c.kind == "add"]
-    removes = [c for c in ablate.comparisons() if c.kind == "remove"]
+    adds = [c for c in plan.comparisons() if c.kind == "add"]
+    removes = [c for c in plan.comparisons() if c.kind == "remove"]
     assert [c.delta for c in adds] == ARCHITECTURE and "recipe" not in [c.delta for c in adds]
     assert [c.delta for c in removes] == list(DELTAS)
     for c in adds:  # the base: the modern recipe and the delta's prerequisites, nothing else
@@ -49,28 +50,28 @@ def test_every_delta_is_removed_and_every_architecture_delta_added():
 
 
 def test_the_rows_say_what_they_are():
-    add, remove = ablate.add_one("kernel_size"), ablate.remove_one("inverted_bottleneck")
+    add, remove = plan.add_one("kernel_size"), plan.remove_one("inverted_bottleneck")
     assert (add.run_label, add.reference_label) == ("recipe+depthwise+kernel_size", "recipe+depthwise")
     assert remove.run_label == "separate_downsampling-inverted_bottleneck-move_up_dwconv"
-    assert ablate.remove_one("recipe").run_label == "separate_downsampling-recipe"
-    assert ablate.add_one("gelu").run_label == "recipe+gelu"
+    assert plan.remove_one("recipe").run_label == "separate_downsampling-recipe"
+    assert plan.add_one("gelu").run_label == "recipe+gelu"
 
 
 def test_the_sweep_has_the_anchors_first_and_every_run_once():
-    labels = ablate.labels()
+    labels = plan.labels()
     assert labels[:2] == ["recipe", "separate_downsampling"] and len(labels) == len(set(labels))
-    needed = {label for c in ablate.comparisons() for label in (c.run_label, c.reference_label)}
+    needed = {label for c in plan.comparisons() for label in (c.run_label, c.reference_label)}
     assert set(labels) == needed
     # each label names its deltas exactly (the folder of a run is its label)
-    for deltas in ablate.runs():
+    for deltas in plan.runs():
         assert label_deltas(run_label(deltas)) == list(deltas)
         assert missing_prerequisites(deltas) == {}, run_label(deltas)
-    value = ablate.delta_lists()
+    value = plan.delta_lists()
     assert value.startswith("[recipe],[recipe,stage_ratio,") and value.count("[") == len(labels)
-    assert ablate.labels(["kernel_size"]) == ["recipe", "separate_downsampling", "recipe+depthwise",
+    assert plan.labels(["kernel_size"]) == ["recipe", "separate_downsampling", "recipe+depthwise",
                                               "recipe+depthwise+kernel_size", "separate_downsampling-kernel_size"]
     with pytest.raises(ValueError, match="unknown delta 'bogus'"):
-        ablate.runs(["bogus"])
+        plan.runs(["bogus"])
 
 
 def _flat(spec):
@@ -100,7 +101,7 @@ def test_every_ablation_run_builds_the_model_its_label_names():
     for a in DELTAS:
         for b in DELTAS:
             assert a == b or not set(sets[a]) & set(sets[b]), (a, b)
-    for deltas in ablate.runs():
+    for deltas in plan.runs():
         cfg = compose([f"+delta=[{','.join(deltas)}]"])
         assert cfg.label == run_label(deltas)
         expected = dict(base)
@@ -123,7 +124,7 @@ def _result(label, top1, seed):
 
 def _collected(top1_of):
     """Every run of the plan on seeds 0-2, top-1 from top1_of(label, seed)."""
-    return {label: [_result(label, top1_of(label, s), s) for s in range(3)] for label in ablate.labels()}
+    return {label: [_result(label, top1_of(label, s), s) for s in range(3)] for label in plan.labels()}
 
 
 def test_gains_are_with_minus_without_paired_by_seed_for_both_directions():
@@ -153,7 +154,7 @@ def test_gains_are_with_minus_without_paired_by_seed_for_both_directions():
 
 
 def test_missing_failed_and_one_seed_rows_are_shown_not_hidden():
-    collected = {label: [_result(label, 80.0, 0)] for label in ablate.labels(["gelu"])}
+    collected = {label: [_result(label, 80.0, 0)] for label in plan.labels(["gelu"])}
     collected["separate_downsampling-gelu"] = [{"status": "failed", "label": "separate_downsampling-gelu",
                                                 "error": "RunError: boom"}]
     table, runs = ablate.ablation_rows(collected)
@@ -179,7 +180,7 @@ def test_make_ablate_trains_tabulates_and_skips_what_is_finished(tmp_path):
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=environment)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     sweep, out = tmp_path / "runs" / "ablate-smoke-synthetic", tmp_path / "ablate" / "smoke-synthetic"
-    labels = ablate.labels(["kernel_size"])
+    labels = plan.labels(["kernel_size"])
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == sorted(f"{label}-seed0" for label in labels)
     # RUNS_AT_ONCE=2: two runs at a time, so some runs' spans overlap: from config.yaml, written as training starts,
     # to summary.json, written after the evaluation and the throughput measurement (training alone, wall_time_s,

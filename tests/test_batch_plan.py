@@ -95,25 +95,26 @@ def test_auto_accumulation_on_the_cpu_sizes_the_device_batch_to_fit():
 
 
 MEASURE_A_STEP = """
-import resource, sys, torch
+import sys, torch
 from modernize import compose
 from modernize.training.batch_plan import cpu_step_memory
 from modernize.training.engine import memory_format_of, random_batch
-from modernize.training.train import fresh_train_step, run_recipe
+from modernize.training.train import fresh_train_step, run_plan_of
 step_name, resolution, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 cfg = compose([f"+step={step_name}", f"profile.resolution={resolution}"])
 torch.set_num_threads(1)
-step = fresh_train_step(cfg, 10, torch.device("cpu"), run_recipe(cfg))
+step = fresh_train_step(cfg, 10, torch.device("cpu"), run_plan_of(cfg))
 estimate = cpu_step_memory(step.model, resolution, 10, memory_format_of(True)).at(batch)
 x, y = random_batch(batch, resolution, 10, torch.device("cpu"), memory_format_of(True))
 resident = int(open("/proc/self/statm").read().split()[1]) * 4096
 step(x, y)
 step(x, y)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - resident, estimate)
+peak = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) * 1024
+print(peak - resident, estimate)
 """
 
 
-@pytest.mark.slow  # a fresh process per measurement: the resident high-water mark is the process's
+@pytest.mark.slow  # a fresh process per measurement: its resident high-water mark (VmHWM) is its own
 @pytest.mark.parametrize("step,resolution,batch", [("resnet50", 256, 48), ("inverted_bottleneck", 192, 32)])
 def test_the_cpu_estimate_bounds_the_memory_a_real_training_step_adds(step, resolution, batch):
     """Two real training steps (the second with AdamW's or SGD's state) in a fresh process add at most the estimate

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from modernize.results import bench
+from benchmarks import bench
 
 
 def positive(value: float) -> float:

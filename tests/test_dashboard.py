@@ -13,7 +13,7 @@ import pytest
 import wandb
 import yaml
 from helpers import SMOKE
-from wandb_offline import read_offline_run
+from wandb_offline import read_offline_run, referenced_keys
 
 from modernize import compose
 from modernize.training import wandb_names
@@ -193,7 +193,7 @@ def test_every_key_the_workspace_references_exists_in_a_real_offline_run(smoke_s
     assert dashboard.main([str(smoke_sweep), "--out", str(tmp_path)]) == 0  # no network: writes the JSON only
     spec = json.loads((tmp_path / dashboard.SPEC_FILE).read_text())
     assert spec["project"] == "dash-test"  # from the runs' config
-    keys = dashboard.referenced_keys(spec)
+    keys = referenced_keys(spec)
     logged = read_offline_run(smoke_sweep / "separate_downsampling-seed0")
 
     def config_has(path: str) -> bool:

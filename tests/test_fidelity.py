@@ -70,7 +70,7 @@ def test_one_seed_gives_signs_and_r_but_no_intervals():
     score = fidelity.score(table({0: noise(0)}))
     assert score["decisive_agree"] == 8 and score["decisive_significant"] == 0
     assert score["pearson_low"] is None
-    assert math.isnan(score["end_to_end"][0]["low"])
+    assert score["end_to_end"][0]["low"] is None  # one seed: no interval (modernize.results.stats.change_between)
     assert "1 seed" in fidelity.line(score) and "ties need 3+ seeds" in fidelity.line(score)
 
 
@@ -102,3 +102,25 @@ def test_the_kernel_trend_asks_whether_7_beats_3_and_saturates():
     assert line.startswith("Kernel trend (3 seeds): 7x7 − 3x3 +0.40 (paper +0.7); 9x9 − 7x7")
     assert fidelity.kernel_line(fidelity.kernel_trend(rows[:1])) == \
         "Kernel trend (0 seeds): no pair of kernel sizes finished."
+
+
+def test_every_table_takes_its_change_from_the_one_paired_comparison():
+    """The roadmap, the fidelity score, the kernel trend, the ablation and compare all report stats.change_between:
+    one rule for a zero change (no direction, so it agrees with none), for the paper's rounding, and for too few seeds
+    or no variance (no test). A zero change once agreed with a rising paper step in the table (copysign(1, 0.0) is
+    +1) but not in the fidelity score."""
+    from modernize.results.roadmap_table import change_against
+    from modernize.results.stats import agrees, change_between, paper_change
+
+    flat = {"top1_mean": 80.0, "top1_by_seed": {0: 80.0, 1: 80.2, 2: 79.8}, "paper_top1": 80.6}
+    before = {"top1_mean": 80.0, "top1_by_seed": {0: 80.0, 1: 80.2, 2: 79.8}, "paper_top1": 79.9}
+    assert change_against(flat, before)["agrees"] == "no" and agrees(0.0, 0.7) is False
+    assert paper_change(80.6, 79.9) == 0.7 and paper_change(80.6, 80.6) == 0
+    assert change_against({**flat, "paper_top1": 79.9}, before)["agrees"] == "flat in paper"
+    score = fidelity.score([{"label": "a", **before}, {"label": "b", **flat}])
+    assert score["decisive"][0]["agrees"] is False and score["decisive"][0]["paper"] == 0.7
+    change = change_between({0: 81.0, 1: 81.5, 2: 80.6}, before["top1_by_seed"])
+    assert change.n == 3 and change.low < change.change < change.high and change.p is not None
+    unpaired = change_between({5: 81.0, 6: 81.5, 7: 80.6}, before["top1_by_seed"])  # no seed in common: Welch's
+    assert unpaired.n == 0 and unpaired.low is None and unpaired.p is not None
+    assert change_between({0: 81.0}, before["top1_by_seed"]).p is None  # one seed: no test

@@ -5,6 +5,7 @@ are the commands users type (`python -m modernize.tabulate`, ...): thin, they ma
 (atomic writes) is shared by every layer."""
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "modernize"
@@ -51,3 +52,25 @@ def test_top_level_modules_are_thin_commands():
         defined = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
         assert not defined, f"{path.name} defines {defined}: library code belongs in a layer's folder"
         assert len(path.read_text().splitlines()) <= COMMANDS_MAX_LINES, path.name
+
+
+LAYOUT = PACKAGE.parent / "docs" / "layout.md"
+
+
+def test_the_layout_page_names_every_module_in_its_folder():
+    """docs/layout.md says which folder holds what: every module of every layer, and of benchmarks/, is named in its
+    folder's block, so a module moved or added without a line there (or a line left for a module gone) fails."""
+    text = LAYOUT.read_text()
+    blocks = {layer: text.split(f"\n  {layer}/ ", 1)[1].split("\n\n", 1)[0] for layer in LAYERS}
+    for layer in LAYERS:
+        modules = {p.name for p in (PACKAGE / layer).glob("*.py") if p.name != "__init__.py"}
+        named = {name for line in blocks[layer].splitlines() if (first := re.match(r" {4}((?:\w+\.py )+)", line))
+                 for name in first.group(1).split()}  # the first column: the modules a line is about
+        assert modules == named, (layer, sorted(modules - named), sorted(named - modules))
+    benchmarks = {p.name for p in (PACKAGE.parent / "benchmarks").glob("*.py")}
+    assert benchmarks and all(name in text.split("benchmarks/ ", 1)[1].split("docs/ ", 1)[0] for name in benchmarks)
+
+
+def test_the_library_holds_no_benchmark():
+    """What measures the code lives in benchmarks/, outside the package (python -m modernize.bench runs it)."""
+    assert not [p.name for p in PACKAGE.rglob("*bench*.py") if p.parent != PACKAGE]

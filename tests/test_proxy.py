@@ -1,4 +1,4 @@
-"""The proxy's rules (modernize.proxy): what a profile changes, and what it must never change."""
+"""The proxy's rules (modernize.training.proxy): what a profile changes, and what it must never change."""
 
 import pytest
 import torch

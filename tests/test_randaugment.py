@@ -1,4 +1,4 @@
-"""The batched RandAugment of in-memory data sets (modernize.randaugment) against timm's rand-m9-mstd0.5-inc1, the
+"""The batched RandAugment of in-memory data sets (modernize.data.randaugment) against timm's rand-m9-mstd0.5-inc1, the
 official code's: the same arguments per op, the same op on the same image up to resampling, the same policy
 statistics; and the folder pipeline's posterize fix."""
 

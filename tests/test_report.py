@@ -16,6 +16,7 @@ import pytest
 from helpers import ROOT, SMOKE, env, run_cli
 from omegaconf import OmegaConf
 
+from modernize.design import ablation_plan
 from modernize.results import ablation as ablate
 from modernize.results import report, tabulate
 from modernize.design.roadmap import STEPS
@@ -60,7 +61,7 @@ def results(tmp_path_factory):
         for seed in SEEDS:
             _write_run(root / "runs" / "kernels-smoke-synthetic", f"k{kernel}-seed{seed}", cfg, seed,
                        70.0 + kernel / 10 + seed * 0.3)
-    for i, deltas in enumerate(ablate.runs()):
+    for i, deltas in enumerate(ablation_plan.runs()):
         cfg = compose([f"+delta=[{','.join(deltas)}]", *smoke])
         for seed in SEEDS:
             _write_run(root / "runs" / "ablate-smoke-synthetic", f"{cfg.label}-seed{seed}", cfg, seed,

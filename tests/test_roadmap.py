@@ -73,7 +73,7 @@ def test_every_roadmap_delta_has_a_config_file_and_the_paper_has_every_step():
 @pytest.mark.slow
 def test_the_makefile_asks_python_for_the_roadmap():
     makefile = (ROOT / "Makefile").read_text()
-    assert "inverted_bottleneck" not in makefile and "run.py -m" not in makefile  # modernize.results.sweeps runs them
+    assert "inverted_bottleneck" not in makefile and "run.py -m" not in makefile  # modernize.training.sweeps runs them
     for kind in ("roadmap", "kernels", "ablate"):
         assert f"$(SWEEP_RUN) {kind}" in makefile
     out = subprocess.run([sys.executable, "-m", "modernize.sweep", "--steps"], cwd=ROOT, capture_output=True,
@@ -329,7 +329,7 @@ def test_one_sweep_definition_gives_the_runs_make_trains_and_the_commands_the_re
     (tmp_path / "delta" / "silu.yaml").write_text("# @package _global_\nmodel:\n  block: {activation: silu}\n")
     monkeypatch.setenv("MODERNIZE_CONFIG_PATH", str(tmp_path))
     from modernize.design.roadmap import STEPS
-    from modernize.results.sweeps import KERNEL_SUBDIR, Sweep
+    from modernize.training.sweeps import KERNEL_SUBDIR, Sweep
 
     roadmap = Sweep("roadmap", "smoke", "synthetic", seeds="0,1", extra=("separate_downsampling+silu",),
                     overrides=("train.threads=1",))
@@ -357,7 +357,7 @@ def test_one_sweep_definition_gives_the_runs_make_trains_and_the_commands_the_re
     (["--deltas", "nope"], "unknown delta 'nope'"),
 ])
 def test_a_sweep_with_a_bad_argument_is_refused_in_one_line_before_any_run(argv, message, capsys):
-    from modernize.results.sweeps import main
+    from modernize.training.sweeps import main
 
     assert main(["run", "ablate", "--profile", "smoke", "--data", "synthetic", *argv]) == 2
     err = capsys.readouterr().err
@@ -372,7 +372,7 @@ def test_a_sweep_with_a_bad_argument_is_refused_in_one_line_before_any_run(argv,
 ])
 def test_a_misspelt_delta_in_any_label_is_refused_before_the_first_run(argv, tmp_path, capsys):
     """EXTRA and ABLATE_DELTAS are checked before the roadmap's runs start, not after them."""
-    from modernize.results.sweeps import main
+    from modernize.training.sweeps import main
 
     run_args = ["--profile", "smoke", "--data", "synthetic", "--runs", str(tmp_path)] if argv[0] == "run" else []
     assert main([*argv, *run_args]) == 2
@@ -385,7 +385,7 @@ def test_a_label_with_a_delta_of_ones_own_is_accepted(tmp_path, monkeypatch, cap
     (tmp_path / "delta").mkdir()
     (tmp_path / "delta" / "silo.yaml").write_text("# @package _global_\nmodel:\n  block: {activation: silu}\n")
     monkeypatch.setenv("MODERNIZE_CONFIG_PATH", str(tmp_path))
-    from modernize.results.sweeps import main
+    from modernize.training.sweeps import main
 
     assert main(["--delta-lists", "separate_downsampling+silo"]) == 0
     assert capsys.readouterr().out.strip().endswith("separate_downsampling,silo]")

@@ -1,4 +1,4 @@
-"""Tests for modernize.tracking with the real wandb library in offline mode (no network, no mocks)."""
+"""Tests for modernize.training.tracking with the real wandb library in offline mode (no network, no mocks)."""
 
 from __future__ import annotations
 

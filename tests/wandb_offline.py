@@ -135,3 +135,55 @@ def read_offline_run(run_dir: str | Path) -> dict:
         "artifacts": artifacts,
         "exit_code": exit_code,
     }
+
+
+def referenced_keys(spec: dict) -> dict[str, set[str]]:
+    """Every W&B key the workspace reads, by where a run holds it: {"config": dotted paths, "summary": names,
+    "history": names, "run": run attributes}. tests/test_dashboard.py checks each against a real offline run."""
+    keys: dict[str, set[str]] = {"config": set(), "summary": set(), "history": set(), "run": set()}
+
+    def backend(name: str | None, history: bool) -> None:  # panel metric names: config.x.value.y, summary_metrics.x
+        if not name:
+            return
+        if name.startswith(("summary:", "config:")):  # scatter plots name their axes like parallel coordinates
+            accessor(name)
+        elif name.startswith("config."):
+            keys["config"].add(name.removeprefix("config.").replace(".value", "", 1))
+        elif name.startswith("summary_metrics."):
+            keys["summary"].add(name.removeprefix("summary_metrics."))
+        elif not name.startswith("_"):
+            keys["history" if history else "summary"].add(name)
+
+    def accessor(name: str) -> None:  # parallel coordinates: config:x.value.y, summary:x
+        section, _, key = name.partition(":")
+        keys["config" if section == "config" else section].add(key.replace(".value", "", 1))
+
+    def key(k: dict) -> None:  # runset filters, grouping and sort: {"section", "name"}
+        keys[k["section"]].add(k["name"].replace(".value", "", 1))
+
+    section = spec["spec"]["section"]
+    backend(section["settings"].get("xAxis"), history=True)
+    for bank in section["panelBankConfig"]["sections"]:
+        for panel in bank["panels"]:
+            config, kind = panel["config"], panel["viewType"]
+            history = kind == "Run History Line Plot"
+            for name in config.get("metrics", []):
+                backend(name, history)
+            for axis in ("xAxis", "yAxis", "zAxis"):
+                backend(config.get(axis), history)
+            if config.get("groupBy"):
+                keys["config"].add(config["groupBy"].replace(".value", "", 1))
+            for column in config.get("columns", []):
+                accessor(column["accessor"])
+    for runset in section["runSets"]:
+        for item in runset["filters"]["filters"]:
+            key(item["key"])
+        for group in runset["grouping"]:
+            key(group)
+        for sort in runset["sort"]["keys"]:
+            key(sort["key"])
+        for column in runset["runFeed"]["columnOrder"]:
+            section_name, _, name = column.partition(":")
+            if section_name != "run":
+                keys[section_name].add(name.replace(".value", "", 1) if section_name == "config" else name)
+    return keys

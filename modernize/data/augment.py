@@ -7,14 +7,14 @@ Train (the paper's / timm's order): random-resized crop -> horizontal flip -> Ra
 normalise -> random erasing. Eval: resize the shorter side to ``resolution`` (antialiased), centre-crop,
 normalise.
 
-Why hand-written and not ``kornia.augmentation`` (0.9.0): ``experiments/bench_augment.py`` times both on the same
+Why hand-written and not ``kornia.augmentation`` (0.9.0): ``benchmarks/augment.py`` times both on the same
 uint8 batch (CPU, 1 thread, batch 128, per-sample parameters; docs/augmentation.md has the table). kornia is
 faster at nothing beyond the noise; kornia/ours time over four runs at 32 px / 64 px:
 
 * random-resized crop (ours: one ``roi_align``): 1.7-3.0x / 1.0-1.1x
 * horizontal flip: 1.7-2.1x / 1.1-1.5x
 * RandAugment (then torchvision's ops per group of 16 samples; since replaced by timm's semantics per image,
-  modernize.randaugment): 0.97-1.2x (a tie) / 1.2-1.9x. kornia's ``auto.RandAugment`` draws one op pair for the
+  modernize.data.randaugment): 0.97-1.2x (a tie) / 1.2-1.9x. kornia's ``auto.RandAugment`` draws one op pair for the
   whole batch, has no magnitude std (timm's ``mstd0.5``) and works on float images: not the paper's either.
 * random erasing (ours: one masked fill): 1.7-3.6x / 1.3-1.4x
 * the whole training pipeline: 1.2-1.4x / 1.1-1.4x
@@ -287,7 +287,7 @@ class TrainAugment(nn.Module):
 
     ``crop_scale``: RandomResizedCrop's area-scale range, or None for no random crop. ``randaugment`` is the
     paper's "RandAugment (9, 0.5)": ``(magnitude M on timm's 0..10 scale, magnitude std)``, applied as the official
-    code's timm ``rand-m{M}-mstd{std}-inc1`` (modernize.randaugment: per image two ops of timm's 15, each with
+    code's timm ``rand-m{M}-mstd{std}-inc1`` (modernize.data.randaugment: per image two ops of timm's 15, each with
     probability 0.5, a magnitude drawn per op), its geometric ops resampled with ``interpolation`` (the recipe's).
     ``random_erasing``: the probability that a sample gets one box filled with zeros after normalisation, i.e. the
     mean colour (timm's ``re_mode='const'``; the official recipe's per-pixel noise is the folder pipeline's:

@@ -161,7 +161,8 @@ def load_data(
 
     ``root`` is the folder holding the data (None: modernize.io.cache_dir(); unused by ``synthetic``).
     ``resolution`` only matters for ``imagefolder`` (crop size in the loader) and ``synthetic``
-    (image size); tensor data sets keep their native size. ``recipe`` (as the profile trains it, modernize.proxy)
+    (image size); tensor data sets keep their native size. ``recipe`` (as the profile trains it,
+    modernize.training.proxy)
     gives ``imagefolder``'s loader workers the official code's per-image transforms (augment.folder_transforms;
     None: the evaluation transform for both splits); in-memory data sets are augmented batched by
     augment.TrainAugment instead. ``with_train=False`` reads the validation split only (``train`` is None): an image

@@ -1,7 +1,8 @@
 """Hydra composition shared by the CLI (run.py) and the Python API (`build_model`).
 
 Importing this module registers what is generated rather than written (so it is written once): the `step` configs,
-one per roadmap step, from modernize.roadmap.STEPS; the `model_spec_defaults` config every model config starts from,
+one per roadmap step, from modernize.design.roadmap.STEPS; the `model_spec_defaults` config every model config starts
+from,
 from ModelSpec's defaults; and the `modernize.run_label` resolver that names run folders.
 """
 
@@ -24,6 +25,7 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the repository's conf
 # the same as hydra.searchpath=[file://<dir>] on each command line. Each may hold delta/<name>.yaml, step/<name>.yaml.
 SEARCH_PATH_ENV = "MODERNIZE_CONFIG_PATH"
 NAMED_GROUPS = ("step", "delta")  # the config groups whose names are checked before Hydra starts
+RUN_LABEL_RESOLVER = "modernize.run_label"  # ${modernize.run_label:} in conf/config.yaml: an OmegaConf resolver's name
 MODEL_GROUP = "model"  # the model the deltas act on; one other than the roadmap's base is named in the run's label
 # The config key that holds the run's label; configs written before it was named so (committed run folders) hold it
 # as "step_name", and the config hash still hashes it under that name (modernize.training.proxy.config_hash).
@@ -32,22 +34,23 @@ LABEL_KEY, OLD_LABEL_KEY = "label", "step_name"
 
 def register_generated_configs() -> None:
     """Store the generated configs in Hydra's ConfigStore. Every process that composes imports this module first:
-    run.py (through modernize.cli) and compose(); launcher workers receive the store with Hydra's singletons."""
+    run.py (through modernize.training.cli) and compose(); launcher workers receive the store with Hydra's
+    singletons."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
     for step in STEPS:
         deltas = deltas_up_to(step)
         # the same node conf/step/<step>.yaml used to hold: every delta up to the step, then the step's name
-        store.store(group="step", name=step, package="_global_", provider="modernize.roadmap",
+        store.store(group="step", name=step, package="_global_", provider="modernize.design.roadmap",
                     node={"defaults": [*([{"/delta": deltas}] if deltas else []), "_self_"], LABEL_KEY: step})
-    store.store(name="model_spec_defaults", node=model_config_defaults(), provider="modernize.spec")
-    OmegaConf.register_new_resolver("modernize.run_label", _run_label_resolver, replace=True)
+    store.store(name="model_spec_defaults", node=model_config_defaults(), provider="modernize.design.spec")
+    OmegaConf.register_new_resolver(RUN_LABEL_RESOLVER, _run_label_resolver, replace=True)
 
 
 def label_from_overrides(overrides: Sequence[str]) -> str | None:
     """What a run made of `+step=` and `+delta=` overrides is: the step's name when it has no extra deltas, else
-    modernize.roadmap.run_label of the deltas it applies ('gelu+layer_norm'). None without either (no label).
+    modernize.design.roadmap.run_label of the deltas it applies ('gelu+layer_norm'). None without either (no label).
     Any delta override makes a run of deltas, `+delta=[]` too: `+step=X "+delta=[],[mine]"` sweeps X and X+mine.
     On a model other than the roadmap's base, the model is in the label (ON_BASE): `model=convnext_s` is
     'convnext_s', `model=resnet200 +step=separate_downsampling` is 'separate_downsampling@resnet200'.
@@ -152,7 +155,7 @@ def check_step_overrides(overrides: Sequence[str]) -> None:
         for value in values:
             requested.setdefault(key, []).extend([value] if isinstance(value, str) else list(value))
     user_folders = f"the folders added with hydra.searchpath=[file://<dir>] or ${SEARCH_PATH_ENV}"
-    where = {"step": f"the roadmap's (modernize.roadmap.STEPS) and conf/step/<name>.yaml in {user_folders}",
+    where = {"step": f"the roadmap's (modernize.design.roadmap.STEPS) and conf/step/<name>.yaml in {user_folders}",
              "delta": f"conf/delta/<name>.yaml in the package and in {user_folders}"}
     for group, names in requested.items():
         check_names(group, names, config_names(group, overrides), hint=f"{group}s are {where[group]}")

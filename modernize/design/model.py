@@ -1,7 +1,7 @@
 """One parametric network: ResNet-50, ConvNeXt-T and every model between them are `build(spec)`.
 
 The module tree is small on purpose (stem, stages of blocks, head) and names each layer by its role, so a
-printed model reads like the paper's figure 4 and `modernize.weights` can map published checkpoints onto it.
+printed model reads like the paper's figure 4 and `modernize.design.weights` can map published checkpoints onto it.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 # The one place the roadmap's order is written. The public contract: `+step=<name>` applies every delta from the
-# start up to and including <name>; modernize.config generates the `step` configs from this tuple, the Makefile
+# start up to and including <name>; modernize.design.config generates the `step` configs from this tuple, the Makefile
 # asks for it (`python -m modernize.sweep --steps`), and tables and figures follow it.
 STEPS: tuple[str, ...] = (
     "resnet50", "recipe", "stage_ratio", "patchify", "depthwise", "resnextify", "inverted_bottleneck",
@@ -20,7 +20,7 @@ STEPS: tuple[str, ...] = (
     "separate_downsampling",
 )
 # Every step but the first is one delta of the same name (conf/delta/<name>.yaml). Deltas that are not on the
-# roadmap (yours) are found on Hydra's search path (modernize.config.config_names), not listed here.
+# roadmap (yours) are found on Hydra's search path (modernize.design.config.config_names), not listed here.
 DELTAS: tuple[str, ...] = STEPS[1:]
 KERNEL_SIZES: tuple[int, ...] = (3, 5, 7, 9, 11)
 # Deltas that change how the model trains, not the model (the ablation's add-one base already has them).

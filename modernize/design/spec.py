@@ -6,7 +6,7 @@ fields here, written as a YAML delta under `conf/delta/`. Nothing in the builder
 The defaults below are ResNet-50's (torchvision's) and the only place they are written: every model config starts
 from them (`model_config_defaults`, stored for Hydra as `model_spec_defaults`; conf/model/resnet50.yaml adds its
 name and target). A new design axis is therefore one field here, with ResNet-50's value as its default, plus its
-use in `modernize.model.Block`; a delta then sets it.
+use in `modernize.design.model.Block`; a delta then sets it.
 
 The specs are validated in full before any module is built, so a bad config fails with one message that
 names the field and the allowed values.
@@ -31,7 +31,7 @@ DOWNSAMPLING = ("in_block", "separate")
 # so that every residual branch starts as the identity, Goyal et al. 2017 section 5.1; timm's `zero_init_last`)
 INITS = ("kaiming", "trunc_normal", "kaiming_zero_last")
 # Field metadata key: False for a field that model configs do not carry (only the profile sets it, through
-# modernize.proxy.scale_model), so it is not among the defaults every model config starts from.
+# modernize.training.proxy.scale_model), so it is not among the defaults every model config starts from.
 MODEL_CONFIG = "in_model_config"
 
 

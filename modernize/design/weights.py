@@ -14,7 +14,7 @@ the file (or its state dict) to `load_pretrained`:
   ``model.depths=[3,4,23,3]`` / ``[3,8,36,3]``::
 
       from modernize import build_model
-      from modernize.weights import load_pretrained
+      from modernize.design.weights import load_pretrained
       model = build_model("resnet50")
       load_pretrained(model, "resnet50-0676ba61.pth")
 
@@ -23,7 +23,7 @@ the file (or its state dict) to `load_pretrained`:
   removed automatically::
 
       model = build_model("separate_downsampling")  # ConvNeXt-T
-      # S/B/L/XL: modernize.build(modernize.config.model_spec(modernize.compose(["model=convnext_b"])))
+      # S/B/L/XL: modernize.build(modernize.design.config.model_spec(modernize.compose(["model=convnext_b"])))
       load_pretrained(model, "convnext_tiny_1k_224_ema.pth")
 
   ImageNet-22K checkpoints have a 21841-way head: build the model with ``model.num_classes=21841``.
@@ -129,7 +129,7 @@ def _rename(state_dict: Mapping[str, torch.Tensor], rules, layout: str) -> dict[
     if unmapped:
         raise ValueError(
             f"{layout} checkpoint has {len(unmapped)} key(s) with no place in modernize's model: "
-            f"{_first(unmapped)}. Only what the builder can express converts (see modernize.weights' "
+            f"{_first(unmapped)}. Only what the builder can express converts (see modernize.design.weights' "
             "docstring)."
         )
     return out

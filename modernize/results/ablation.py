@@ -5,116 +5,29 @@ from ConvNeXt-T (leave-one-out), beside the paper's step change. docs/ablation.m
     python -m modernize.ablate --labels               # the run labels, one a line
     python -m modernize.ablate experiments/runs/ablate-<profile>-<data> --out experiments/ablate/<profile>-<data>
 
-The plan is data from modernize.roadmap: a delta with prerequisites (REQUIRES) is added together with them and
+The plan is data from modernize.design.roadmap: a delta with prerequisites (REQUIRES) is added together with them and
 compared with the run that has only the prerequisites ('recipe+depthwise+kernel_size' against 'recipe+depthwise');
 removing a delta removes the deltas that need it too ('separate_downsampling-inverted_bottleneck-move_up_dwconv'),
-and the row says so. Every run is labelled by modernize.roadmap.run_label, so its folder says what it is.
+and the row says so. Every run is labelled by modernize.design.roadmap.run_label, so its folder says what it is.
 Effects are signed so that positive means the delta helps: (with it) - (without it), paired by seed, with the 95%
-t-interval of the per-seed differences and a paired t-test (modernize.fidelity).
+t-interval of the per-seed differences and a paired t-test (modernize.results.stats.change_between).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..design.roadmap import (DELTAS, STEPS, TRAINING_DELTAS, check_names, dependents, paper_step, prerequisites,
-                              run_label)
+from ..design.ablation_plan import ADD_ANCHOR, ANCHOR_NAMES, Comparison, comparisons, delta_lists, labels
+from ..design.roadmap import DELTAS, STEPS, paper_step
 from ..io import atomic_write_text
 from .columns import EMA_NOTE, EMA_TOP1, Column, Page, Table, has_ema, pooled_top1_columns, shown, significance_cell
 from .figures import ablation_figure
 from .pooled import pool_seeds, report_incomplete
 from .runs import collect
-from .stats import MIN_SEEDS, SIGNIFICANCE_LEVEL, interval, is_significant, paired, paired_p_value
-ADD_ANCHOR = "recipe"  # ResNet-50 with the modern recipe: the roadmap step whose deltas are the add-one base
-REMOVE_ANCHOR = STEPS[-1]  # ConvNeXt-T
-ANCHOR_NAMES = {ADD_ANCHOR: "ResNet-50 (modern recipe)", REMOVE_ANCHOR: "ConvNeXt-T"}
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """One measured effect: `run` against `reference` (both delta lists in roadmap order). For "add" the delta is in
-    `run`, for "remove" it is in `reference`; `extra` lists the prerequisites added with it (add) or the dependents
-    removed with it (remove)."""
-
-    delta: str
-    kind: str  # "add" | "remove"
-    run: tuple[str, ...]
-    reference: tuple[str, ...]
-    extra: tuple[str, ...]
-
-    @property
-    def run_label(self) -> str:
-        return run_label(self.run)
-
-    @property
-    def reference_label(self) -> str:
-        return run_label(self.reference)
-
-    @property
-    def with_delta(self) -> str:
-        """The label of the run that has the delta."""
-        return self.run_label if self.kind == "add" else self.reference_label
-
-    @property
-    def without_delta(self) -> str:
-        return self.reference_label if self.kind == "add" else self.run_label
-
-
-def _ordered(names) -> tuple[str, ...]:
-    names = set(names)
-    return tuple(d for d in DELTAS if d in names)
-
-
-def add_one(delta: str) -> Comparison:
-    """`delta` (with its prerequisites) on ResNet-50 + the modern recipe, against the same without `delta`."""
-    base = (*TRAINING_DELTAS, *prerequisites(delta))
-    return Comparison(delta, "add", _ordered((*base, delta)), _ordered(base), tuple(prerequisites(delta)))
-
-
-def remove_one(delta: str) -> Comparison:
-    """ConvNeXt-T without `delta` (and without the deltas that need it), against ConvNeXt-T."""
-    gone = {delta, *dependents(delta)}
-    return Comparison(delta, "remove", _ordered(d for d in DELTAS if d not in gone), tuple(DELTAS),
-                      tuple(dependents(delta)))
-
-
-def added_deltas() -> list[str]:
-    """The deltas measured by add-one: every architecture delta (the base already has the training recipe)."""
-    return [d for d in DELTAS if d not in TRAINING_DELTAS]
-
-
-def comparisons(deltas: Sequence[str] | None = None) -> list[Comparison]:
-    """Every comparison of the matrix, or only those of the given deltas."""
-    if deltas is not None:
-        check_names("delta", list(deltas), DELTAS, hint="the ablation covers the roadmap's deltas")
-    chosen = DELTAS if deltas is None else [d for d in DELTAS if d in deltas]
-    return [add_one(d) for d in added_deltas() if d in chosen] + [remove_one(d) for d in chosen]
-
-
-def runs(deltas: Sequence[str] | None = None) -> list[tuple[str, ...]]:
-    """Every run the ablation trains (of the given deltas only, when given), once each: the two anchors, then the
-    add-one runs, then leave-one-out."""
-    plan = [tuple(DELTAS[: STEPS.index(ADD_ANCHOR)]), tuple(DELTAS)]
-    for c in comparisons(deltas):
-        plan += [c.reference, c.run] if c.kind == "add" else [c.run]
-    return list(dict.fromkeys(plan))
-
-
-def labels(deltas: Sequence[str] | None = None) -> list[str]:
-    return [run_label(r) for r in runs(deltas)]
-
-
-def delta_lists(deltas: Sequence[str] | None = None) -> str:
-    """The Hydra sweep value of `+delta=` that trains every run: [recipe],[recipe,...],..."""
-    return ",".join(f"[{','.join(r)}]" for r in runs(deltas))
-
-
+from .stats import MIN_SEEDS, SIGNIFICANCE_LEVEL, change_between, paired, paper_change
 def role(label: str) -> str:
     """What a run is in the matrix (the runs table's 'role' column)."""
     parts = []
@@ -133,12 +46,12 @@ def section(delta: str) -> str:
     return (paper_step(delta) or {}).get("section", "")
 
 
-def paper_change(delta: str) -> float | None:
+def paper_step_change(delta: str) -> float | None:
     """Figure 2's change at the roadmap step of this delta (its top-1 minus the previous step's)."""
     if delta not in STEPS:
         return None
     here, before = paper_step(delta), paper_step(STEPS[STEPS.index(delta) - 1])
-    return None if here is None or before is None else round(here["top1"] - before["top1"], 2)
+    return paper_change(here and here["top1"], before and before["top1"])
 
 
 # --------------------------------------------------------------------------------------------------- tables
@@ -166,14 +79,12 @@ def effect(c: Comparison, rows: dict[str, dict]) -> dict[str, Any]:
     if out["status"] != "ok":
         return out
     with_, without = (run, ref) if c.kind == "add" else (ref, run)
-    diffs = paired(with_["top1_by_seed"], without["top1_by_seed"])
-    if not diffs:
+    if not paired(with_["top1_by_seed"], without["top1_by_seed"]):  # an effect here is always a paired one
         out["status"] = "no common seed"
         return out
-    mean, low, high = interval(diffs)
-    p = paired_p_value(with_["top1_by_seed"], without["top1_by_seed"])
-    out.update(effect=mean, low=None if math.isnan(low) else low, high=None if math.isnan(high) else high, p=p,
-               significant=is_significant(p), n=len(diffs))
+    change = change_between(with_["top1_by_seed"], without["top1_by_seed"])
+    out.update(effect=change.change, low=change.low, high=change.high, p=change.p, significant=change.significant,
+               n=change.n)
     return out
 
 
@@ -189,7 +100,7 @@ def ablation_rows(collected: dict[str, list[dict]]) -> tuple[list[dict[str, Any]
     removes = {c.delta: c for c in comparisons() if c.kind == "remove"}
     table = []
     for delta in DELTAS:
-        row: dict[str, Any] = {"delta": delta, "section": section(delta), "paper_change": paper_change(delta)}
+        row: dict[str, Any] = {"delta": delta, "section": section(delta), "paper_change": paper_step_change(delta)}
         for kind, plan in (("add", adds), ("remove", removes)):
             c = plan.get(delta)
             result = effect(c, runs_by_label) if c else NO_COMPARISON

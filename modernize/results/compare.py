@@ -15,21 +15,20 @@ so the table says what was compared.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
 from ..io import atomic_write_text
 from .columns import Column, Table
 from .runs import collect
-from .stats import MIN_SEEDS, SIGNIFICANCE_LEVEL, interval, is_significant, paired_p_value
+from .stats import MIN_SEEDS, SIGNIFICANCE_LEVEL, change_between
 
 COMPARE = Table((
     Column("seed", "seed", align="left"),
     Column("top1_a", "A top-1", ".2f"),
     Column("top1_b", "B top-1", ".2f"),
     Column("change", "B - A", "+.2f"),
-    Column("ci_low", "95% interval", lambda r: "" if r.get("ci_low") is None or math.isnan(r["ci_low"])
+    Column("ci_low", "95% interval", lambda r: "" if r.get("ci_low") is None
            else f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"),
     Column("ci_high"),
     Column("p", "paired p", lambda r: "" if r.get("p") is None else f"{r['p']:.3f}"),
@@ -51,11 +50,10 @@ def comparison_rows(a: dict, b: dict) -> list[dict]:
     rows = [{"seed": s, "top1_a": top1_a[s], "top1_b": top1_b[s], "change": top1_b[s] - top1_a[s]} for s in seeds]
     if not rows:
         return rows
-    mean, low, high = interval([r["change"] for r in rows])
-    p = paired_p_value(top1_b, top1_a)
+    change = change_between({s: top1_b[s] for s in seeds}, {s: top1_a[s] for s in seeds})  # paired: common seeds
     rows.append({"seed": "mean", "top1_a": sum(top1_a[s] for s in seeds) / len(seeds),
-                 "top1_b": sum(top1_b[s] for s in seeds) / len(seeds), "change": mean, "ci_low": low,
-                 "ci_high": high, "p": p, "significant": is_significant(p)})
+                 "top1_b": sum(top1_b[s] for s in seeds) / len(seeds), "change": change.change, "ci_low": change.low,
+                 "ci_high": change.high, "p": change.p, "significant": change.significant})
     return rows
 
 

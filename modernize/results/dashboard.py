@@ -5,7 +5,7 @@
 
 Without network (the default) it writes the workspace as JSON next to the table (<out>/wandb_workspace.json): the
 view spec W&B stores, byte for byte what --save sends. The workspace shows the sweep's group and its train runs,
-grouped by step in roadmap order (the config key step_label, modernize.roadmap.sort_label). Needs the
+grouped by step in roadmap order (the config key step_label, modernize.design.roadmap.sort_label). Needs the
 wandb-workspaces package: pip install '.[dashboard]'. docs/wandb.md.
 """
 
@@ -132,58 +132,6 @@ def workspace_spec(workspace: Any) -> dict:
 
 def to_json(spec: dict) -> str:
     return json.dumps(spec, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def referenced_keys(spec: dict) -> dict[str, set[str]]:
-    """Every W&B key the workspace reads, by where a run holds it: {"config": dotted paths, "summary": names,
-    "history": names, "run": run attributes}. The tests check each against a real offline run."""
-    keys: dict[str, set[str]] = {"config": set(), "summary": set(), "history": set(), "run": set()}
-
-    def backend(name: str | None, history: bool) -> None:  # panel metric names: config.x.value.y, summary_metrics.x
-        if not name:
-            return
-        if name.startswith(("summary:", "config:")):  # scatter plots name their axes like parallel coordinates
-            accessor(name)
-        elif name.startswith("config."):
-            keys["config"].add(name.removeprefix("config.").replace(".value", "", 1))
-        elif name.startswith("summary_metrics."):
-            keys["summary"].add(name.removeprefix("summary_metrics."))
-        elif not name.startswith("_"):
-            keys["history" if history else "summary"].add(name)
-
-    def accessor(name: str) -> None:  # parallel coordinates: config:x.value.y, summary:x
-        section, _, key = name.partition(":")
-        keys["config" if section == "config" else section].add(key.replace(".value", "", 1))
-
-    def key(k: dict) -> None:  # runset filters, grouping and sort: {"section", "name"}
-        keys[k["section"]].add(k["name"].replace(".value", "", 1))
-
-    section = spec["spec"]["section"]
-    backend(section["settings"].get("xAxis"), history=True)
-    for bank in section["panelBankConfig"]["sections"]:
-        for panel in bank["panels"]:
-            config, kind = panel["config"], panel["viewType"]
-            history = kind == "Run History Line Plot"
-            for name in config.get("metrics", []):
-                backend(name, history)
-            for axis in ("xAxis", "yAxis", "zAxis"):
-                backend(config.get(axis), history)
-            if config.get("groupBy"):
-                keys["config"].add(config["groupBy"].replace(".value", "", 1))
-            for column in config.get("columns", []):
-                accessor(column["accessor"])
-    for runset in section["runSets"]:
-        for item in runset["filters"]["filters"]:
-            key(item["key"])
-        for group in runset["grouping"]:
-            key(group)
-        for sort in runset["sort"]["keys"]:
-            key(sort["key"])
-        for column in runset["runFeed"]["columnOrder"]:
-            section_name, _, name = column.partition(":")
-            if section_name != "run":
-                keys[section_name].add(name.replace(".value", "", 1) if section_name == "config" else name)
-    return keys
 
 
 def offline_runs(sweep_dir: Path) -> list[Path]:

@@ -20,8 +20,8 @@ import math
 import statistics
 from typing import Any
 
-from .stats import (BOOTSTRAP_SAMPLES, MIN_SEEDS, SIGNIFICANCE_LEVEL, bootstrap_interval, common_seeds, interval,
-                    paired, paired_p_value, pearson)
+from .stats import (BOOTSTRAP_SAMPLES, MIN_SEEDS, agrees, bootstrap_interval, change_between, common_seeds, paired,
+                    paper_change, pearson)
 
 DECISIVE = 0.5  # paper change (points) at or above which a step is decisive
 TIE = 0.1       # paper change at or below which a step is a tie
@@ -39,7 +39,7 @@ def step_changes(rows: list[dict], seeds: list | None = None) -> list[tuple[str,
         if not use or any(s not in a or s not in b for s in use) or None in (row["paper_top1"], prev["paper_top1"]):
             continue
         ours = statistics.mean(a[s] - b[s] for s in use)
-        out.append((row["label"], ours, row["paper_top1"] - prev["paper_top1"]))
+        out.append((row["label"], ours, paper_change(row["paper_top1"], prev["paper_top1"])))
     return out
 
 
@@ -48,19 +48,17 @@ def score(rows: list[dict[str, Any]], *, samples: int = BOOTSTRAP_SAMPLES, seed:
     rows = [r for r in rows if r["top1_by_seed"] and r.get("paper_top1") is not None]
     decisive, ties = [], []
     for prev, row in zip(rows, rows[1:]):
-        paper_change = round(row["paper_top1"] - prev["paper_top1"], 2)
-        diffs = paired(row["top1_by_seed"], prev["top1_by_seed"])
-        if not diffs:
+        paper = paper_change(row["paper_top1"], prev["paper_top1"])
+        if not paired(row["top1_by_seed"], prev["top1_by_seed"]):  # the score pairs seeds, or says nothing
             continue
-        ours = statistics.mean(diffs)
-        p = paired_p_value(row["top1_by_seed"], prev["top1_by_seed"])
-        entry = {"step": row["label"], "ours": ours, "paper": paper_change, "p": p}
-        if abs(paper_change) >= DECISIVE:
-            entry["agrees"] = ours != 0 and math.copysign(1, ours) == math.copysign(1, paper_change)
-            entry["significant"] = entry["agrees"] and p is not None and p < SIGNIFICANCE_LEVEL
+        change = change_between(row["top1_by_seed"], prev["top1_by_seed"])
+        entry = {"step": row["label"], "ours": change.change, "paper": paper, "p": change.p}
+        if abs(paper) >= DECISIVE:
+            entry["agrees"] = bool(agrees(change.change, paper))
+            entry["significant"] = entry["agrees"] and bool(change.significant)
             decisive.append(entry)
-        elif abs(paper_change) <= TIE:
-            entry["within_noise"] = None if p is None else p >= SIGNIFICANCE_LEVEL
+        elif abs(paper) <= TIE:
+            entry["within_noise"] = None if change.significant is None else not change.significant
             ties.append(entry)
 
     # r on the seeds every row has, the same seeds its bootstrap resamples (per-step seeds where none is common)
@@ -80,11 +78,11 @@ def score(rows: list[dict[str, Any]], *, samples: int = BOOTSTRAP_SAMPLES, seed:
     end_to_end = []
     for top, base in END_TO_END:
         if top in by_step and base in by_step:
-            result = interval(paired(by_step[top]["top1_by_seed"], by_step[base]["top1_by_seed"]))
-            if result is not None:
-                paper = by_step[top]["paper_top1"] - by_step[base]["paper_top1"]
-                end_to_end.append({"top": top, "base": base, "mean": result[0], "low": result[1],
-                                   "high": result[2], "paper": paper})
+            if paired(by_step[top]["top1_by_seed"], by_step[base]["top1_by_seed"]):
+                change = change_between(by_step[top]["top1_by_seed"], by_step[base]["top1_by_seed"])
+                end_to_end.append({"top": top, "base": base, "mean": change.change, "low": change.low,
+                                   "high": change.high,
+                                   "paper": paper_change(by_step[top]["paper_top1"], by_step[base]["paper_top1"])})
     return {
         "decisive": decisive, "decisive_agree": sum(d["agrees"] for d in decisive),
         "decisive_significant": sum(d["significant"] for d in decisive),
@@ -114,7 +112,7 @@ def line(result: dict[str, Any]) -> str:
             if result["pearson_low"] is not None else ""
         parts.append(f"Pearson r of step changes {r:.2f}{ci}")
     for e in result["end_to_end"]:
-        ci = f" [{_num(e['low'], '+.2f')}, {_num(e['high'], '+.2f')}]" if not math.isnan(e["low"]) else ""
+        ci = f" [{_num(e['low'], '+.2f')}, {_num(e['high'], '+.2f')}]" if e["low"] is not None else ""
         parts.append(f"{END_TO_END_LABELS[e['top']]} − {END_TO_END_LABELS[e['base']]} {e['mean']:+.2f}{ci} "
                      f"(paper {e['paper']:+.1f})")
     return f"Fidelity ({result['seeds']} seed{'s' if result['seeds'] != 1 else ''}): " + "; ".join(parts) + "."
@@ -139,14 +137,12 @@ def kernel_trend(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if big not in by_kernel or small not in by_kernel:
             continue
         a, b = by_kernel[big], by_kernel[small]
-        diffs = paired(a["top1_by_seed"], b["top1_by_seed"])
-        result = interval(diffs)
-        if result is None:
+        if not paired(a["top1_by_seed"], b["top1_by_seed"]):
             continue
-        paper = None if None in (a["paper_top1"], b["paper_top1"]) else round(a["paper_top1"] - b["paper_top1"], 2)
-        contrasts.append({"big": big, "small": small, "mean": result[0], "low": result[1], "high": result[2],
-                          "p": paired_p_value(a["top1_by_seed"], b["top1_by_seed"]), "paper": paper,
-                          "seeds": len(diffs)})
+        change = change_between(a["top1_by_seed"], b["top1_by_seed"])
+        contrasts.append({"big": big, "small": small, "mean": change.change, "low": change.low, "high": change.high,
+                          "p": change.p, "paper": paper_change(a["paper_top1"], b["paper_top1"]),
+                          "seeds": len(paired(a["top1_by_seed"], b["top1_by_seed"]))})
     return {"contrasts": contrasts, "seeds": min((c["seeds"] for c in contrasts), default=0)}
 
 
@@ -154,8 +150,7 @@ def kernel_line(trend: dict[str, Any]) -> str:
     """The one-line summary printed at the top of the kernel table."""
     parts = []
     for c in trend["contrasts"]:
-        interval_text = (f" [{_num(c['low'], '+.2f')}, {_num(c['high'], '+.2f')}]"
-                         if not math.isnan(c["low"]) else "")
+        interval_text = f" [{_num(c['low'], '+.2f')}, {_num(c['high'], '+.2f')}]" if c["low"] is not None else ""
         p = f", p {c['p']:.3f}" if c["p"] is not None else ""
         paper = f" (paper {c['paper']:+.1f})" if c["paper"] is not None else ""
         parts.append(f"{c['big']}x{c['big']} − {c['small']}x{c['small']} {c['mean']:+.2f}{interval_text}{p}{paper}")

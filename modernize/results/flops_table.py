@@ -3,7 +3,7 @@ ConvNeXt variants and the isotropic models, beside the paper's (experiments/flop
 
     python -m modernize.flops_table [--out experiments/flops]
 
-The counting itself is modernize.flops; this module is the table made from it.
+The counting itself is modernize.design.flops; this module is the table made from it.
 """
 
 from __future__ import annotations

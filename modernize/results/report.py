@@ -37,7 +37,7 @@ from .pooled import pooled_curves
 from .reproduce import commands
 from .roadmap_table import ROADMAP, order_key
 from .runs import metrics, run_folders
-from .sweeps import KINDS
+from ..training.sweeps import KINDS
 from ..design.roadmap import roadmap_first
 
 TITLES = {"roadmap": "The roadmap", "kernels": "The kernel sweep", "ablate": "The ablation matrix"}

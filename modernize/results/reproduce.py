@@ -20,7 +20,7 @@ from ..design.config import CONF_DIR
 from ..design.roadmap import STEPS
 from ..training.settings import reproduces_without
 from .runs import run_folders
-from .sweeps import RUNS_ROOT, Sweep
+from ..training.sweeps import RUNS_ROOT, Sweep
 
 
 
@@ -110,7 +110,7 @@ def commands(kind: str, results: Path | None, sweep: Path | None, labels: list[s
 
 
 def sweep_of(section: Section, **what) -> Sweep:
-    """The sweep (modernize.results.sweeps) that made a section's runs, with what it trained."""
+    """The sweep (modernize.training.sweeps) that made a section's runs, with what it trained."""
     s = section.settings
     return Sweep(section.kind, s["profile"], s["data"], seeds=s["seeds"], out_root=s["out_root"],
                  results=section.results, name=s["sweep_name"], overrides=tuple(s["overrides"]), **what)

@@ -7,15 +7,13 @@ compared with the roadmap row it extends.
 
 from __future__ import annotations
 
-import math
-import statistics
 from typing import Any
 
 from ..design.roadmap import STEPS, base_step, paper_kernel, paper_reference
 from . import fidelity
 from .columns import EMA_NOTE, EMA_TOP1, Column, Page, Table, has_ema, pooled_top1_columns, shown, significance_cell
 from .pooled import pool_seeds
-from .stats import MIN_SEEDS, SIGNIFICANCE_LEVEL, is_significant, paired, paired_p_value, welch_p_value
+from .stats import MIN_SEEDS, SIGNIFICANCE_LEVEL, agrees, change_between, paper_change
 
 # summary fields a row gives as the mean over its finished seeds
 MEAN_FIELDS = ("params", "gflops_224", "params_run", "gflops_run", "train_images_per_s", "infer_images_per_s",
@@ -62,25 +60,18 @@ def roadmap_rows(runs: dict[str, list[dict]]) -> list[dict[str, Any]]:
 
 
 def change_against(row: dict, reference: dict | None) -> dict[str, Any]:
-    """A row's top-1 change against its reference row, ours and the paper's, whether they agree in sign, and the
-    change's test: paired by seed where the rows share MIN_SEEDS seeds (a step and its predecessor start from the
-    same seed), Welch's otherwise; none where stats.py finds nothing to test."""
+    """A row's top-1 change against its reference row (stats.change_between), the paper's change, and whether the
+    two agree in direction ('flat in paper' where the paper's is 0)."""
     out: dict[str, Any] = {"change": None, "paper_change": None, "agrees": None, "p_value": None,
                            "significant": None}
     if reference is None or row["top1_mean"] is None or reference["top1_mean"] is None:
         return out
-    common = paired(row["top1_by_seed"], reference["top1_by_seed"])  # else the difference of the means
-    out["change"] = statistics.mean(common) if common else row["top1_mean"] - reference["top1_mean"]
-    if row["paper_top1"] is not None and reference["paper_top1"] is not None:
-        out["paper_change"] = round(row["paper_top1"] - reference["paper_top1"], 2)
-        if out["paper_change"] == 0:
-            out["agrees"] = "flat in paper"
-        else:
-            same_sign = math.copysign(1, out["change"]) == math.copysign(1, out["paper_change"])
-            out["agrees"] = "yes" if same_sign else "no"
-    out["p_value"] = (paired_p_value(row["top1_by_seed"], reference["top1_by_seed"]) if len(common) >= MIN_SEEDS
-                      else welch_p_value(row["top1_seeds"], reference["top1_seeds"]))
-    out["significant"] = is_significant(out["p_value"])
+    change = change_between(row["top1_by_seed"], reference["top1_by_seed"])
+    out.update(change=change.change, p_value=change.p, significant=change.significant,
+               paper_change=paper_change(row["paper_top1"], reference["paper_top1"]))
+    if out["paper_change"] is not None:
+        direction = agrees(change.change, out["paper_change"])
+        out["agrees"] = "flat in paper" if direction is None else "yes" if direction else "no"
     return out
 
 
@@ -127,7 +118,7 @@ def explanation(table: list[dict]) -> str:
 
 def lead_block(lead: str) -> str:
     """The summary line as it stands at the top of the table (and of the README's block)."""
-    return f"**{lead}** (modernize.fidelity)"
+    return f"**{lead}** (modernize.results.fidelity)"
 
 
 def roadmap_markdown(title: str, table: list[dict], lead: str) -> str:

@@ -17,6 +17,7 @@ import math
 import random
 import statistics
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 
 SIGNIFICANCE_LEVEL = 0.05  # the tests' two-sided level, and 1 - the intervals' confidence (95%)
 MIN_SEEDS = 3  # the fewest seeds (per side, or paired) a test or an interval is reported from
@@ -60,6 +61,61 @@ def testable(values: Sequence[float]) -> bool:
     """Enough values (MIN_SEEDS) with some variance to test or to bound their mean. A spread below NO_SPREAD top-1
     points is float rounding (80.7 - 80.3 and 80.9 - 80.5 differ in the 15th digit), not variance."""
     return len(values) >= MIN_SEEDS and statistics.pstdev(values) > NO_SPREAD
+
+
+@dataclass(frozen=True)
+class Change:
+    """One row's top-1 change against another's, as every table reports it (change_between)."""
+
+    change: float | None  # the mean per-seed difference over the common seeds (else the difference of the means)
+    low: float | None  # its 95% t-interval; None where it is not testable
+    high: float | None
+    p: float | None  # two-sided: paired over the common seeds, else Welch's; None where not testable
+    significant: bool | None
+    n: int  # the common seeds (0: unpaired)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+NO_CHANGE = Change(change=None, low=None, high=None, p=None, significant=None, n=0)
+
+
+def change_between(a: PerSeed, b: PerSeed) -> Change:
+    """a's change against b (per-seed top-1s): paired by seed where they share MIN_SEEDS seeds (a step and its
+    predecessor, a run with and without a delta, start from the same seed); else, where each has MIN_SEEDS seeds of
+    its own, the difference of the means with Welch's test; else the mean difference over the seeds they share (or of
+    the means), untested. NO_CHANGE where either has no seed. The one comparison every table makes (the roadmap,
+    fidelity, the kernel trend, the ablation, compare), so one rule holds in all of them: no test and no interval
+    from fewer than MIN_SEEDS seeds or without variance."""
+    if not a or not b:
+        return NO_CHANGE
+    diffs = paired(a, b)
+    if len(diffs) < MIN_SEEDS and len(a) >= MIN_SEEDS and len(b) >= MIN_SEEDS:
+        p = welch_p_value(list(a.values()), list(b.values()))
+        return Change(change=statistics.mean(a.values()) - statistics.mean(b.values()), low=None, high=None, p=p,
+                      significant=is_significant(p), n=0)
+    if not diffs:
+        return Change(change=statistics.mean(a.values()) - statistics.mean(b.values()), low=None, high=None, p=None,
+                      significant=None, n=0)
+    mean, low, high = interval(diffs)
+    p = paired_p_value(a, b)
+    return Change(change=mean, low=None if math.isnan(low) else low, high=None if math.isnan(high) else high, p=p,
+                  significant=is_significant(p), n=len(diffs))
+
+
+def paper_change(paper_a: float | None, paper_b: float | None) -> float | None:
+    """The paper's change, rounded to its own precision (its numbers have one decimal: 80.6 - 79.9 is 0.7, not
+    0.6999999999999886), so that a flat step is exactly 0."""
+    return None if paper_a is None or paper_b is None else round(paper_a - paper_b, 2)
+
+
+def agrees(ours: float | None, paper: float | None) -> bool | None:
+    """Whether our change has the paper's direction: None where either is missing or the paper's is flat (0); a
+    change of exactly zero has no direction, so it agrees with none."""
+    if ours is None or paper is None or paper == 0:
+        return None
+    return ours != 0 and math.copysign(1, ours) == math.copysign(1, paper)
 
 
 def is_significant(p: float | None) -> bool | None:

@@ -130,10 +130,11 @@ def measured_device_batch(build_step: Callable[[], Callable], resolution: int, c
 
 # ----------------------------------------------------------------------------- a training step's memory on the CPU
 # The CPU has no allocator statistics to measure a step's peak with, so it is estimated from what autograd saves for
-# the backward pass in one forward at a small batch. Two real training steps added to the resident memory 1.03x
-# those bytes for ResNet-50 at 448 px, batch 64 (5.2 GiB saved), and 1.2-1.9x at 64-256 px, batch 16-64 (0.1-1.5 GiB
+# the backward pass in one forward at a small batch. Two real training steps added to the resident memory 1.02x
+# those bytes for ResNet-50 at 448 px, batch 64 (5.2 GiB saved), and 1.15-1.50x at 64-256 px, batch 16-64 (0.1-1.5 GiB
 # saved: ResNet-50, inverted_bottleneck, gelu, separate_downsampling), where a few hundred MiB that do not grow with
-# the batch (oneDNN's workspaces, the allocator's free lists) weigh more: hence a margin and a constant.
+# the batch (oneDNN's workspaces, the allocator's free lists) weigh more: hence a margin and a constant
+# (benchmarks/step_memory.py, docs/performance.md section 7).
 STEP_OVER_SAVED = 1.25
 STEP_CONSTANT = 384 * 2**20
 STATE_COPIES = 5  # the weights, their gradients, AdamW's two moments and the EMA's copy

@@ -56,7 +56,7 @@ class InMemoryBatches:
 
 class LoaderBatches:
     """A folder data set read by DataLoader workers, which decode and run the recipe's per-image pipeline
-    (modernize.augment.folder_transforms) to normalised floats; batches are moved to the device here."""
+    (modernize.data.augment.folder_transforms) to normalised floats; batches are moved to the device here."""
 
     loader_transforms = True
 

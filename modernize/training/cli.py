@@ -23,7 +23,7 @@ TASKS = ("train", "profile", "eval", "preflight")
 
 def profile(cfg: DictConfig) -> dict:
     """Build the step's model (the paper's: full width, 224 px, 1000 classes) and print what it is, then the recipe
-    as the profile trains it (modernize.proxy's rules applied)."""
+    as the profile trains it (modernize.training.proxy's rules applied)."""
     check_recipe(cfg.recipe)  # the recipe it prints must be one a run would accept
     check_profile(cfg.profile)
     spec = model_spec(cfg)
@@ -64,7 +64,8 @@ def profile(cfg: DictConfig) -> dict:
 
 def trained_recipe(cfg: DictConfig) -> dict:
     """The recipe as the profile trains it: epochs, the global batch and its lr, and every recipe field after the
-    profile's rules (modernize.proxy), with the EMA decay of its rule (the horizon rule needs the run's steps, known
+    profile's rules (modernize.training.proxy), with the EMA decay of its rule (the horizon rule needs the run's
+    steps, known
     only once the data is loaded: then null here, and the decay is in summary.json)."""
     from .proxy import effective_recipe, ema_decay, is_folder_data, rule, run_spec
     from .recipe import scaled_lr
@@ -128,7 +129,8 @@ def describe_recipe(r: dict) -> list[str]:
 
 def run_task(cfg: DictConfig, run_dir: Path, multirun: bool):
     """Run the task. In a multirun, a failure is recorded in failed.json and the sweep goes on; a stop signal
-    (modernize.interrupt) ends the run and the sweep with the shell's 128 + signal number, after one line. The run
+    (modernize.training.interrupt) ends the run and the sweep with the shell's 128 + signal number, after one line.
+    The run
     folder Hydra made is removed again where the task wrote nothing in it (task=profile, a refused run)."""
     try:
         return run_task_in(cfg, run_dir, multirun)

@@ -1,4 +1,4 @@
-"""One training step, evaluation and timing: the single copy that `modernize.train` runs and `modernize.bench`
+"""One training step, evaluation and timing: the single copy that `modernize.training.train` runs and `modernize.bench`
 times, so the benchmark measures the pipeline the runs use."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""How a sweep's runs are launched (modernize.results.sweeps runs the sweep; `python -m modernize.sweep` prints these):
+"""How a sweep's runs are launched (modernize.training.sweeps runs the sweep; `python -m modernize.sweep` prints these):
 
     python -m modernize.sweep --steps          # resnet50,recipe,...,separate_downsampling: +step=<this>
     python -m modernize.sweep --delta-lists separate_downsampling+silu separate_downsampling-gelu

@@ -172,24 +172,24 @@ def devices_check(cfg: DictConfig, launch: Launch) -> Check:
     return Check("devices", GO, f"{text}; {launch.per_node} process(es) per node", values)
 
 
-def batch_check(cfg: DictConfig, launch: Launch, device: torch.device, recipe_of_run) -> tuple[Check, Any]:
+def batch_check(cfg: DictConfig, launch: Launch, device: torch.device, run_plan) -> tuple[Check, Any]:
     from .train import batch_plan_of
 
     try:
-        plan = batch_plan_of(cfg, launch.processes, device, recipe_of_run)
+        plan = batch_plan_of(cfg, launch.processes, device, run_plan)
     except RunError as e:
         return Check("batch", NO_GO, str(e)), None
     return Check("batch", GO, plan.line().removeprefix("batch: "), plan.as_dict()), plan
 
 
-def timed_steps(cfg: DictConfig, data, device: torch.device, recipe_of_run, batch: int,
+def timed_steps(cfg: DictConfig, data, device: torch.device, run_plan, batch: int,
                 steps: int) -> tuple[float, torch.nn.Module, Any]:
     """Images/s of the run's training step at its size on this device (after one warm-up step), and the model and
     step it timed (their state is last.pt's)."""
     from .engine import memory_format_of, random_batch, timed
     from .train import fresh_train_step
 
-    step = fresh_train_step(cfg, data.num_classes, device, recipe_of_run)
+    step = fresh_train_step(cfg, data.num_classes, device, run_plan)
     x, y = random_batch(batch, int(cfg.profile.resolution), data.num_classes, device,
                         memory_format_of(cfg.train.channels_last))
     step(x, y)  # warm-up: allocator, cuDNN's algorithm search, the optimizer's state
@@ -254,26 +254,26 @@ def preflight(cfg: DictConfig, run_dir: Path, task_overrides: list[str], hydra_o
               launcher: DictConfig | None) -> dict[str, Any]:
     """Run every check, print the table and the verdict, write preflight.json; exit 1 on no-go."""
     from .runtime import pick_device
-    from .train import run_recipe
+    from .train import run_plan_of
 
     settings = cfg.preflight
     launch = launch_of(cfg, task_overrides, hydra_overrides, launcher)
     checks = [config_check(cfg)]
     if checks[0].verdict != NO_GO:
-        recipe_of_run = run_recipe(cfg)
+        run_plan = run_plan_of(cfg)
         device = pick_device(str(cfg.train.device), 0)
         checks.append(devices_check(cfg, launch))
-        batch, plan = batch_check(cfg, launch, device, recipe_of_run)
-        data, loaded = data_check(cfg, recipe_of_run[1], int(settings.sample_images))
+        batch, plan = batch_check(cfg, launch, device, run_plan)
+        data, loaded = data_check(cfg, run_plan.recipe, int(settings.sample_images))
         if plan is not None and loaded is not None and len(loaded.train) < plan.global_batch:
             batch = Check("batch", NO_GO, f"the training set ({len(loaded.train):,} images) is smaller than one global "
                           f"batch ({plan.global_batch:,}): the run would have no step", batch.values)
         checks += [data, batch]
         if batch.verdict != NO_GO and loaded is not None and checks[1].verdict != NO_GO:
             timed_batch = int(settings.timed_batch or plan.device_batch)
-            images_per_s, model, step = timed_steps(cfg, loaded, device, recipe_of_run, timed_batch,
+            images_per_s, model, step = timed_steps(cfg, loaded, device, run_plan, timed_batch,
                                                     int(settings.steps))
-            checks.append(speed_check(images_per_s, launch, len(loaded.train), recipe_of_run[0], timed_batch))
+            checks.append(speed_check(images_per_s, launch, len(loaded.train), run_plan.epochs, timed_batch))
             checks.append(disk_check(checkpoint_bytes(model, step), run_dir))
     checks += [wandb_check(cfg), command_check(launch)]
     verdict = NO_GO if any(c.verdict == NO_GO for c in checks) else GO

@@ -256,7 +256,7 @@ def _shown(value: Any, missing: object) -> str:
 
 
 def unused_recipe_settings(cfg: DictConfig) -> list[str]:
-    """Recipe settings a run does not read: an in-memory data set's batched augmentation (modernize.augment) erases
+    """Recipe settings a run does not read: an in-memory data set's batched augmentation (modernize.data.augment) erases
     with the mean colour whatever random_erasing_mode says, runs no loader pipeline, and uses the interpolation only
     in RandAugment's geometric ops; folder data sets use all three (augment.folder_transforms)."""
     if is_folder_data(cfg):

@@ -100,7 +100,7 @@ def setup_runtime(train_cfg) -> tuple[Processes, torch.device]:
 
 
 # ------------------------------------------------------------------------------------------------- threads
-# Why `auto` and not PyTorch's one thread per core (docs/performance.md, experiments/bench_threads.py): PyTorch's
+# Why `auto` and not PyTorch's one thread per core (docs/performance.md, benchmarks/threads.py): PyTorch's
 # OpenMP threads split every op evenly and then spin at a barrier until the slowest is done. Beside another busy
 # process, one of them shares its core, every op waits for it, and the waiting thread's spinning takes more of the
 # time the others need: on 2 cores, the short run's 939 img/s fell to 239 with one busy process beside it and to 92

@@ -68,7 +68,7 @@ class Run:
     config_hash: str
     processes: Processes
     device: torch.device
-    recipe: DictConfig  # as this profile trains it (modernize.proxy's rules applied)
+    recipe: DictConfig  # as this profile trains it (modernize.training.proxy's rules applied)
     epochs: int
     global_batch: int
     lr: float
@@ -82,9 +82,9 @@ class Run:
     step: TrainStep
     state: TrainState
     stats: dict[str, Any]  # params and GFLOPs of the paper-scale model and of the one trained
-    description: dict[str, Any]  # what the profile changed (modernize.proxy.describe)
-    tracker: Any = None  # modernize.tracking.Tracker on the main process
-    interrupt: SignalWatch | None = None  # the stop signals received (modernize.interrupt)
+    description: dict[str, Any]  # what the profile changed (modernize.training.proxy.describe)
+    tracker: Any = None  # modernize.training.tracking.Tracker on the main process
+    interrupt: SignalWatch | None = None  # the stop signals received (modernize.training.interrupt)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -174,8 +174,8 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     """Device and processes, data, model, optimization and the resumed (or freshly seeded) state."""
     train_cfg, profile = cfg.train, cfg.profile
     processes, device = setup_runtime(train_cfg)
-    recipe_of_run = run_recipe(cfg)
-    epochs, recipe, global_batch, lr = recipe_of_run
+    run_plan = run_plan_of(cfg)
+    epochs, recipe, global_batch, lr = run_plan.epochs, run_plan.recipe, run_plan.global_batch, run_plan.lr
 
     # Same seed on every process for the model (DDP also broadcasts rank 0's weights); per-process seeds for data.
     torch.manual_seed(cfg.seed)
@@ -183,7 +183,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     # they run in this process (workers=0), so both get the per-process seed torch's augmentation gets below
     random.seed(cfg.seed + processes.rank)
     np.random.seed(cfg.seed + processes.rank)
-    plan = batch_plan_of(cfg, processes.count, device, recipe_of_run)
+    plan = batch_plan_of(cfg, processes.count, device, run_plan)
     data = datasets.load_for_run(cfg, recipe)  # folder data sets augment in their loader workers
     batches = make_batches(data, device, global_batch, processes, cfg.seed, train_cfg.workers)
     paper_spec = model_spec(cfg)  # derived once: the paper's model, then the one this profile trains
@@ -195,7 +195,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     augment_train, augment_eval = build_augmentations(recipe, resolution=profile.resolution, mean=data.mean,
                                                       std=data.std, loader_transforms=batches.loader_transforms,
                                                       device=device)
-    step = train_step_of(cfg, model, batches.steps_per_epoch, processes, recipe_of_run, plan.accumulation_steps)
+    step = train_step_of(cfg, model, batches.steps_per_epoch, processes, run_plan, plan.accumulation_steps)
     state = TrainState(model, step.optimizer, step.scheduler, step.scaler, step.ema)
     label, chash = run_label_of(cfg), config_hash(cfg)
     checkpoint = run_dir / "last.pt"
@@ -219,21 +219,21 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
 
 
 def fresh_train_step(cfg: DictConfig, classes: int, device: torch.device,
-                     recipe_of_run: tuple[int, DictConfig, int, float] | None = None) -> TrainStep:
+                     run_plan: RunPlan | None = None) -> TrainStep:
     """A new model of the run's size (the profile's scaling, `classes` outputs) on `device`, in the run's memory
     format, with the run's training step around it (its model is `.model`): what `runs_at_once: auto`, the device
     batch on CUDA and task=preflight measure, built as setup() builds a run's."""
     model = build(run_spec(cfg, classes)).to(device, memory_format=memory_format_of(cfg.train.channels_last))
-    return train_step_of(cfg, model, steps_per_epoch=1000, recipe_of_run=recipe_of_run)
+    return train_step_of(cfg, model, steps_per_epoch=1000, run_plan=run_plan)
 
 
 def batch_plan_of(cfg: DictConfig, process_count: int, device: torch.device,
-                  recipe_of_run: tuple[int, DictConfig, int, float]) -> BatchPlan:
+                  run_plan: RunPlan) -> BatchPlan:
     """The batch arithmetic of a run of `process_count` processes (modernize.training.batch_plan): with
     train.accumulation_steps=auto and no train.device_batch on CUDA, the largest device batch that fits, measured on
     a fresh copy of the run's model and step (the smallest over the processes, so that every process takes the same
     steps; task=preflight measures it in its one process)."""
-    _, _, global_batch, lr = recipe_of_run
+    global_batch, lr = run_plan.global_batch, run_plan.lr
     accumulation, device_batch = cfg.train.accumulation_steps, OmegaConf.select(cfg, "train.device_batch")
     largest = None
     memory, available = None, datasets.available_bytes("cpu") if device.type == "cpu" else None
@@ -248,7 +248,7 @@ def batch_plan_of(cfg: DictConfig, process_count: int, device: torch.device,
     if accumulation == AUTO and device_batch is None and device.type == "cuda":
         def largest(per_process: int) -> int:
             fitting = torch.tensor(measured_device_batch(
-                lambda: fresh_train_step(cfg, MEASURED_CLASSES, device, recipe_of_run), cfg.profile.resolution,
+                lambda: fresh_train_step(cfg, MEASURED_CLASSES, device, run_plan), cfg.profile.resolution,
                 MEASURED_CLASSES, device, per_process, cfg.train.channels_last), device=device)
             if dist.is_initialized():
                 dist.all_reduce(fitting, op=dist.ReduceOp.MIN)
@@ -260,23 +260,36 @@ def batch_plan_of(cfg: DictConfig, process_count: int, device: torch.device,
     return plan
 
 
-def run_recipe(cfg: DictConfig) -> tuple[int, DictConfig, int, float]:
-    """(epochs, recipe, global batch, lr) of a run: the recipe as its profile trains it (modernize.training.proxy's
-    rules), and the lr the recipe's scaling gives that global batch."""
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run trains for, after its profile's rules (modernize.training.proxy): the recipe as trained, its
+    epochs, the global batch and the lr the recipe's scaling gives that batch. How each process meets the global
+    batch is the BatchPlan (batch_plan_of)."""
+
+    epochs: int
+    recipe: DictConfig
+    global_batch: int
+    lr: float
+
+
+def run_plan_of(cfg: DictConfig) -> RunPlan:
+    """The RunPlan of a run's config."""
     epochs, recipe = effective_recipe(cfg)
     recipe = OmegaConf.create(recipe)
     global_batch = int(cfg.profile.batch_size or recipe.batch_size)
-    return epochs, recipe, global_batch, scaled_lr(recipe.lr, global_batch, recipe.lr_batch, cfg.profile.lr_scaling)
+    return RunPlan(epochs=epochs, recipe=recipe, global_batch=global_batch,
+                     lr=scaled_lr(recipe.lr, global_batch, recipe.lr_batch, cfg.profile.lr_scaling))
 
 
 def train_step_of(cfg: DictConfig, model: nn.Module, steps_per_epoch: int, processes: Processes | None = None,
-                  recipe_of_run: tuple[int, DictConfig, int, float] | None = None,
+                  run_plan: RunPlan | None = None,
                   accumulation_steps: int = 1) -> TrainStep:
     """The training step a run of `cfg` takes with `model` (already on its device): its recipe, lr, schedule over its
     epochs and the EMA of its profile's rule. setup() builds the step here, and so do `runs_at_once: auto`
     (modernize.training.launch) and `device_batch` on CUDA (batch_plan), so what is measured is what trains.
-    `recipe_of_run`: run_recipe(cfg) where the caller has it already; `accumulation_steps`: the run's BatchPlan's."""
-    epochs, recipe, _, lr = recipe_of_run or run_recipe(cfg)
+    `run_plan`: run_plan_of(cfg) where the caller has it already; `accumulation_steps`: the run's BatchPlan's."""
+    run_plan = run_plan or run_plan_of(cfg)
+    epochs, recipe, lr = run_plan.epochs, run_plan.recipe, run_plan.lr
     ema = proxy_ema_decay(cfg.profile, recipe.ema_decay, epochs * steps_per_epoch)
     return make_train_step(model, recipe, lr, epochs, steps_per_epoch, cfg.train, processes or Processes(), ema,
                            accumulation_steps)
@@ -286,7 +299,7 @@ def make_train_step(model: nn.Module, recipe: DictConfig, lr: float, epochs: int
                     train_cfg: DictConfig, processes: Processes, ema_decay: float | None = None,
                     accumulation_steps: int = 1) -> TrainStep:
     """The recipe's optimizer, schedule, loss and EMA (of `ema_decay`, the profile's rule applied to the recipe's:
-    modernize.proxy.ema_decay) around the model, compiled and/or DDP-wrapped if asked. The EMA follows every
+    modernize.training.proxy.ema_decay) around the model, compiled and/or DDP-wrapped if asked. The EMA follows every
     parameter and buffer (BatchNorm's statistics too) after each optimizer step, as timm's ModelEma in the official
     code (engine.py: model_ema.update(model) after optimizer.step())."""
     device = next(model.parameters()).device
@@ -308,7 +321,8 @@ def make_train_step(model: nn.Module, recipe: DictConfig, lr: float, epochs: int
 
 def open_tracker(run: Run):
     """The run's config file and its W&B run (resumed into the same W&B run after a restart): job type "train",
-    its roadmap position as config (step_index, step_label: modernize.wandb_names), epoch-wise keys plotted against
+    its roadmap position as config (step_index, step_label: modernize.training.wandb_names), epoch-wise keys plotted
+    against
     the epoch, and with logger.wandb.log_weights the final model (and EMA) weights as a "model" artifact."""
     from . import wandb_names as names
     from ..io import atomic_write

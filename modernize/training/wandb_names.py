@@ -1,5 +1,5 @@
-"""What a run is called in W&B, written once: the train runs (modernize.train.open_tracker), the sweep's table run
-(modernize.tabulate) and the workspace that compares them (modernize.dashboard) all read these names.
+"""What a run is called in W&B, written once: the train runs (modernize.training.train.open_tracker), the sweep's
+table run (modernize.tabulate) and the workspace that compares them (modernize.dashboard) all read these names.
 
 History keys are the ones train.log_epoch logs each epoch; summary.json's keys become the train run's W&B summary,
 renamed where W&B would confuse them with a history key (SUMMARY_NAMES). tests/test_dashboard.py checks that every
@@ -15,8 +15,9 @@ from pathlib import Path
 JOB_TRAIN, JOB_TABLE = "train", "table"
 DEFAULT_PROJECT = "modernize"  # conf/config.yaml's logger.wandb.project
 
-# Config keys a train run adds to its Hydra config: its roadmap position (modernize.roadmap.step_index, a number)
-# and its label prefixed to sort as text in that order (modernize.roadmap.sort_label): W&B groups and sorts by them.
+# Config keys a train run adds to its Hydra config: its roadmap position (modernize.design.roadmap.step_index, a number)
+# and its label prefixed to sort as text in that order (modernize.design.roadmap.sort_label): W&B groups and sorts by
+# them.
 STEP_INDEX, STEP_LABEL, LABEL = "step_index", "step_label", "label"
 
 # The epoch-wise history: every key below is plotted against EPOCH by default (wandb define_metric).

@@ -7,7 +7,7 @@
 Sections:
 1. our ResNet-50 and ConvNeXt-T against torchvision's and timm's, in one process and interleaved;
 2. every roadmap step (ours only);
-3. the real per-step pipeline of `modernize.train` on in-memory uint8 data against the bare model step;
+3. the real per-step pipeline of `modernize.training.train` on in-memory uint8 data against the bare model step;
 4. every step's end-to-end step at a profile's sizes and recipe rules (--profile: `cpu` on a CPU, `gpu` on a GPU),
    and so what one seed of the profile's roadmap costs on this device before it is trained;
 5. folder data (ImageNet) at 224 px: images/s of one loader worker, ours (modernize.datasets + the recipe's
@@ -40,21 +40,21 @@ import torchvision
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from ..data import datasets
-from ..data.augment import build_augmentations, recipe_crop
-from ..training.batches import InMemoryBatches
-from ..design.config import build_model, compose, config_names, model_spec
-from ..training.engine import memory_format_of, prepare_batch, random_batch, timed
-from ..design.flops import count_params
-from ..io import atomic_write_text
-from .columns import Column, Table, markdown_columns
-from ..design.model import build
-from ..design.spec import ModelSpec
-from ..training.proxy import effective_recipe, run_spec
-from ..training.recipe import make_mixing
-from ..training.train import make_train_step
-from ..design.roadmap import STEPS, check_names
-from ..training.runtime import Processes, pick_device
+from modernize.data import datasets
+from modernize.data.augment import build_augmentations, recipe_crop
+from modernize.training.batches import InMemoryBatches
+from modernize.design.config import build_model, compose, config_names, model_spec
+from modernize.training.engine import memory_format_of, prepare_batch, random_batch, timed
+from modernize.design.flops import count_params
+from modernize.io import atomic_write_text
+from modernize.results.columns import Column, Table, markdown_columns
+from modernize.design.model import build
+from modernize.design.spec import ModelSpec
+from modernize.training.proxy import effective_recipe, run_spec
+from modernize.training.recipe import make_mixing
+from modernize.training.train import make_train_step
+from modernize.design.roadmap import STEPS, check_names
+from modernize.training.runtime import Processes, pick_device
 
 # ------------------------------------------------------------------------------------------------ options
 
@@ -197,7 +197,8 @@ BENCH_EPOCHS, BENCH_STEPS_PER_EPOCH = 1, 1000
 
 
 class Trainer:
-    """A model ready to be stepped the way `modernize.train` steps it: the step is built by the training loop's own
+    """A model ready to be stepped the way `modernize.training.train` steps it: the step is built by the training
+    loop's own
     builder (modernize.training.train.make_train_step: autocast forward, the recipe's loss with its label smoothing,
     backward, scaled AdamW step, its lr schedule), for `recipe` (default: the paper's modern one) at this command's
     precision and compile setting."""
@@ -420,7 +421,7 @@ def roadmap_section(args) -> Section:
 
 
 class InMemoryPipeline:
-    """The per-step data work of `modernize.train` on an in-memory data set, built from a recipe exactly as the
+    """The per-step data work of `modernize.training.train` on an in-memory data set, built from a recipe exactly as the
     training loop builds it: index a uint8 TensorDataset on the device -> TrainAugment -> MixUp / CutMix.
     The images are random uint8 like data=synthetic, a few batches' worth, at the given size."""
 
@@ -434,7 +435,7 @@ class InMemoryPipeline:
         self.augment, _ = build_augmentations(recipe, resolution=resolution, mean=mean, std=std,
                                               loader_transforms=False, device=device)
         self.mixing = make_mixing(recipe, num_classes)
-        # The batch source of modernize.train itself, one epoch after another.
+        # The batch source of modernize.training.train itself, one epoch after another.
         source = InMemoryBatches(dataset, dataset, device, batch, Processes(), seed=0)
         self.batches = (b for epoch in itertools.count() for b in source.train_batches(epoch))
 
@@ -446,7 +447,8 @@ class InMemoryPipeline:
 
 
 def pipeline_section(args) -> Section:
-    """The per-step work of `modernize.train` on an in-memory data set vs the model step alone: with the recipe as
+    """The per-step work of `modernize.training.train` on an in-memory data set vs the model step alone: with the
+    recipe as
     the `cpu` profile trains it (its proxy rules), and with the paper's modern recipe at that size and at full width."""
     cfg = compose(["+step=separate_downsampling"])  # ConvNeXt-T, the modern recipe, the cpu profile
     r, p = cfg.recipe, cfg.profile
@@ -494,7 +496,8 @@ COST_TRAIN_IMAGES, COST_CLASSES = 60_000, 10
 def profile_cost_section(args) -> Section:
     """What one seed of a profile's roadmap costs on this device, before training it: each step's end-to-end
     training step (the in-memory pipeline above) at the profile's width, resolution, batch and stem, with the
-    recipe as the profile trains it (modernize.proxy's epoch, regularization and crop rules), times its epochs."""
+    recipe as the profile trains it (modernize.training.proxy's epoch, regularization and crop rules), times its
+    epochs."""
     name = args.profile
     subset = compose([f"profile={name}"]).profile.train_subset
     images = COST_TRAIN_IMAGES if subset is None else min(int(subset), COST_TRAIN_IMAGES)
@@ -588,7 +591,7 @@ def folder_section(args) -> Section:
     from timm.data import ImageDataset, create_transform
     from torch.utils.data import DataLoader
 
-    from ..data.augment import randaugment_policy, with_zero_bit_posterize
+    from modernize.data.augment import randaugment_policy, with_zero_bit_posterize
 
     images, batch = (16, 8) if args.quick else (192, 32)
     out = new_section("5. Folder data: one loader worker at 224 px",
@@ -652,7 +655,7 @@ def measure(argv: list[str] | None = None) -> Report:
 
 def run(args) -> Report:
     if args.device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # as modernize.train: pick the fastest conv kernels
+        torch.backends.cudnn.benchmark = True  # as modernize.training.train: pick the fastest conv kernels
     torch.manual_seed(0)
     start = time.perf_counter()
     lines = header(args)
@@ -668,3 +671,7 @@ def run(args) -> Report:
     path = atomic_write_text(Path(args.out) / f"{device_slug(args.device)}{suffix}.md", text)
     print(f"\n{text}\nwrote {path}", flush=True)
     return Report(path, sections)
+
+
+if __name__ == "__main__":
+    main()

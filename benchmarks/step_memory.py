@@ -1,9 +1,10 @@
 """A training step's memory on the CPU: what modernize's estimate says against what two real steps add.
 
-    python experiments/bench_step_memory.py                   # the rows of docs/performance.md, section 7
-    python experiments/bench_step_memory.py --rows resnet50:448:64
+    python benchmarks/step_memory.py                   # the rows of docs/performance.md, section 7
+    python benchmarks/step_memory.py --rows resnet50:448:64
 
-Each row runs in a fresh process (the resident high-water mark, ru_maxrss, is the process's): it builds the step's
+Each row runs in a fresh process (its resident high-water mark, /proc/self/status VmHWM, is the process's own;
+ru_maxrss would also count the parent's memory, copied at fork): it builds the step's
 model at the cpu profile's width with the run's training step (modernize.training.train.fresh_train_step), takes
 modernize.training.batch_plan.cpu_step_memory's estimate, then runs two training steps on a random batch and reports
 how much they raised the resident memory above what the process held before them. "saved" is what autograd keeps for
@@ -20,15 +21,15 @@ import sys
 ROWS = ("resnet50:64:64", "resnet50:128:32", "separate_downsampling:128:32", "inverted_bottleneck:128:32",
         "gelu:256:32", "resnet50:448:16", "resnet50:448:64")
 MEASURE = """
-import resource, sys, torch
+import sys, torch
 from modernize import compose
 from modernize.training.batch_plan import STEP_OVER_SAVED, cpu_step_memory
 from modernize.training.engine import memory_format_of, random_batch
-from modernize.training.train import fresh_train_step, run_recipe
+from modernize.training.train import fresh_train_step, run_plan_of
 step_name, resolution, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 cfg = compose([f"+step={step_name}", f"profile.resolution={resolution}"])
 torch.set_num_threads(int(sys.argv[4]))
-step = fresh_train_step(cfg, 10, torch.device("cpu"), run_recipe(cfg))
+step = fresh_train_step(cfg, 10, torch.device("cpu"), run_plan_of(cfg))
 memory = cpu_step_memory(step.model, resolution, 10, memory_format_of(True))
 input_bytes = 3 * resolution * resolution * 4 * 2
 saved = batch * (memory.per_image - input_bytes) / STEP_OVER_SAVED
@@ -36,7 +37,8 @@ x, y = random_batch(batch, resolution, 10, torch.device("cpu"), memory_format_of
 resident = int(open("/proc/self/statm").read().split()[1]) * 4096
 step(x, y)
 step(x, y)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - resident, int(saved), memory.at(batch))
+peak = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) * 1024
+print(peak - resident, int(saved), memory.at(batch))
 """
 
 

@@ -112,7 +112,7 @@ def extra_delta_lists(labels: tuple[str, ...], overrides: Sequence[str] = ()) ->
 
 
 def ablation_delta_lists(deltas: tuple[str, ...]) -> str:
-    from .ablation import delta_lists
+    from ..design.ablation_plan import delta_lists
 
     return delta_lists(list(deltas) or None)
 
@@ -133,7 +133,7 @@ def run_sweep(sweep: Sweep, multiruns: list[list[str]], launch: list[str], wandb
 def run_command(args: argparse.Namespace) -> int:
     """`python -m modernize.sweep run ...`: the sweep of the arguments, its labels checked before anything runs."""
     from ..design.config import config_names
-    from ..training.launch import launch_overrides
+    from .launch import launch_overrides
 
     sweep = Sweep(args.kind, args.profile, args.data, seeds=args.seeds, out_root=args.runs,
                   results=f"{args.results}/{args.kind}/{args.profile}-{args.data}", name=args.sweep_name,
@@ -172,7 +172,7 @@ def add_run_parser(subparsers) -> None:
 def main(argv: list[str] | None = None) -> int:
     """`python -m modernize.sweep`: `run <kind> ...` trains and tabulates a sweep; --steps, --delta-lists and --launch
     print the values a sweep passes to Hydra (modernize.training.launch)."""
-    from ..training.launch import launch_overrides
+    from .launch import launch_overrides
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["run"]:

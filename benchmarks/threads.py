@@ -1,7 +1,7 @@
 """Training speed by thread setting, on an idle machine and beside other busy processes (docs/performance.md).
 
-    python experiments/bench_threads.py                      # 2,560 training images per run, loads 0, 1 and 2
-    python experiments/bench_threads.py --images 6400 --loads 0 2
+    python benchmarks/threads.py                      # 2,560 training images per run, loads 0, 1 and 2
+    python benchmarks/threads.py --images 6400 --loads 0 2
 
 Each row is one real run (`python run.py +step=<step> profile.epochs=1 ...` with a training subset, the README's
 short run made shorter) in a fresh process, so that OpenMP's environment (OMP_WAIT_POLICY) applies as it would to a

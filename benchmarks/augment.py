@@ -1,7 +1,7 @@
-"""Our batched augmentation (modernize.augment) against kornia.augmentation, op by op, ms per batch.
+"""Our batched augmentation (modernize.data.augment) against kornia.augmentation, op by op, ms per batch.
 
     pip install --no-deps kornia==0.9.0 kornia_rs==0.2.0   # or: --target DIR and PYTHONPATH=DIR
-    PYTHONPATH=. python experiments/bench_augment.py          # CPU, 1 thread, batch 128, 32 and 64 px
+    PYTHONPATH=. python benchmarks/augment.py          # CPU, 1 thread, batch 128, 32 and 64 px
 
 Both sides get the same uint8 batch [B, 3, S, S] at native size S (like Fashion-MNIST / CIFAR on the device)
 and return S-px crops, so each row times the same work: ours on torchvision ops and one-call batched kernels,
@@ -65,7 +65,7 @@ def kornia_ops(size: int) -> dict[str, Callable]:
 
 
 def mixing_ops(num_classes: int) -> list[tuple[str, Callable, Callable]]:
-    """torchvision's MixUp/CutMix (what modernize.train uses) against kornia's, on normalized float images."""
+    """torchvision's MixUp/CutMix (what modernize.training.train uses) against kornia's, on normalized float images."""
     return [("MixUp alpha 0.8", v2.MixUp(alpha=0.8, num_classes=num_classes),
              K.RandomMixUpV2(data_keys=["input", "class"])),
             ("CutMix alpha 1.0", v2.CutMix(alpha=1.0, num_classes=num_classes),
