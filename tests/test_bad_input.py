@@ -281,7 +281,7 @@ def test_a_gpu_profile_trains_on_the_cpu_only_when_asked_to():
     """profile=gpu on a machine without CUDA: refused with train.device=auto (above), accepted with train.device=cpu;
     the flag says how a run executes, so it leaves the config hash alone."""
     from modernize.training.checks import check_training_device
-    from modernize.training.proxy import config_hash
+    from modernize.training.identity import config_hash
 
     check_training_device(compose(["profile=gpu", "train.device=cpu"]))
     check_training_device(compose(["profile=cpu", "train.device=auto"]))  # a CPU profile: nothing to refuse

@@ -125,7 +125,7 @@ def test_a_checkpoint_larger_than_the_free_disk_is_no_go(tmp_path):
 
 
 def test_the_preflight_command_is_in_the_help_and_leaves_the_hash_alone():
-    from modernize.training.proxy import config_hash
+    from modernize.training.identity import config_hash
 
     assert config_hash(compose(["+step=gelu"])) == config_hash(compose(["+step=gelu", "preflight.steps=9"]))
     assert "preflight" in (ROOT / "conf" / "config.yaml").read_text()

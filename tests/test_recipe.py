@@ -13,7 +13,7 @@ from helpers import photo
 
 from modernize.data.augment import folder_transforms
 from modernize.design.config import compose
-from modernize.training.proxy import config_hash
+from modernize.training.identity import config_hash
 from modernize.data.datasets import MEAN_STD
 from modernize.training.proxy import PAPER_STEPS, ema_decay, effective_recipe
 

@@ -291,7 +291,7 @@ def test_an_uncreatable_run_directory_is_one_line_not_a_hydra_traceback(tmp_path
 def _config(run, overrides):
     from omegaconf import OmegaConf
 
-    from modernize.training.proxy import config_hash
+    from modernize.training.identity import config_hash
 
     cfg = compose(overrides)
     run.mkdir(parents=True)

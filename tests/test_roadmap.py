@@ -12,7 +12,7 @@ from pathlib import Path
 
 from modernize import DELTAS, STEPS, ModelSpec, compose
 from modernize.design.config import config_names, model_spec
-from modernize.training.proxy import config_hash
+from modernize.training.identity import config_hash
 from modernize.design.flops import count_gflops, count_params
 from modernize.design.model import Block, LayerNorm2d, LayerScale, PointwiseConv, build
 from modernize.design.roadmap import (base_step, deltas_up_to, label_deltas, leave_one_out, paper, paper_kernel,

@@ -207,7 +207,7 @@ def test_make_roadmaps_extra_labels_train_the_runs_those_labels_name(tmp_path):
     """EXTRA="separate_downsampling+silu" becomes "+delta=[<its deltas>]": the same config (and hash, and folder)
     as +step=separate_downsampling "+delta=[silu]"."""
     from modernize.design.config import compose
-    from modernize.training.proxy import config_hash
+    from modernize.training.identity import config_hash
 
     (tmp_path / "delta").mkdir()
     (tmp_path / "delta" / "silu.yaml").write_text(SILU)

@@ -28,7 +28,7 @@ NAMED_GROUPS = ("step", "delta")  # the config groups whose names are checked be
 RUN_LABEL_RESOLVER = "modernize.run_label"  # ${modernize.run_label:} in conf/config.yaml: an OmegaConf resolver's name
 MODEL_GROUP = "model"  # the model the deltas act on; one other than the roadmap's base is named in the run's label
 # The config key that holds the run's label; configs written before it was named so (committed run folders) hold it
-# as "step_name", and the config hash still hashes it under that name (modernize.training.proxy.config_hash).
+# as "step_name", and the config hash still hashes it under that name (modernize.training.identity.config_hash).
 LABEL_KEY, OLD_LABEL_KEY = "label", "step_name"
 
 

@@ -8,7 +8,7 @@ its 95% t-interval and a paired two-sided t-test (modernize.results.stats, the l
         --out experiments/init/cpu-fashion_mnist
 
 writes compare.md and compare.csv (one row per seed, then the mean). The trained settings in which the two sweeps'
-runs differ are read from their config.yaml (modernize.training.proxy.setting_differences) and named above the table,
+runs differ are read from their config.yaml (modernize.training.identity.setting_differences) and named above the table,
 so the table says what was compared.
 """
 
@@ -61,7 +61,7 @@ def differences(a: dict, b: dict) -> str:
     """The trained settings in which the runs of the first common seed differ, A's value first."""
     from omegaconf import OmegaConf
 
-    from ..training.proxy import setting_differences
+    from ..training.identity import setting_differences
 
     seed = min(set(a) & set(b))
     configs = [OmegaConf.load(Path(sweep) / run[seed]["run_dir"] / "config.yaml") for sweep, run in

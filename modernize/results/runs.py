@@ -104,7 +104,7 @@ def run_identity(run: Path) -> tuple[dict[str, Any], str | None]:
             from omegaconf import OmegaConf
 
             from ..design.config import run_label_of
-            from ..training.proxy import config_hash
+            from ..training.identity import config_hash
 
             cfg = OmegaConf.load(path)
             return ({"label": run_label_of(cfg), "seed": cfg.seed, "kernel_size": cfg.model.block.kernel_size},

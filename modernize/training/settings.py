@@ -1,6 +1,6 @@
-"""What a run trains against how it runs, declared once: the config hash (modernize.training.proxy.config_hash) leaves
-out every setting named here, and the report's reproduce command (modernize.results.reproduce) leaves out those that
-cannot change a run's numbers.
+"""What a run trains against how it runs, declared once: the config hash (modernize.training.identity.config_hash)
+leaves out every setting named here, and the report's reproduce command (modernize.results.reproduce) leaves out those
+that cannot change a run's numbers.
 
 A run is identified by what it trains (model, recipe, data, profile, seed, precision, device choice, ...): two runs
 with the same hash are the same experiment, so a finished run is skipped and a resumed one continues. The settings

@@ -39,8 +39,8 @@ from .interrupt import SignalWatch, watch_signals
 from ..io import atomic_write_json, atomic_write_text, read_json
 from .lock import run_lock
 from ..design.model import build
-from .proxy import (config_hash, describe, effective_recipe, run_preprocessing, run_spec, scale_model,
-                    setting_differences)
+from .identity import config_hash, setting_differences
+from .proxy import describe, effective_recipe, run_preprocessing, run_spec, scale_model
 from .proxy import ema_decay as proxy_ema_decay
 from .recipe import make_mixing, make_optimizer, make_scheduler, scaled_lr
 from ..design.roadmap import paper_reference
