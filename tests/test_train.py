@@ -184,3 +184,5 @@ def test_the_thread_count_of_a_cpu_run(setting, cores, others, threads, monkeypa
     assert cpu_threads(setting, cores, others) == threads
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # torchrun's, for several processes: it wins over auto
     assert cpu_threads("auto", cores, others) is None
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert cpu_threads("auto", 16, 0, processes=4) == 4 and cpu_threads("auto", 2, 0, processes=4) == 1

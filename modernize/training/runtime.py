@@ -103,8 +103,8 @@ def setup_runtime(train_cfg) -> tuple[Processes, torch.device]:
 # Why `auto` and not PyTorch's one thread per core (docs/performance.md, benchmarks/threads.py): PyTorch's
 # OpenMP threads split every op evenly and then spin at a barrier until the slowest is done. Beside another busy
 # process, one of them shares its core, every op waits for it, and the waiting thread's spinning takes more of the
-# time the others need: on 2 cores, the short run's 939 img/s fell to 239 with one busy process beside it and to 92
-# with two (one thread: 438 and 287). OMP_WAIT_POLICY=PASSIVE stops the spinning but costs 43% on an idle machine.
+# time the others need: on 2 cores, the short run's 902 img/s fell to 231 with one busy process beside it and to 147
+# with two (one thread: 486 and 427). OMP_WAIT_POLICY=PASSIVE stops the spinning but costs 42% on an idle machine.
 # So a run counts the processes running when it starts and leaves their cores to them.
 THREADS_AUTO = "auto"
 
@@ -129,21 +129,24 @@ def other_running_tasks(samples: int = 5, interval_s: float = 0.02) -> float | N
     return statistics.median(counts)
 
 
-def cpu_threads(setting: int | str | None, cores: int, others: float | None) -> int | None:
-    """The thread count a CPU run trains with: `auto` leaves the cores of the tasks already running to them (at
-    least one thread); an integer is the user's; null is PyTorch's (None: not set). OMP_NUM_THREADS in the
-    environment (torchrun sets it to 1 when it starts several processes) wins over `auto`."""
+def cpu_threads(setting: int | str | None, cores: int, others: float | None, processes: int = 1) -> int | None:
+    """The thread count a CPU run trains with: `auto` leaves the cores of the tasks already running to them and
+    shares the rest among the run's `processes` on this machine (at least one thread each); an integer is the user's;
+    null is PyTorch's (None: not set). OMP_NUM_THREADS in the environment (torchrun sets it to 1 when it starts
+    several processes) wins over `auto`."""
     if setting != THREADS_AUTO:
         return None if setting is None else int(setting)
     if os.environ.get("OMP_NUM_THREADS"):
         return None
-    return max(1, cores - round(others or 0))
+    return max(1, (cores - round(others or 0)) // processes)
 
 
 def set_cpu_threads(setting: int | str | None, announce: bool = True) -> None:
     """torch.set_num_threads for a CPU run, with one line when other tasks hold cores it would otherwise use."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # torchrun's processes on this machine: not others
     cores, others = usable_cores(), other_running_tasks()
-    threads = cpu_threads(setting, cores, others)
+    others = None if others is None else max(0, others - (local - 1))
+    threads = cpu_threads(setting, cores, others, local)
     if threads is not None:
         torch.set_num_threads(threads)
     used = torch.get_num_threads()
