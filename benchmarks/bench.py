@@ -197,9 +197,8 @@ BENCH_EPOCHS, BENCH_STEPS_PER_EPOCH = 1, 1000
 
 
 class Trainer:
-    """A model ready to be stepped the way `modernize.training.train` steps it: the step is built by the training
-    loop's own
-    builder (modernize.training.train.make_train_step: autocast forward, the recipe's loss with its label smoothing,
+    """A model ready to be stepped the way `modernize.training.train` steps it: the step is built by the training loop's
+    own builder (modernize.training.train.make_train_step: autocast forward, the recipe's loss with its label smoothing,
     backward, scaled AdamW step, its lr schedule), for `recipe` (default: the paper's modern one) at this command's
     precision and compile setting."""
 
@@ -447,9 +446,9 @@ class InMemoryPipeline:
 
 
 def pipeline_section(args) -> Section:
-    """The per-step work of `modernize.training.train` on an in-memory data set vs the model step alone: with the
-    recipe as
-    the `cpu` profile trains it (its proxy rules), and with the paper's modern recipe at that size and at full width."""
+    """The per-step work of `modernize.training.train` on an in-memory data set vs the model step alone: with the recipe
+    as the `cpu` profile trains it (its proxy rules), and with the paper's modern recipe at that size and at full
+    width."""
     cfg = compose(["+step=separate_downsampling"])  # ConvNeXt-T, the modern recipe, the cpu profile
     r, p = cfg.recipe, cfg.profile
     num_classes, resolution, batch = 10, int(p.resolution), 8 if args.quick else int(p.batch_size)

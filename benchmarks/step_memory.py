@@ -3,13 +3,12 @@
     python benchmarks/step_memory.py                   # the rows of docs/performance.md, section 7
     python benchmarks/step_memory.py --rows resnet50:448:64
 
-Each row runs in a fresh process (its resident high-water mark, /proc/self/status VmHWM, is the process's own;
-ru_maxrss would also count the parent's memory, copied at fork): it builds the step's
-model at the cpu profile's width with the run's training step (modernize.training.train.fresh_train_step), takes
-modernize.training.batch_plan.cpu_step_memory's estimate, then runs two training steps on a random batch and reports
-how much they raised the resident memory above what the process held before them. "saved" is what autograd keeps for
-the backward pass (the estimate's base); the estimate is STEP_OVER_SAVED x saved + a constant + the weights' copies.
-The result is a markdown table on stdout.
+Each row runs in a fresh process (its resident high-water mark, /proc/self/status VmHWM, is the process's own; ru_maxrss
+would also count the parent's memory, copied at fork): it builds the step's model at the cpu profile's width with the
+run's training step (modernize.training.train.fresh_train_step), takes modernize.training.batch_plan.cpu_step_memory's
+estimate, then runs two training steps on a random batch and reports how much they raised the resident memory above what
+the process held before them. "saved" is what autograd keeps for the backward pass (the estimate's base); the estimate
+is STEP_OVER_SAVED x saved + a constant + the weights' copies. The result is a markdown table on stdout.
 """
 
 from __future__ import annotations

@@ -7,9 +7,8 @@ Each row is one real run (`python run.py +step=<step> profile.epochs=1 ...` with
 short run made shorter) in a fresh process, so that OpenMP's environment (OMP_WAIT_POLICY) applies as it would to a
 user's run. A load of N is N other processes that each keep one core busy (a Python loop), started before the run
 and stopped after it: what another user's job does to a shared machine. The run's own measured img/s
-(summary.json's train_images_per_s, the median over its logged steps) and its wall time are reported. Runs of one
-load are interleaved setting by setting, so drift hits every setting alike. The result is a markdown table on
-stdout.
+(summary.json's train_images_per_s, the median over its logged steps) and its wall time are reported. Within a load
+the settings run one after another, once each. The result is a markdown table on stdout.
 """
 
 from __future__ import annotations

@@ -14,8 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NAME = re.compile(r"(?<![\w/.-])modernize(?:\.[A-Za-z_]\w*)+")
 FILES = sorted({*ROOT.glob("modernize/**/*.py"), *ROOT.glob("conf/**/*.yaml"), *ROOT.glob("docs/*.md"),
                 ROOT / "README.md", ROOT / "Makefile", ROOT / "run.py", ROOT / "hubconf.py",
-                *ROOT.glob("experiments/*.py"),
-                *ROOT.glob("experiments/*/*/*.md"), *ROOT.glob("experiments/*/*/*.csv")})
+                *ROOT.glob("benchmarks/*.py"), *ROOT.glob("experiments/*/*/*.md"), *ROOT.glob("experiments/*/*/*.csv")})
 
 
 def resolves(name: str) -> bool:

@@ -159,19 +159,17 @@ def load_data(
 ) -> DataBundle:
     """Load data set ``name`` (one of :data:`DATASET_NAMES`).
 
-    ``root`` is the folder holding the data (None: modernize.io.cache_dir(); unused by ``synthetic``).
-    ``resolution`` only matters for ``imagefolder`` (crop size in the loader) and ``synthetic``
-    (image size); tensor data sets keep their native size. ``recipe`` (as the profile trains it,
-    modernize.training.proxy)
-    gives ``imagefolder``'s loader workers the official code's per-image transforms (augment.folder_transforms;
-    None: the evaluation transform for both splits); in-memory data sets are augmented batched by
-    augment.TrainAugment instead. ``with_train=False`` reads the validation split only (``train`` is None): an image
-    folder then needs no train/ (task=eval), and a folder of class folders without val/ (ImageNet-R's, -A's layout)
-    is read as the validation split. ``eval_preprocessing``: the record of the model being evaluated, whose transform
-    an image folder's validation images get (modernize.design.preprocessing; None: the data set's own statistics at
-    ``resolution``, as training evaluates). ``train_subset``/``val_subset`` keep a
-    seeded, class-stratified subset of that many samples. ``download`` lets ``fashion_mnist``
-    (the only data set small enough to fetch silently) download via torchvision as a last resort.
+    ``root`` is the folder holding the data (None: modernize.io.cache_dir(); unused by ``synthetic``). ``resolution``
+    only matters for ``imagefolder`` (crop size in the loader) and ``synthetic`` (image size); tensor data sets keep
+    their native size. ``recipe`` (as the profile trains it, modernize.training.proxy) gives ``imagefolder``'s loader
+    workers the official code's per-image transforms (augment.folder_transforms; None: the evaluation transform for both
+    splits); in-memory data sets are augmented batched by augment.TrainAugment instead. ``with_train=False`` reads the
+    validation split only (``train`` is None): an image folder then needs no train/ (task=eval), and a folder of class
+    folders without val/ (ImageNet-R's, -A's layout) is read as the validation split. ``eval_preprocessing``: the record
+    of the model being evaluated, whose transform an image folder's validation images get
+    (modernize.design.preprocessing; None: the data set's own statistics at ``resolution``, as training evaluates).
+    ``train_subset``/``val_subset`` keep a seeded, class-stratified subset of that many samples. ``download`` lets
+    ``fashion_mnist`` (the only data set small enough to fetch silently) download via torchvision as a last resort.
     """
     if name not in DATASET_NAMES:
         raise ValueError(f"unknown data set {name!r}; valid names are: {', '.join(DATASET_NAMES)}")

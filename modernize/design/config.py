@@ -2,8 +2,7 @@
 
 Importing this module registers what is generated rather than written (so it is written once): the `step` configs,
 one per roadmap step, from modernize.design.roadmap.STEPS; the `model_spec_defaults` config every model config starts
-from,
-from ModelSpec's defaults; and the `modernize.run_label` resolver that names run folders.
+from, from ModelSpec's defaults; and the `modernize.run_label` resolver that names run folders.
 """
 
 from __future__ import annotations
@@ -33,9 +32,8 @@ LABEL_KEY, OLD_LABEL_KEY = "label", "step_name"
 
 
 def register_generated_configs() -> None:
-    """Store the generated configs in Hydra's ConfigStore. Every process that composes imports this module first:
-    run.py (through modernize.training.cli) and compose(); launcher workers receive the store with Hydra's
-    singletons."""
+    """Store the generated configs in Hydra's ConfigStore. Every process that composes imports this module first: run.py
+    (through modernize.training.cli) and compose(); launcher workers receive the store with Hydra's singletons."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()

@@ -64,9 +64,8 @@ def profile(cfg: DictConfig) -> dict:
 
 def trained_recipe(cfg: DictConfig) -> dict:
     """The recipe as the profile trains it: epochs, the global batch and its lr, and every recipe field after the
-    profile's rules (modernize.training.proxy), with the EMA decay of its rule (the horizon rule needs the run's
-    steps, known
-    only once the data is loaded: then null here, and the decay is in summary.json)."""
+    profile's rules (modernize.training.proxy), with the EMA decay of its rule (the horizon rule needs the run's steps,
+    known only once the data is loaded: then null here, and the decay is in summary.json)."""
     from .proxy import effective_recipe, ema_decay, is_folder_data, rule, run_spec
     from .recipe import scaled_lr
 
@@ -129,9 +128,8 @@ def describe_recipe(r: dict) -> list[str]:
 
 def run_task(cfg: DictConfig, run_dir: Path, multirun: bool):
     """Run the task. In a multirun, a failure is recorded in failed.json and the sweep goes on; a stop signal
-    (modernize.training.interrupt) ends the run and the sweep with the shell's 128 + signal number, after one line.
-    The run
-    folder Hydra made is removed again where the task wrote nothing in it (task=profile, a refused run)."""
+    (modernize.training.interrupt) ends the run and the sweep with the shell's 128 + signal number, after one line. The
+    run folder Hydra made is removed again where the task wrote nothing in it (task=profile, a refused run)."""
     try:
         return run_task_in(cfg, run_dir, multirun)
     finally:

@@ -320,9 +320,8 @@ def make_train_step(model: nn.Module, recipe: DictConfig, lr: float, epochs: int
 
 
 def open_tracker(run: Run):
-    """The run's config file and its W&B run (resumed into the same W&B run after a restart): job type "train",
-    its roadmap position as config (step_index, step_label: modernize.training.wandb_names), epoch-wise keys plotted
-    against
+    """The run's config file and its W&B run (resumed into the same W&B run after a restart): job type "train", its
+    roadmap position as config (step_index, step_label: modernize.training.wandb_names), epoch-wise keys plotted against
     the epoch, and with logger.wandb.log_weights the final model (and EMA) weights as a "model" artifact."""
     from . import wandb_names as names
     from ..io import atomic_write

@@ -15,9 +15,9 @@ from pathlib import Path
 JOB_TRAIN, JOB_TABLE = "train", "table"
 DEFAULT_PROJECT = "modernize"  # conf/config.yaml's logger.wandb.project
 
-# Config keys a train run adds to its Hydra config: its roadmap position (modernize.design.roadmap.step_index, a number)
-# and its label prefixed to sort as text in that order (modernize.design.roadmap.sort_label): W&B groups and sorts by
-# them.
+# Config keys a train run adds to its Hydra config: its roadmap position (modernize.design.roadmap.step_index, a
+# number) and its label prefixed to sort as text in that order (modernize.design.roadmap.sort_label): W&B groups and
+# sorts by them.
 STEP_INDEX, STEP_LABEL, LABEL = "step_index", "step_label", "label"
 
 # The epoch-wise history: every key below is plotted against EPOCH by default (wandb define_metric).
