@@ -22,7 +22,7 @@ ROWS = ("resnet50:64:64", "resnet50:128:32", "separate_downsampling:128:32", "in
 MEASURE = """
 import sys, torch
 from modernize import compose
-from modernize.training.batch_plan import STEP_OVER_SAVED, cpu_step_memory
+from modernize.training.batch_plan import STEP_OVER_SAVED, cpu_step_memory, input_bytes
 from modernize.training.engine import memory_format_of, random_batch
 from modernize.training.train import fresh_train_step, run_plan_of
 step_name, resolution, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -30,8 +30,7 @@ cfg = compose([f"+step={step_name}", f"profile.resolution={resolution}"])
 torch.set_num_threads(int(sys.argv[4]))
 step = fresh_train_step(cfg, 10, torch.device("cpu"), run_plan_of(cfg))
 memory = cpu_step_memory(step.model, resolution, 10, memory_format_of(True))
-input_bytes = 3 * resolution * resolution * 4 * 2
-saved = batch * (memory.per_image - input_bytes) / STEP_OVER_SAVED
+saved = batch * (memory.per_image - input_bytes(resolution)) / STEP_OVER_SAVED
 x, y = random_batch(batch, resolution, 10, torch.device("cpu"), memory_format_of(True))
 resident = int(open("/proc/self/statm").read().split()[1]) * 4096
 step(x, y)
@@ -39,6 +38,14 @@ step(x, y)
 peak = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) * 1024
 print(peak - resident, int(saved), memory.at(batch))
 """
+
+
+def measure(step: str, resolution: int, batch: int, threads: int) -> tuple[int, int, int]:
+    """(bytes two training steps added, bytes autograd saved, the estimate) of one row, in a fresh process."""
+    out = subprocess.run([sys.executable, "-c", MEASURE, step, str(resolution), str(batch), str(threads)],
+                         check=True, capture_output=True, text=True).stdout.split()
+    added, saved, estimate = (int(v) for v in out[-3:])
+    return added, saved, estimate
 
 
 def main() -> None:
@@ -52,9 +59,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for row in args.rows:
         step, resolution, batch = row.split(":")
-        out = subprocess.run([sys.executable, "-c", MEASURE, step, resolution, batch, str(args.threads)],
-                             check=True, capture_output=True, text=True).stdout.split()
-        added, saved, estimate = (int(v) for v in out[-3:])
+        added, saved, estimate = measure(step, int(resolution), int(batch), args.threads)
         print(f"| {step} | {resolution} | {batch} | {saved / mib:.0f} | {added / mib:.0f} | {added / saved:.2f} | "
               f"{estimate / mib:.0f} | {added / estimate:.2f} |", flush=True)
 

@@ -94,26 +94,6 @@ def test_auto_accumulation_on_the_cpu_sizes_the_device_batch_to_fit():
     assert (plan.device_batch, plan.accumulation_steps) == (16, 8)
 
 
-MEASURE_A_STEP = """
-import sys, torch
-from modernize import compose
-from modernize.training.batch_plan import cpu_step_memory
-from modernize.training.engine import memory_format_of, random_batch
-from modernize.training.train import fresh_train_step, run_plan_of
-step_name, resolution, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-cfg = compose([f"+step={step_name}", f"profile.resolution={resolution}"])
-torch.set_num_threads(1)
-step = fresh_train_step(cfg, 10, torch.device("cpu"), run_plan_of(cfg))
-estimate = cpu_step_memory(step.model, resolution, 10, memory_format_of(True)).at(batch)
-x, y = random_batch(batch, resolution, 10, torch.device("cpu"), memory_format_of(True))
-resident = int(open("/proc/self/statm").read().split()[1]) * 4096
-step(x, y)
-step(x, y)
-peak = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) * 1024
-print(peak - resident, estimate)
-"""
-
-
 @pytest.mark.slow  # a fresh process per measurement: its resident high-water mark (VmHWM) is its own
 @pytest.mark.parametrize("step,resolution,batch", [("resnet50", 256, 48), ("inverted_bottleneck", 192, 32)])
 def test_the_cpu_estimate_bounds_the_memory_a_real_training_step_adds(step, resolution, batch):
@@ -121,12 +101,9 @@ def test_the_cpu_estimate_bounds_the_memory_a_real_training_step_adds(step, reso
     to its resident memory, and not less than a third of it (an estimate of 10x would refuse runs that fit). At sizes
     where the memory matters (1 GiB and more of activations); below them a few hundred MiB of allocator and oneDNN
     overhead, which varied between processes in one test session, weigh more than the step."""
-    import subprocess
-    import sys
+    from benchmarks.step_memory import measure  # the measurement docs/performance.md's table comes from
 
-    out = subprocess.run([sys.executable, "-c", MEASURE_A_STEP, step, str(resolution), str(batch)], check=True,
-                         capture_output=True, text=True).stdout.split()
-    grown, estimate = int(out[-2]), int(out[-1])
+    grown, _, estimate = measure(step, resolution, batch, threads=1)
     assert estimate / 3 < grown <= estimate
 
 

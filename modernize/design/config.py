@@ -137,18 +137,11 @@ def config_names(group: str, overrides: Sequence[str] = ()) -> list[str]:
 def check_step_overrides(overrides: Sequence[str]) -> None:
     """Reject unknown `step=` / `delta=` names before Hydra starts, listing the names found on the search path
     (the roadmap's first, in its order)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
     requested: dict[str, list[str]] = {}
     for text in overrides:
         key = text.lstrip("+~").split("=", 1)[0]
-        if key not in NAMED_GROUPS or "=" not in text:
+        if key not in NAMED_GROUPS or "=" not in text or (override := parsed(text)) is None:
             continue
-        try:
-            (override,) = OverridesParser.create().parse_overrides([text])
-        except HydraException:
-            continue  # bad syntax: Hydra's own message says where
         values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
         for value in values:
             requested.setdefault(key, []).extend([value] if isinstance(value, str) else list(value))
@@ -185,18 +178,18 @@ def check_setting_keys(overrides: Sequence[str]) -> None:
         declared = [name for name in flattened(composed) if not name.startswith("hydra.")]
     for text in settings:
         key = text.lstrip("+").split("=", 1)[0]
-        known = any(name == key or name.startswith(key + ".") for name in declared)
-        if text.startswith("+") and not known:
+        if any(name == key or name.startswith(key + ".") for name in declared):
+            continue
+        if text.startswith("+"):
             leaf = key.rsplit(".", 1)[-1]
             same_name = [name for name in declared if name.rsplit(".", 1)[-1] == leaf]
             hint = f"; the settings named {leaf}: {', '.join(same_name)} (set them without '+')" if same_name else ""
             raise ValueError(f"{text} adds {key}, which the config does not declare and no part of modernize reads: "
                              f"the run would ignore it{hint}")
-        if not text.startswith("+") and not known:
-            closest = closest_settings(key, declared)
-            hint = f"; the closest declared: {', '.join(closest)}" if closest else ""
-            raise ValueError(f"{text} sets {key}, which the config does not declare{hint} (python run.py <your "
-                             f"overrides> --cfg job prints every setting)")
+        closest = closest_settings(key, declared)
+        hint = f"; the closest declared: {', '.join(closest)}" if closest else ""
+        raise ValueError(f"{text} sets {key}, which the config does not declare{hint} (python run.py <your "
+                         f"overrides> --cfg job prints every setting)")
 
 
 def closest_settings(key: str, declared: Sequence[str], count: int = 3) -> list[str]:
@@ -210,16 +203,22 @@ def closest_settings(key: str, declared: Sequence[str], count: int = 3) -> list[
     return [name for name in ranked[:count] if likeness(name) >= 1.2]
 
 
-def job_value(text: str) -> str:
-    """An override as one job of a sweep sees it: a sweep's first value (`+step=a,b` -> `+step=a`)."""
+def parsed(text: str) -> Any:
+    """One command-line override as Hydra parses it, or None for bad syntax (Hydra's own message then says where)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
     try:
         (override,) = OverridesParser.create().parse_overrides([text])
     except HydraException:
-        return text  # bad syntax: Hydra's own message says where
-    if not override.is_sweep_override():
+        return None
+    return override
+
+
+def job_value(text: str) -> str:
+    """An override as one job of a sweep sees it: a sweep's first value (`+step=a,b` -> `+step=a`)."""
+    override = parsed(text)
+    if override is None or not override.is_sweep_override():
         return text
     first = next(iter(override.sweep_iterator()))
     value = f"[{','.join(map(str, first))}]" if isinstance(first, list) else str(first)

@@ -37,9 +37,9 @@ COMPARE = Table((
 ), key="seed")
 
 
-def finished_by_seed(sweep: Path, label: str) -> dict:
-    """{seed: run result} of the label's finished runs in a sweep folder."""
-    return {r["seed"]: r for r in collect(sweep).get(label, []) if r.get("status") == "ok"}
+def finished_by_seed(runs: dict[str, list[dict]], label: str) -> dict:
+    """{seed: run result} of the label's finished runs among a sweep's (modernize.results.runs.collect)."""
+    return {r["seed"]: r for r in runs.get(label, []) if r.get("status") == "ok"}
 
 
 def comparison_rows(a: dict, b: dict) -> list[dict]:
@@ -94,14 +94,14 @@ def main(argv: list[str] | None = None) -> int:
         if not sweep.is_dir():
             print(f"error: {sweep} is not a sweep folder (expected experiments/runs/<sweep>)", file=sys.stderr)
             return 2
-    labels = {sweep: sorted(collect(sweep)) for sweep in (args.sweep_a, args.sweep_b)}
-    missing = [sweep for sweep, found in labels.items() if args.label not in found]
+    collected = {sweep: collect(sweep) for sweep in (args.sweep_a, args.sweep_b)}  # each sweep's folders read once
+    missing = [sweep for sweep, runs in collected.items() if args.label not in runs]
     if missing:
+        found = {sweep: ", ".join(sorted(collected[sweep])) or "none" for sweep in missing}
         print(f"error: --label {args.label} has no run in "
-              + "; ".join(f"{sweep} (its labels: {', '.join(labels[sweep]) or 'none'})" for sweep in missing),
-              file=sys.stderr)
+              + "; ".join(f"{sweep} (its labels: {labels})" for sweep, labels in found.items()), file=sys.stderr)
         return 2
-    a, b = (finished_by_seed(s, args.label) for s in (args.sweep_a, args.sweep_b))
+    a, b = (finished_by_seed(collected[s], args.label) for s in (args.sweep_a, args.sweep_b))
     for runs, sweep in ((a, args.sweep_a), (b, args.sweep_b)):
         for run in runs.values():
             run["sweep"] = sweep

@@ -137,12 +137,13 @@ def kernel_trend(rows: list[dict[str, Any]]) -> dict[str, Any]:
         if big not in by_kernel or small not in by_kernel:
             continue
         a, b = by_kernel[big], by_kernel[small]
-        if not paired(a["top1_by_seed"], b["top1_by_seed"]):
+        common = paired(a["top1_by_seed"], b["top1_by_seed"])
+        if not common:
             continue
         change = change_between(a["top1_by_seed"], b["top1_by_seed"])
         contrasts.append({"big": big, "small": small, "mean": change.change, "low": change.low, "high": change.high,
                           "p": change.p, "paper": paper_change(a["paper_top1"], b["paper_top1"]),
-                          "seeds": len(paired(a["top1_by_seed"], b["top1_by_seed"]))})
+                          "seeds": len(common)})
     return {"contrasts": contrasts, "seeds": min((c["seeds"] for c in contrasts), default=0)}
 
 

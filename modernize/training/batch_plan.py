@@ -15,11 +15,10 @@ official code's and torchvision's reference's per-GPU BatchNorm), so the plan sa
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from .runtime import RunError
+from .runtime import RunError, local_processes
 
 AUTO = "auto"
 
@@ -173,15 +172,14 @@ def cpu_step_memory(model, resolution: int, classes: int, memory_format, batch: 
             loss = F.cross_entropy(model(x), y)
         del loss
     activations = sum(size for address, size in saved.items() if address not in weights) / batch
-    input_bytes = 3 * resolution * resolution * 4 * 2  # the float batch and its augmented copy
     parameter_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     return StepMemory(fixed=STATE_COPIES * parameter_bytes + STEP_CONSTANT,
-                      per_image=int(STEP_OVER_SAVED * activations + input_bytes))
+                      per_image=int(STEP_OVER_SAVED * activations + input_bytes(resolution)))
 
 
-def local_processes() -> int:
-    """The run's processes on this machine, which share its memory (torchrun's LOCAL_WORLD_SIZE)."""
-    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+def input_bytes(resolution: int) -> int:
+    """An image's share of a step's input: the float batch and its augmented copy."""
+    return 3 * resolution * resolution * 4 * 2
 
 
 def largest_fitting_on_cpu(memory: StepMemory, available: int) -> Callable[[int], int]:

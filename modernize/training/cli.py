@@ -45,11 +45,12 @@ def profile(cfg: DictConfig) -> dict:
         print(f"  stage {i + 1}: {depth} blocks, width {spec.widths[i]}, residual channels {dims}")
     params, gflops = count_params(model), count_gflops(model, 224)
     ref = paper_reference(step) or {}
-    paper = (f"paper ({ref['source']}): {ref['params'] / 1e6:.1f}M params, " if ref.get("params") else
-             f"paper ({ref['source']}): " if ref else "paper: no number for this model")
-    paper += (f"{ref['gflops']} GFLOPs, " if ref.get("gflops") else "") + (f"top-1 {ref['top1']}" if ref.get("top1")
-                                                                             else "")
-    print(f"  params {params:,}, GFLOPs at 224x224 {gflops:.3f} ({paper.rstrip(', ')})")
+    published = [f"{ref['params'] / 1e6:.1f}M params" if ref.get("params") else "",
+                 f"{ref['gflops']} GFLOPs" if ref.get("gflops") else "",
+                 f"top-1 {ref['top1']}" if ref.get("top1") else ""]
+    paper = (f"paper ({ref['source']}): {', '.join(p for p in published if p)}" if ref
+             else "paper: no number for this model")
+    print(f"  params {params:,}, GFLOPs at 224x224 {gflops:.3f} ({paper})")
     recipe = trained_recipe(cfg)
     print(f"recipe {recipe['name']} at profile={cfg.profile.name} (as trained; docs/recipe.md compares it with the "
           f"official code):")

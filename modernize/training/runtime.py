@@ -109,6 +109,11 @@ def setup_runtime(train_cfg) -> tuple[Processes, torch.device]:
 THREADS_AUTO = "auto"
 
 
+def local_processes() -> int:
+    """The run's processes on this machine, which share its cores and memory (torchrun's LOCAL_WORLD_SIZE)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+
 def usable_cores() -> int:
     """The cores this process may run on (its CPU affinity: taskset, a SLURM or container CPU set)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -138,22 +143,28 @@ def cpu_threads(setting: int | str | None, cores: int, others: float | None, pro
         return None if setting is None else int(setting)
     if os.environ.get("OMP_NUM_THREADS"):
         return None
+    return idle_core_threads(cores, others, processes)
+
+
+def idle_core_threads(cores: int, others: float | None, processes: int = 1) -> int:
+    """Each of a run's `processes` gets its share of the cores `others` (tasks already running) leave idle, at least
+    one: what `auto` sets, and what the busy-machine line advises."""
     return max(1, (cores - round(others or 0)) // processes)
 
 
 def set_cpu_threads(setting: int | str | None, announce: bool = True) -> None:
     """torch.set_num_threads for a CPU run, with one line when other tasks hold cores it would otherwise use."""
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # torchrun's processes on this machine: not others
+    local = local_processes()  # this run's own processes on this machine are not others
     cores, others = usable_cores(), other_running_tasks()
     others = None if others is None else max(0, others - (local - 1))
     threads = cpu_threads(setting, cores, others, local)
     if threads is not None:
         torch.set_num_threads(threads)
     used = torch.get_num_threads()
-    if announce and others is not None and others >= 1 and (setting == THREADS_AUTO or others + used > cores):
+    if announce and others is not None and others >= 1 and (setting == THREADS_AUTO or others + used * local > cores):
         how = (f"training with {used} thread{'s' * (used > 1)} (train.threads=auto)" if setting == THREADS_AUTO
                else f"train.threads={setting if setting is not None else 'null'} runs {used} threads on them, which "
-                    f"can be several times slower than train.threads={max(1, cores - round(others))}")
+                    f"can be several times slower than train.threads={idle_core_threads(cores, others, local)}")
         print(f"the machine is busy: {others:g} other task{'s' * (others != 1)} running on {cores} core"
               f"{'s' * (cores != 1)} at start; {how} (docs/performance.md)", flush=True)
 
