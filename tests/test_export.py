@@ -121,7 +121,7 @@ def resnet_run(tmp_path_factory):
 
 
 def exported(run_dir, fmt, *flags):
-    from modernize.results.export import export_run
+    from modernize.training.export import export_run
 
     ema = {"--ema": True, "--no-ema": False}.get(flags[0]) if flags else None
     weights, card = export_run(run_dir, fmt, ema)
@@ -311,7 +311,7 @@ def test_the_readme_s_export_commands_run(convnext_run):
 
 @pytest.mark.slow
 def test_the_command_writes_the_file_and_its_card(tmp_path, resnet_run, capsys):
-    from modernize.results.export import main
+    from modernize.training.export import main
 
     out = tmp_path / "resnet50.pth"
     assert main([str(resnet_run), "--format", "torchvision", "--out", str(out)]) == 0
@@ -324,7 +324,7 @@ def test_a_library_s_state_dict_can_go_into_a_safetensors_file(tmp_path, resnet_
     import timm
     from safetensors.torch import load_file
 
-    from modernize.results.export import export_run
+    from modernize.training.export import export_run
 
     out, card = export_run(resnet_run, "timm", out=tmp_path / "resnet50.safetensors")
     theirs = timm.create_model("resnet50", num_classes=CLASSES)
@@ -341,7 +341,7 @@ def test_a_library_s_state_dict_can_go_into_a_safetensors_file(tmp_path, resnet_
     (["--format", "timm", "--out", "x.json"], ".json is the model card's name"),
 ])
 def test_the_command_refuses_in_one_line(resnet_run, capsys, args, expected):
-    from modernize.results.export import main
+    from modernize.training.export import main
 
     assert main([str(resnet_run), *args]) == 2
     err = capsys.readouterr().err
@@ -349,7 +349,7 @@ def test_the_command_refuses_in_one_line(resnet_run, capsys, args, expected):
 
 
 def test_a_folder_that_is_not_a_finished_run_is_refused_in_one_line(tmp_path):
-    from modernize.results.export import export_run
+    from modernize.training.export import export_run
 
     with pytest.raises(ExportError, match="is not a run folder"):
         export_run(tmp_path, "timm")
@@ -496,7 +496,7 @@ def test_a_card_from_a_newer_format_is_refused_in_one_line(tmp_path):
 
 
 def test_onnx_without_the_extra_is_refused_before_any_work(tmp_path, monkeypatch):
-    from modernize.results.export import export_run
+    from modernize.training.export import export_run
 
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # import raises ImportError, as where it is not installed
     with pytest.raises(ExportError, match=r"--format onnx needs onnxscript, which is not installed: pip install"):

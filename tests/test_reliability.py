@@ -301,7 +301,7 @@ def _config(run, overrides):
 
 def test_tabulate_reports_corrupt_and_misplaced_runs_as_failed_rows_and_never_crashes(tmp_path, capsys):
     from modernize.results import tabulate
-    from modernize.results.runs import collect
+    from modernize.training.runs import collect
 
     sweep = tmp_path / "sweep"
     good = {"final_top1": 50.0, "final_top5": 90.0, "seed": 0}
@@ -327,7 +327,7 @@ def test_tabulate_reports_corrupt_and_misplaced_runs_as_failed_rows_and_never_cr
 
 
 def test_a_summary_of_another_config_in_the_folder_is_not_counted(tmp_path):
-    from modernize.results.runs import collect
+    from modernize.training.runs import collect
 
     run = tmp_path / "sweep" / "gelu-seed0"
     _config(run, ["+step=gelu", *QUIET])

@@ -169,7 +169,7 @@ def test_tabulate_rejects_a_folder_that_is_not_a_sweep(tmp_path):
 
 
 def test_the_kernel_sweep_gets_one_row_per_kernel_size_with_the_papers_numbers(tmp_path):
-    from modernize.results.runs import collect
+    from modernize.training.runs import collect
 
     for kernel, top1 in ((3, 60.0), (7, 62.0), (11, 61.0)):
         run = tmp_path / f"k{kernel}-seed0"

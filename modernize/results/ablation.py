@@ -26,7 +26,7 @@ from ..io import atomic_write_text
 from .columns import EMA_NOTE, EMA_TOP1, Column, Page, Table, has_ema, pooled_top1_columns, shown, significance_cell
 from .figures import ablation_figure
 from .pooled import pool_seeds, report_incomplete
-from .runs import collect
+from ..training.runs import collect
 from .stats import MIN_SEEDS, SIGNIFICANCE_LEVEL, change_between, paired, paper_change
 def role(label: str) -> str:
     """What a run is in the matrix (the runs table's 'role' column)."""

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..io import atomic_write_text
 from .columns import Column, Table
-from .runs import collect
+from ..training.runs import collect
 from .stats import MIN_SEEDS, SIGNIFICANCE_LEVEL, change_between
 
 COMPARE = Table((
@@ -38,7 +38,7 @@ COMPARE = Table((
 
 
 def finished_by_seed(runs: dict[str, list[dict]], label: str) -> dict:
-    """{seed: run result} of the label's finished runs among a sweep's (modernize.results.runs.collect)."""
+    """{seed: run result} of the label's finished runs among a sweep's (modernize.training.runs.collect)."""
     return {r["seed"]: r for r in runs.get(label, []) if r.get("status") == "ok"}
 
 

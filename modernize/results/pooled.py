@@ -11,7 +11,7 @@ from typing import Any
 
 
 def pool_seeds(results: Sequence[dict], mean_of: Iterable[str] = ()) -> dict[str, Any]:
-    """One row from the results of a label's seeds (modernize.results.runs.collect)."""
+    """One row from the results of a label's seeds (modernize.training.runs.collect)."""
     ok = [r for r in results if r["status"] == "ok"]
     failed = [r for r in results if r["status"] == "failed"]
     top1 = [r["final_top1"] for r in ok]

@@ -36,7 +36,7 @@ from .figures import learning_curves_png
 from .pooled import pooled_curves
 from .reproduce import commands
 from .roadmap_table import ROADMAP, order_key
-from .runs import metrics, run_folders
+from ..training.runs import metrics, run_folders
 from ..training.sweeps import KINDS
 from ..design.roadmap import roadmap_first
 

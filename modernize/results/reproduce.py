@@ -19,7 +19,7 @@ import yaml
 from ..design.config import CONF_DIR
 from ..design.roadmap import STEPS
 from ..training.settings import reproduces_without
-from .runs import run_folders
+from ..training.runs import run_folders
 from ..training.sweeps import RUNS_ROOT, Sweep
 
 

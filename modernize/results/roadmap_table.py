@@ -39,7 +39,7 @@ def compared_with(name: str, previous: dict[str, Any] | None, rows: dict[str, di
 
 
 def roadmap_rows(runs: dict[str, list[dict]]) -> list[dict[str, Any]]:
-    """One row per label of a sweep's results (modernize.results.runs.collect), in the roadmap's order."""
+    """One row per label of a sweep's results (modernize.training.runs.collect), in the roadmap's order."""
     table: list[dict[str, Any]] = []
     previous: dict[str, Any] | None = None
     finished: dict[str, dict[str, Any]] = {}  # rows with a top-1, by name

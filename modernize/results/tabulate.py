@@ -3,7 +3,7 @@ summary line's CSV (fidelity.csv for a roadmap, trend.csv for a kernel sweep).
 
     python -m modernize.tabulate experiments/runs/<sweep> --out experiments/roadmap/<profile>-<data>
 
-Reading the runs is modernize.results.runs, the rows modernize.results.roadmap_table, the summary lines
+Reading the runs is modernize.training.runs, the rows modernize.results.roadmap_table, the summary lines
 modernize.results.fidelity, the figure modernize.results.figures, the W&B table run and the README block
 modernize.results.publish; this module only says what goes where.
 """
@@ -21,7 +21,7 @@ from .figures import roadmap_figure
 from .pooled import report_incomplete
 from .publish import fill_readme_block, upload_table_run
 from .roadmap_table import ROADMAP
-from .runs import collect
+from ..training.runs import collect
 
 
 def argument_parser() -> argparse.ArgumentParser:

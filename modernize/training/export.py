@@ -37,7 +37,7 @@ from ..design.weights import WeightsError, read_weights
 from ..design.spec import spec_as_dict
 from ..design.model import Network, build
 from ..io import WriteError, atomic_write, atomic_write_json
-from ..training.record import WeightsRecord, record_of, weights_in
+from .record import WeightsRecord, record_of, weights_in
 from .runs import read_run
 
 SUFFIX = {"safetensors": ".safetensors", "pt2": ".pt2", "onnx": ".onnx"}  # the others: torch.save's .pth, as the
