@@ -52,7 +52,7 @@ from modernize.design.model import build
 from modernize.design.spec import ModelSpec
 from modernize.training.proxy import effective_recipe, run_spec
 from modernize.training.recipe import make_mixing
-from modernize.training.train import make_train_step
+from modernize.training.train import RunPlan, train_step_of
 from modernize.design.roadmap import STEPS, check_names
 from modernize.training.runtime import Processes, pick_device
 
@@ -198,7 +198,7 @@ BENCH_EPOCHS, BENCH_STEPS_PER_EPOCH = 1, 1000
 
 class Trainer:
     """A model ready to be stepped the way `modernize.training.train` steps it: the step is built by the training loop's
-    own builder (modernize.training.train.make_train_step: autocast forward, the recipe's loss with its label smoothing,
+    own builder (modernize.training.train.train_step_of: autocast forward, the recipe's loss with its label smoothing,
     backward, scaled AdamW step, its lr schedule), for `recipe` (default: the paper's modern one) at this command's
     precision and compile setting."""
 
@@ -214,8 +214,10 @@ class Trainer:
         recipe = recipe or modern_recipe()
         # the config's own train settings (no clipping, no accumulation), at this command's precision and compile
         train_cfg = train_settings(args.precision, bool(args.compile))
-        self.step = make_train_step(self.model, recipe, float(recipe.lr), BENCH_EPOCHS, BENCH_STEPS_PER_EPOCH,
-                                    train_cfg, Processes())
+        # no EMA: the bench times the optimizer step alone, as it always has
+        plan = RunPlan(epochs=BENCH_EPOCHS, recipe=recipe, global_batch=int(recipe.batch_size), lr=float(recipe.lr),
+                       profile=OmegaConf.create({"ema_rule": "disabled"}))
+        self.step = train_step_of(self.model, plan, BENCH_STEPS_PER_EPOCH, train_cfg)
 
     @property
     def params_millions(self) -> float:

@@ -5,7 +5,7 @@
 
 Each row runs in a fresh process (its resident high-water mark, /proc/self/status VmHWM, is the process's own; ru_maxrss
 would also count the parent's memory, copied at fork): it builds the step's model at the cpu profile's width with the
-run's training step (modernize.training.train.fresh_train_step), takes modernize.training.batch_plan.cpu_step_memory's
+run's training step (modernize.training.train.step_to_measure), takes modernize.training.batch_plan.cpu_step_memory's
 estimate, then runs two training steps on a random batch and reports how much they raised the resident memory above what
 the process held before them. "saved" is what autograd keeps for the backward pass (the estimate's base); the estimate
 is STEP_OVER_SAVED x saved + a constant + the weights' copies. The result is a markdown table on stdout.
@@ -24,11 +24,11 @@ import sys, torch
 from modernize import compose
 from modernize.training.batch_plan import STEP_OVER_SAVED, cpu_step_memory, input_bytes
 from modernize.training.engine import memory_format_of, random_batch
-from modernize.training.train import fresh_train_step, run_plan_of
+from modernize.training.train import step_to_measure, run_plan_of
 step_name, resolution, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 cfg = compose([f"+step={step_name}", f"profile.resolution={resolution}"])
 torch.set_num_threads(int(sys.argv[4]))
-step = fresh_train_step(cfg, 10, torch.device("cpu"), run_plan_of(cfg))
+step = step_to_measure(cfg, 10, torch.device("cpu"), run_plan_of(cfg))
 memory = cpu_step_memory(step.model, resolution, 10, memory_format_of(True))
 saved = batch * (memory.per_image - input_bytes(resolution)) / STEP_OVER_SAVED
 x, y = random_batch(batch, resolution, 10, torch.device("cpu"), memory_format_of(True))

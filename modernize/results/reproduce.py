@@ -16,22 +16,12 @@ from typing import Any
 
 import yaml
 
-from ..design.config import CONF_DIR
+from ..design.config import CONF_DIR, flattened
 from ..design.roadmap import STEPS
 from ..training.settings import reproduces_without
 from ..training.runs import run_folders
 from ..training.sweeps import RUNS_ROOT, Sweep
 
-
-
-def flat(node: Any, prefix: str = "") -> dict[str, Any]:
-    """A nested config as {dotted.key: value}."""
-    if isinstance(node, dict):
-        out = {}
-        for k, v in node.items():
-            out.update(flat(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: node}
 
 
 def override_value(v: Any) -> str:
@@ -68,7 +58,7 @@ def settings(sweep: Path) -> dict[str, Any] | None:
     for group, default in defaults.items():
         if default is None:
             continue
-        ours, theirs = flat(first.get(group, {}), f"{group}."), flat(default, f"{group}.")
+        ours, theirs = flattened(first.get(group, {}), f"{group}."), flattened(default, f"{group}.")
         for key, value in ours.items():
             if key in theirs and theirs[key] != value and not reproduces_without(key):
                 overrides[key] = override_value(value)

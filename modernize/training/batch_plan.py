@@ -106,7 +106,7 @@ def largest_fitting_batch(per_process: int, peak_at: Callable[[int], int], free_
 def measured_device_batch(build_step: Callable[[], Callable], resolution: int, classes: int, device,
                           per_process: int, channels_last: bool) -> int:
     """largest_fitting_batch on this CUDA device: `build_step()` returns a fresh model's training step (the run's
-    own optimizer, precision and EMA: modernize.training.train.fresh_train_step), measured for its tensors' peak
+    own optimizer, precision and EMA: modernize.training.train.step_to_measure), measured for its tensors' peak
     (engine.peak_step_memory). The caller's RNG is left as it was."""
     import torch
 

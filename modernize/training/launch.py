@@ -43,13 +43,13 @@ def measured_runs_at_once(profile: str) -> int:
         return 1
     from ..design.config import compose
     from .engine import memory_format_of, peak_step_memory, random_batch
-    from .train import fresh_train_step
+    from .train import step_to_measure
 
     device, classes = torch.device("cuda"), 10
     peak = 0
     for step in STEPS:
         cfg = compose([f"+step={step}", f"profile={profile}"])
-        train_step = fresh_train_step(cfg, classes, device)
+        train_step = step_to_measure(cfg, classes, device)
         x, y = random_batch(int(cfg.profile.batch_size), int(cfg.profile.resolution), classes, device,
                             memory_format_of(cfg.train.channels_last))
         peak = max(peak, peak_step_memory(train_step, x, y, reserved=True))

@@ -187,9 +187,9 @@ def timed_steps(cfg: DictConfig, data, device: torch.device, run_plan, batch: in
     """Images/s of the run's training step at its size on this device (after one warm-up step), and the model and
     step it timed (their state is last.pt's)."""
     from .engine import memory_format_of, random_batch, timed
-    from .train import fresh_train_step
+    from .train import step_to_measure
 
-    step = fresh_train_step(cfg, data.num_classes, device, run_plan)
+    step = step_to_measure(cfg, data.num_classes, device, run_plan)
     x, y = random_batch(batch, int(cfg.profile.resolution), data.num_classes, device,
                         memory_format_of(cfg.train.channels_last))
     step(x, y)  # warm-up: allocator, cuDNN's algorithm search, the optimizer's state

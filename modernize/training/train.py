@@ -56,6 +56,7 @@ class TrainingDiverged(RunError):
 
 
 MEASURED_CLASSES = 1000  # the head a device batch is measured with: ImageNet's, the largest a profile trains
+MEASURED_STEPS_PER_EPOCH = 1000  # the schedule of a step built only to be measured (its lr barely moves)
 
 
 @dataclass
@@ -68,23 +69,23 @@ class Run:
     config_hash: str
     processes: Processes
     device: torch.device
-    recipe: DictConfig  # as this profile trains it (modernize.training.proxy's rules applied)
-    epochs: int
-    global_batch: int
-    lr: float
-    plan: BatchPlan  # processes x device batch x accumulation = global batch
+    plan: RunPlan  # epochs, recipe as trained, global batch and lr (the profile's rules applied)
+    batch_plan: BatchPlan  # processes x device batch x accumulation = global batch
     batches: InMemoryBatches | LoaderBatches
-    model: nn.Module
     memory_format: torch.memory_format
     augment_train: nn.Module
     augment_eval: nn.Module
     mixing: nn.Module | None
-    step: TrainStep
+    step: TrainStep  # the model, its optimizer, schedule, scaler and EMA
     state: TrainState
     stats: dict[str, Any]  # params and GFLOPs of the paper-scale model and of the one trained
     description: dict[str, Any]  # what the profile changed (modernize.training.proxy.describe)
     tracker: Any = None  # modernize.training.tracking.Tracker on the main process
     interrupt: SignalWatch | None = None  # the stop signals received (modernize.training.interrupt)
+
+    @property
+    def model(self) -> nn.Module:
+        return self.step.model
 
     @property
     def checkpoint_path(self) -> Path:
@@ -109,10 +110,11 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
         cleanup.callback(run.batches.close)
         run.interrupt = interrupt
         if run.processes.is_main:
+            write_config(run)
             run.tracker = cleanup.enter_context(open_tracker(run))
         run.state.start_clock()
         train_images_per_s = []
-        for epoch in range(run.state.epoch, run.epochs):
+        for epoch in range(run.state.epoch, run.plan.epochs):
             row = train_epoch(run, epoch)
             row.update(validation_metrics(run))
             train_images_per_s.append(row["train_images_per_s"])
@@ -120,7 +122,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict[str, Any]:
             run.state.epoch, run.state.step_in_epoch = epoch + 1, 0
             save(run)
             log_epoch(run, row)
-            if epoch + 1 < run.epochs and interrupt.requested(run.processes, run.device):
+            if epoch + 1 < run.plan.epochs and interrupt.requested(run.processes, run.device):
                 raise interrupt.stop(f"the end of epoch {epoch + 1}", str(run.checkpoint_path), run.tracker)
         return finish(run, train_images_per_s)
 
@@ -175,7 +177,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     train_cfg, profile = cfg.train, cfg.profile
     processes, device = setup_runtime(train_cfg)
     run_plan = run_plan_of(cfg)
-    epochs, recipe, global_batch, lr = run_plan.epochs, run_plan.recipe, run_plan.global_batch, run_plan.lr
+    recipe = run_plan.recipe
 
     # Same seed on every process for the model (DDP also broadcasts rank 0's weights); per-process seeds for data.
     torch.manual_seed(cfg.seed)
@@ -185,7 +187,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     np.random.seed(cfg.seed + processes.rank)
     plan = batch_plan_of(cfg, processes.count, device, run_plan)
     data = datasets.load_for_run(cfg, recipe)  # folder data sets augment in their loader workers
-    batches = make_batches(data, device, global_batch, processes, cfg.seed, train_cfg.workers)
+    batches = make_batches(data, device, run_plan.global_batch, processes, cfg.seed, train_cfg.workers)
     paper_spec = model_spec(cfg)  # derived once: the paper's model, then the one this profile trains
     spec = scale_model(paper_spec, cfg, data.num_classes)
     memory_format = memory_format_of(train_cfg.channels_last)
@@ -195,7 +197,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     augment_train, augment_eval = build_augmentations(recipe, resolution=profile.resolution, mean=data.mean,
                                                       std=data.std, loader_transforms=batches.loader_transforms,
                                                       device=device)
-    step = train_step_of(cfg, model, batches.steps_per_epoch, processes, run_plan, plan.accumulation_steps)
+    step = train_step_of(model, run_plan, batches.steps_per_epoch, train_cfg, processes, plan.accumulation_steps)
     state = TrainState(model, step.optimizer, step.scheduler, step.scaler, step.ema)
     label, chash = run_label_of(cfg), config_hash(cfg)
     checkpoint = run_dir / "last.pt"
@@ -212,19 +214,18 @@ def setup(cfg: DictConfig, run_dir: Path) -> Run:
     else:
         torch.manual_seed(cfg.seed + processes.rank)  # different augmentations on each process
     return Run(cfg=cfg, run_dir=run_dir, label=label, config_hash=chash, processes=processes, device=device,
-               recipe=recipe, epochs=epochs, global_batch=global_batch, lr=lr, plan=plan, batches=batches, model=model,
-               memory_format=memory_format, augment_train=augment_train, augment_eval=augment_eval,
+               plan=run_plan, batch_plan=plan, batches=batches, memory_format=memory_format,
+               augment_train=augment_train, augment_eval=augment_eval,
                mixing=make_mixing(recipe, data.num_classes), step=step, state=state, stats=stats,
                description=describe(cfg, spec))
 
 
-def fresh_train_step(cfg: DictConfig, classes: int, device: torch.device,
-                     run_plan: RunPlan | None = None) -> TrainStep:
-    """A new model of the run's size (the profile's scaling, `classes` outputs) on `device`, in the run's memory
-    format, with the run's training step around it (its model is `.model`): what `runs_at_once: auto`, the device
-    batch on CUDA and task=preflight measure, built as setup() builds a run's."""
+def step_to_measure(cfg: DictConfig, classes: int, device: torch.device, run_plan: RunPlan | None = None) -> TrainStep:
+    """The run's training step (train_step_of) around a new model of the run's size (the profile's scaling,
+    `classes` outputs) on `device`, in the run's memory format: what `runs_at_once: auto`, the device batch on CUDA
+    and task=preflight measure, built as setup() builds a run's."""
     model = build(run_spec(cfg, classes)).to(device, memory_format=memory_format_of(cfg.train.channels_last))
-    return train_step_of(cfg, model, steps_per_epoch=1000, run_plan=run_plan)
+    return train_step_of(model, run_plan or run_plan_of(cfg), MEASURED_STEPS_PER_EPOCH, cfg.train)
 
 
 def batch_plan_of(cfg: DictConfig, process_count: int, device: torch.device,
@@ -248,7 +249,7 @@ def batch_plan_of(cfg: DictConfig, process_count: int, device: torch.device,
     if accumulation == AUTO and device_batch is None and device.type == "cuda":
         def largest(per_process: int) -> int:
             fitting = torch.tensor(measured_device_batch(
-                lambda: fresh_train_step(cfg, MEASURED_CLASSES, device, run_plan), cfg.profile.resolution,
+                lambda: step_to_measure(cfg, MEASURED_CLASSES, device, run_plan), cfg.profile.resolution,
                 MEASURED_CLASSES, device, per_process, cfg.train.channels_last), device=device)
             if dist.is_initialized():
                 dist.all_reduce(fitting, op=dist.ReduceOp.MIN)
@@ -263,13 +264,18 @@ def batch_plan_of(cfg: DictConfig, process_count: int, device: torch.device,
 @dataclass(frozen=True)
 class RunPlan:
     """What a run trains for, after its profile's rules (modernize.training.proxy): the recipe as trained, its
-    epochs, the global batch and the lr the recipe's scaling gives that batch. How each process meets the global
-    batch is the BatchPlan (batch_plan_of)."""
+    epochs, the global batch, the lr the recipe's scaling gives that batch, and the profile whose EMA rule applies.
+    How each process meets the global batch is the BatchPlan (batch_plan_of)."""
 
     epochs: int
     recipe: DictConfig
     global_batch: int
     lr: float
+    profile: DictConfig
+
+    def ema_decay(self, steps_per_epoch: int) -> float | None:
+        """The EMA decay of a run of this plan (None: no EMA): the profile's rule applied to the recipe's decay."""
+        return proxy_ema_decay(self.profile, self.recipe.get("ema_decay"), self.epochs * steps_per_epoch)
 
 
 def run_plan_of(cfg: DictConfig) -> RunPlan:
@@ -278,32 +284,22 @@ def run_plan_of(cfg: DictConfig) -> RunPlan:
     recipe = OmegaConf.create(recipe)
     global_batch = int(cfg.profile.batch_size or recipe.batch_size)
     return RunPlan(epochs=epochs, recipe=recipe, global_batch=global_batch,
-                     lr=scaled_lr(recipe.lr, global_batch, recipe.lr_batch, cfg.profile.lr_scaling))
+                   lr=scaled_lr(recipe.lr, global_batch, recipe.lr_batch, cfg.profile.lr_scaling), profile=cfg.profile)
 
 
-def train_step_of(cfg: DictConfig, model: nn.Module, steps_per_epoch: int, processes: Processes | None = None,
-                  run_plan: RunPlan | None = None,
-                  accumulation_steps: int = 1) -> TrainStep:
-    """The training step a run of `cfg` takes with `model` (already on its device): its recipe, lr, schedule over its
-    epochs and the EMA of its profile's rule. setup() builds the step here, and so do `runs_at_once: auto`
-    (modernize.training.launch) and `device_batch` on CUDA (batch_plan), so what is measured is what trains.
-    `run_plan`: run_plan_of(cfg) where the caller has it already; `accumulation_steps`: the run's BatchPlan's."""
-    run_plan = run_plan or run_plan_of(cfg)
-    epochs, recipe, lr = run_plan.epochs, run_plan.recipe, run_plan.lr
-    ema = proxy_ema_decay(cfg.profile, recipe.ema_decay, epochs * steps_per_epoch)
-    return make_train_step(model, recipe, lr, epochs, steps_per_epoch, cfg.train, processes or Processes(), ema,
-                           accumulation_steps)
-
-
-def make_train_step(model: nn.Module, recipe: DictConfig, lr: float, epochs: int, steps_per_epoch: int,
-                    train_cfg: DictConfig, processes: Processes, ema_decay: float | None = None,
-                    accumulation_steps: int = 1) -> TrainStep:
-    """The recipe's optimizer, schedule, loss and EMA (of `ema_decay`, the profile's rule applied to the recipe's:
-    modernize.training.proxy.ema_decay) around the model, compiled and/or DDP-wrapped if asked. The EMA follows every
-    parameter and buffer (BatchNorm's statistics too) after each optimizer step, as timm's ModelEma in the official
-    code (engine.py: model_ema.update(model) after optimizer.step())."""
+def train_step_of(model: nn.Module, plan: RunPlan, steps_per_epoch: int, train_cfg: DictConfig,
+                  processes: Processes | None = None, accumulation_steps: int = 1) -> TrainStep:
+    """The one training-step builder: the plan's optimizer, lr schedule over its epochs, loss and EMA (the profile's
+    rule applied to the recipe's decay: modernize.training.proxy.ema_decay) around `model` (already on its device),
+    compiled and/or DDP-wrapped as `train_cfg` asks. setup() builds a run's step here, and so do what measures one
+    (step_to_measure: `runs_at_once: auto`, the device batch on CUDA, task=preflight) and `make bench`, so what is
+    measured is what trains. The EMA follows every parameter and buffer (BatchNorm's statistics too) after each
+    optimizer step, as timm's ModelEma in the official code (engine.py: model_ema.update(model) after
+    optimizer.step())."""
+    processes = processes or Processes()
+    recipe, ema_decay = plan.recipe, plan.ema_decay(steps_per_epoch)
     device = next(model.parameters()).device
-    optimizer = make_optimizer(model, recipe, lr, device)
+    optimizer = make_optimizer(model, recipe, plan.lr, device)
     ema = None
     if ema_decay:
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
@@ -314,13 +310,20 @@ def make_train_step(model: nn.Module, recipe: DictConfig, lr: float, epochs: int
     return TrainStep(forward=forward, model=model,
                      criterion=nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing), optimizer=optimizer,
                      scaler=make_scaler(device.type, train_cfg.precision), precision=train_cfg.precision,
-                     scheduler=make_scheduler(optimizer, recipe, epochs, steps_per_epoch), ema=ema,
+                     scheduler=make_scheduler(optimizer, recipe, plan.epochs, steps_per_epoch), ema=ema,
                      ema_decay=ema_decay if ema is not None else None, grad_clip=train_cfg.grad_clip,
                      accumulation_steps=accumulation_steps)
 
 
+def write_config(run: Run) -> None:
+    """config.yaml: the run's whole config, resolved; what identifies the run when its folder is read back
+    (modernize.training.runs) and what `task=eval` and export rebuild the model from."""
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run.run_dir / "config.yaml", OmegaConf.to_yaml(run.cfg, resolve=True))
+
+
 def open_tracker(run: Run):
-    """The run's config file and its W&B run (resumed into the same W&B run after a restart): job type "train", its
+    """The run's W&B run (resumed into the same W&B run after a restart): job type "train", its
     roadmap position as config (step_index, step_label: modernize.training.wandb_names), epoch-wise keys plotted against
     the epoch, and with logger.wandb.log_weights the final model (and EMA) weights as a "model" artifact."""
     from . import wandb_names as names
@@ -329,12 +332,10 @@ def open_tracker(run: Run):
     from .tracking import Tracker
 
     cfg, profile, s = run.cfg, run.cfg.profile, run.stats
-    run.run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run.run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     tracker = Tracker(
         mode=cfg.logger.wandb.mode, project=cfg.logger.wandb.project, entity=cfg.logger.wandb.entity,
         group=cfg.sweep_name, name=f"{run.label}-seed{cfg.seed}", job_type=names.JOB_TRAIN,
-        tags=[run.label, profile.name, cfg.data.name, run.recipe.name, *cfg.logger.wandb.tags],
+        tags=[run.label, profile.name, cfg.data.name, run.plan.recipe.name, *cfg.logger.wandb.tags],
         config={**OmegaConf.to_container(cfg, resolve=True), **s, "config_hash": run.config_hash,
                 names.LABEL: run.label, names.STEP_INDEX: step_index(run.label),
                 names.STEP_LABEL: sort_label(run.label)},
@@ -350,15 +351,15 @@ def open_tracker(run: Run):
             atomic_write(path, lambda tmp: torch.save(weights, tmp))
             tracker.artifact(names.artifact_name(cfg.sweep_name, run.label, f"seed{cfg.seed}"), "model", [path],
                              metadata={"label": run.label, "seed": cfg.seed, "config_hash": run.config_hash,
-                                       "epochs": run.epochs, "ema": ema is not None})
+                                       "epochs": run.plan.epochs, "ema": ema is not None})
         tracker.at_finish(log_weights)
     print(f"{run.label}: {s['params']:,} params, {s['gflops_224']:.2f} GFLOPs at 224 (paper model); trained at "
           f"width x{profile.width_multiplier}, {profile.resolution}px: {s['params_run']:,} params, "
-          f"{s['gflops_run'] * 1e3:.1f} MFLOPs; {run.epochs} epochs x {run.batches.steps_per_epoch} steps, "
-          f"batch {run.global_batch}, lr {run.lr:.3g}, recipe {run.recipe.name}"
+          f"{s['gflops_run'] * 1e3:.1f} MFLOPs; {run.plan.epochs} epochs x {run.batches.steps_per_epoch} steps, "
+          f"batch {run.plan.global_batch}, lr {run.plan.lr:.3g}, recipe {run.plan.recipe.name}"
           f"{f', EMA {run.step.ema_decay:.6g}' if run.step.ema is not None else ''}, data {cfg.data.name}, "
           f"device {run.device}, "
-          f"{run.processes.count} process(es)\n{run.plan.line()}", flush=True)
+          f"{run.processes.count} process(es)\n{run.batch_plan.line()}", flush=True)
     return tracker
 
 
@@ -368,7 +369,7 @@ def train_epoch(run: Run, epoch: int) -> dict[str, float]:
     state, train_cfg, processes = run.state, run.cfg.train, run.processes
     run.model.train()
     start_step, steps = state.step_in_epoch, run.batches.steps_per_epoch
-    progress = Progress(steps, start_step, f"epoch {epoch + 1}/{run.epochs}", train_cfg.log_every_steps,
+    progress = Progress(steps, start_step, f"epoch {epoch + 1}/{run.plan.epochs}", train_cfg.log_every_steps,
                         processes.is_main)
     loss_sum = torch.tensor(state.epoch_loss["loss_sum"], device=run.device, dtype=torch.float64)
     seen = seen_at_start = state.epoch_loss["seen"]
@@ -376,7 +377,7 @@ def train_epoch(run: Run, epoch: int) -> dict[str, float]:
     epoch_start = time.perf_counter()
     for i, (images, labels) in enumerate(run.batches.train_batches(epoch, start_step), start=start_step):
         inputs, targets = prepare_batch(images, labels, run.augment_train, run.mixing, run.memory_format,
-                                        run.plan.accumulation_steps)
+                                        run.batch_plan.accumulation_steps)
         try:
             loss = run.step(inputs, targets)
         except NonFiniteLoss as e:
@@ -445,7 +446,7 @@ def log_epoch(run: Run, row: dict[str, float]) -> None:
     write_metrics(run.run_dir, run.state.history)
     run.tracker.log({f"train/{k[6:]}" if k.startswith("train_") else k.replace("val_", "val/"): v
                      for k, v in row.items() if k != "epoch"} | {"epoch": row["epoch"]}, step=row["epoch"])
-    print(f"{run.label} epoch {row['epoch']}/{run.epochs}: train loss {row['train_loss']:.4f}, val top-1 "
+    print(f"{run.label} epoch {row['epoch']}/{run.plan.epochs}: train loss {row['train_loss']:.4f}, val top-1 "
           f"{row['val_top1']:.2f}, top-5 {row['val_top5']:.2f}, {row['train_images_per_s']:.0f} img/s", flush=True)
 
 
@@ -459,16 +460,17 @@ def finish(run: Run, train_images_per_s: list[float]) -> dict[str, Any]:
     final = history[-1]
     summary = {
         "label": run.label, "seed": cfg.seed, "kernel_size": cfg.model.block.kernel_size, "profile": cfg.profile.name,
-        "data": cfg.data.name, "recipe": run.recipe.name,
+        "data": cfg.data.name, "recipe": run.plan.recipe.name,
         "final_top1": final["val_top1"], "final_top5": final["val_top5"],
         "best_top1": max(h["val_top1"] for h in history), "best_top5": max(h["val_top5"] for h in history),
         **run.stats,
         "train_images_per_s": sorted(train_images_per_s)[len(train_images_per_s) // 2] if train_images_per_s
         else None,
         "infer_images_per_s": infer, "wall_time_s": run.state.elapsed_s,
-        "epochs": run.epochs, "global_batch": run.global_batch, "lr": run.lr, "world_size": run.processes.count,
-        "accumulation_steps": run.plan.accumulation_steps, "micro_batch": run.plan.device_batch,
-        "batch_norm_batch": run.plan.batch_norm_batch, "batch_plan": run.plan.line(),
+        "epochs": run.plan.epochs, "global_batch": run.plan.global_batch, "lr": run.plan.lr,
+        "world_size": run.processes.count,
+        "accumulation_steps": run.batch_plan.accumulation_steps, "micro_batch": run.batch_plan.device_batch,
+        "batch_norm_batch": run.batch_plan.batch_norm_batch, "batch_plan": run.batch_plan.line(),
         "ema_decay": run.step.ema_decay,
         "device": str(run.device), "precision": train_cfg.precision, "scaled": run.description,
         "paper_top1": paper.get("top1"), "paper_gflops": paper.get("gflops"),
