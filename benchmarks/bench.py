@@ -245,23 +245,16 @@ def speed_column(name: str, header: str) -> Column:
     return Column(name, header, lambda r: speed(r.get(name)))
 
 
-def number_column(name: str, header: str, fmt: str) -> Column:
-    return Column(name, header, lambda r: "-" if r.get(name) is None else format(r[name], fmt))
-
-
-def text_column(name: str, header: str, fmt: Callable[[dict], str] | None = None) -> Column:
-    return Column(name, header, fmt or (lambda r: str(r[name])), align="left")
-
-
 def spread_column(fmt: Callable[[float], str]) -> Column:
     """min..max of a row's per-repeat values (`lo`, `hi`), or the row's `note` where it was not timed."""
     return Column("spread", "spread (min..max)", lambda r: r.get("note") or f"{fmt(r['lo'])}..{fmt(r['hi'])}")
 
 
-RATIO = number_column("ratio", "", ".3f")  # the header is set per section
+RATIO = Column("ratio", "", ".3f", missing="-")  # the header is set per section
 RATIO_SPREAD = spread_column(lambda x: f"{x:.3f}")
-STEP_COLUMNS = (number_column("number", "#", "d"), text_column("step", "step", lambda r: f"`{r['step']}`"))
-WIDTH = number_column("width", "width x", "g")
+STEP_COLUMNS = (Column("number", "#", "d", missing="-"), Column("step", "step", lambda r: f"`{r['step']}`",
+                                                                       align="left"))
+WIDTH = Column("width", "width x", "g", missing="-")
 
 
 def ratio_row(a: Result, b: Result) -> dict:
@@ -365,10 +358,11 @@ def reference_section(args) -> Section:
                   f"{args.batch}), and a hand-written reference with the same dims and parameter count. Ours and the "
                   f"reference alternate (A B A B ...). img/s: median of {args.repeats} repeats. ratio: median of the "
                   "per-repeat ratios ours/reference; spread: their min..max. Target >= 1.0 within the spread.",
-                  text_column("size", "size"), text_column("threads", "threads", lambda r: str(r["threads"] or "-")),
-                  text_column("model", "model", lambda r: f"{r['model']} (`{r['step']}`)"),
-                  number_column("params", "params (M)", ".2f"), speed_column("ours", "ours img/s"),
-                  text_column("reference", "reference"), speed_column("reference_speed", "reference img/s"),
+                  Column("size", "size", align="left"),
+                  Column("threads", "threads", lambda r: str(r["threads"] or "-"), align="left"),
+                  Column("model", "model", lambda r: f"{r['model']} (`{r['step']}`)", align="left"),
+                  Column("params", "params (M)", ".2f", missing="-"), speed_column("ours", "ours img/s"),
+                  Column("reference", "reference", align="left"), speed_column("reference_speed", "reference img/s"),
                   replace(RATIO, header="ours/reference"), RATIO_SPREAD)
     pairs = [("ResNet-50", "resnet50", resnet_reference), ("ConvNeXt-T", "separate_downsampling", convnext_reference)]
     for size in reference_sizes(args):
@@ -410,7 +404,7 @@ def roadmap_section(args) -> Section:
     out = new_section("2. Roadmap steps (ours)",
                   f"{args.resolution} px, batch {args.batch}, 1000 classes, full width. img/s: median of "
                   f"{args.repeats} repeats; spread: min..max.",
-                  *STEP_COLUMNS, number_column("params", "params (M)", ".1f"), speed_column("speed", "img/s"),
+                  *STEP_COLUMNS, Column("params", "params (M)", ".1f", missing="-"), speed_column("speed", "img/s"),
                   spread_column(speed))
     for step in args.steps:
         trainer = Trainer(build_model(step), args)
@@ -463,8 +457,8 @@ def pipeline_section(args) -> Section:
                   "model step on one pre-made normalized batch with mixed targets. Alternated; ratio: median of the "
                   "per-repeat ratios end-to-end/bare, spread: their min..max. Target >= 0.95 for the first row (what "
                   f"every `{p.name}` run pays).",
-                  text_column("model", "model"), text_column("recipe", "recipe"), WIDTH,
-                  number_column("params", "params (M)", ".2f"), speed_column("bare", "bare img/s"),
+                  Column("model", "model", align="left"), Column("recipe", "recipe", align="left"), WIDTH,
+                  Column("params", "params (M)", ".2f", missing="-"), speed_column("bare", "bare img/s"),
                   speed_column("end_to_end", "end-to-end img/s"), replace(RATIO, header="end-to-end/bare"),
                   RATIO_SPREAD)
     rows = [(f"as the `{p.name}` profile trains it", trained, run_spec(cfg, num_classes)),
@@ -510,10 +504,10 @@ def profile_cost_section(args) -> Section:
                   f"{args.repeats} repeats. training time = epochs x {images:,} / img/s, one run at a "
                   "time; evaluation, checkpoints and start-up are not counted. Each step is stepped with its own "
                   "recipe's optimizer, loss and schedule, built by the training loop's builder.",
-                  *STEP_COLUMNS, WIDTH, number_column("resolution", "resolution", "d"),
-                  number_column("batch", "batch", "d"), number_column("params", "params (M)", ".2f"),
-                  number_column("epochs", "epochs", "d"), speed_column("speed", "img/s"),
-                  number_column("minutes", "training time (min)", ".1f"))
+                  *STEP_COLUMNS, WIDTH, Column("resolution", "resolution", "d", missing="-"),
+                  Column("batch", "batch", "d", missing="-"), Column("params", "params (M)", ".2f", missing="-"),
+                  Column("epochs", "epochs", "d", missing="-"), speed_column("speed", "img/s"),
+                  Column("minutes", "training time (min)", ".1f", missing="-"))
     for step in args.steps:
         cfg = compose([f"+step={step}", f"profile={name}"])
         epochs, recipe = effective_recipe(cfg)
@@ -602,7 +596,7 @@ def folder_section(args) -> Section:
                   "RGB first); timm: `timm.data.ImageDataset` and a DataLoader with `timm.data.create_transform` "
                   "as the official datasets.py calls it. Alternated; img/s: median of the repeats (one pass over "
                   "the images each, workers started before timing).",
-                  text_column("recipe", "recipe"), text_column("pipeline", "pipeline"),
+                  Column("recipe", "recipe", align="left"), Column("pipeline", "pipeline", align="left"),
                   speed_column("ours", "ours img/s"), speed_column("timm", "timm img/s"),
                   replace(RATIO, header="ours/timm"), RATIO_SPREAD)
     mean, std = datasets.MEAN_STD["imagefolder"]

@@ -306,9 +306,9 @@ def test_tabulate_reports_corrupt_and_misplaced_runs_as_failed_rows_and_never_cr
     sweep = tmp_path / "sweep"
     good = {"final_top1": 50.0, "final_top5": 90.0, "seed": 0}
     gelu_hash = _config(sweep / "gelu-seed0", ["+step=gelu", *QUIET])
-    (sweep / "gelu-seed0" / "summary.json").write_text(json.dumps(good | {"step": "gelu", "config_hash": gelu_hash}))
+    (sweep / "gelu-seed0" / "summary.json").write_text(json.dumps(good | {"label": "gelu", "config_hash": gelu_hash}))
     _config(sweep / "patchify-seed0", ["+step=patchify", *QUIET])  # a copy of gelu's summary lands here
-    (sweep / "patchify-seed0" / "summary.json").write_text(json.dumps(good | {"step": "gelu",
+    (sweep / "patchify-seed0" / "summary.json").write_text(json.dumps(good | {"label": "gelu",
                                                                                "config_hash": gelu_hash}))
     for name, content in (("resnet50-seed0", "{oops"), ("recipe-seed0", "[1, 2]")):
         (sweep / name).mkdir()
@@ -331,10 +331,30 @@ def test_a_summary_of_another_config_in_the_folder_is_not_counted(tmp_path):
 
     run = tmp_path / "sweep" / "gelu-seed0"
     _config(run, ["+step=gelu", *QUIET])
-    (run / "summary.json").write_text(json.dumps({"final_top1": 1.0, "step": "gelu", "seed": 0,
+    (run / "summary.json").write_text(json.dumps({"final_top1": 1.0, "label": "gelu", "seed": 0,
                                                   "config_hash": "0123456789ab"}))
     (result,) = collect(tmp_path / "sweep")["gelu"]
     assert result["status"] == "failed" and "is of another config (hash 0123456789ab" in result["error"]
+
+
+def test_a_run_written_before_the_label_was_named_so_reads_as_its_label_with_its_hash(tmp_path):
+    """Configs and checkpoints of then called the label "step_name", summaries "step": one reader
+    (modernize.design.config.recorded_label) reads them, and the hash is the one they were written with."""
+    from omegaconf import OmegaConf
+
+    from modernize.training.identity import config_hash
+    from modernize.training.runs import collect
+
+    run = tmp_path / "sweep" / "gelu-seed0"
+    chash = _config(run, ["+step=gelu", *QUIET])
+    config = run / "config.yaml"
+    config.write_text(config.read_text().replace("\nlabel: gelu\n", "\nstep_name: gelu\n"))
+    assert "step_name: gelu" in config.read_text()
+    (run / "summary.json").write_text(json.dumps({"final_top1": 1.0, "step": "gelu", "seed": 0,
+                                                  "config_hash": chash}))
+    (result,) = collect(tmp_path / "sweep")["gelu"]
+    assert result["status"] == "ok" and result["label"] == "gelu" and "step" not in result
+    assert config_hash(OmegaConf.load(config)) == chash
 
 
 def test_a_rerun_over_a_corrupt_summary_names_the_file(tmp_path):

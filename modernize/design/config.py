@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,10 @@ SEARCH_PATH_ENV = "MODERNIZE_CONFIG_PATH"
 NAMED_GROUPS = ("step", "delta")  # the config groups whose names are checked before Hydra starts
 RUN_LABEL_RESOLVER = "modernize.run_label"  # ${modernize.run_label:} in conf/config.yaml: an OmegaConf resolver's name
 MODEL_GROUP = "model"  # the model the deltas act on; one other than the roadmap's base is named in the run's label
-# The config key that holds the run's label; configs written before it was named so (committed run folders) hold it
-# as "step_name", and the config hash still hashes it under that name (modernize.training.identity.config_hash).
-LABEL_KEY, OLD_LABEL_KEY = "label", "step_name"
+# The key that holds a run's label in its config, summary.json, failed.json and last.pt. Records written before it
+# was named so call it "step_name" (configs, checkpoints) or "step" (summaries, failures); the committed run folders
+# were rewritten once, and recorded_label is the one reader of anyone else's.
+LABEL_KEY, OLD_LABEL_KEYS = "label", ("step_name", "step")
 
 
 def register_generated_configs() -> None:
@@ -274,8 +275,16 @@ def build_model(step: str = "resnet50", overrides: Sequence[str] = ()):
 
 def run_label_of(cfg: DictConfig) -> str:
     """The run's label: the roadmap step, or what a run made of deltas is (with_run_label); 'custom' without."""
-    label = OmegaConf.select(cfg, LABEL_KEY, default=None) or OmegaConf.select(cfg, OLD_LABEL_KEY, default=None)
-    return str(label or "custom")
+    return recorded_label(cfg) or "custom"
+
+
+def recorded_label(record: Mapping | DictConfig) -> str | None:
+    """The label a run's config, summary, failure or checkpoint records, under today's key or an old one."""
+    for key in (LABEL_KEY, *OLD_LABEL_KEYS):
+        value = record.get(key)
+        if value is not None:
+            return str(value)
+    return None
 
 
 register_generated_configs()

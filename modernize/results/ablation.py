@@ -23,7 +23,7 @@ from typing import Any
 from ..design.ablation_plan import ADD_ANCHOR, ANCHOR_NAMES, Comparison, comparisons, delta_lists, labels
 from ..design.roadmap import DELTAS, STEPS, paper_step
 from ..io import atomic_write_text
-from .columns import EMA_NOTE, EMA_TOP1, Column, Page, Table, has_ema, pooled_top1_columns, shown, significance_cell
+from .columns import EMA_NOTE, EMA_TOP1, Column, Page, Table, has_ema, pooled_top1_columns, significance_cell
 from .figures import ablation_figure
 from .pooled import pool_seeds, report_incomplete
 from ..training.runs import collect
@@ -138,41 +138,41 @@ def _comparison_columns(kind: str, runs: str, gain: str, significant: str, page_
     headers end in `page_suffix`, which keeps the two comparisons' headers apart."""
     return (
         Column(None, f"{runs}: run vs reference", _run_cell(kind), align="left"),
-        Column(f"{kind}_run", page=shown(f"{kind}_run", page_run)),
-        Column(f"{kind}_reference", page=page_reference and shown(f"{kind}_reference", page_reference)),
+        Column(f"{kind}_run", page=page_run),
+        Column(f"{kind}_reference", page=page_reference),
         Column(f"{kind}_extra"),
-        Column(f"{kind}_effect", f"{gain} [95% CI]", _effect_cell(kind), page=shown(f"{kind}_effect", gain, "+.2f")),
+        Column(f"{kind}_effect", f"{gain} [95% CI]", _effect_cell(kind), page=Page(gain, (f"{kind}_effect",), "+.2f")),
         Column(f"{kind}_low", page=Page(f"95% CI{page_suffix}", (f"{kind}_low", f"{kind}_high"), "+.2f",
                                         ("[", ", ", "]"))),
-        Column(f"{kind}_high"), Column(f"{kind}_p", page=shown(f"{kind}_p", f"p{page_suffix}", ".3f")),
+        Column(f"{kind}_high"), Column(f"{kind}_p", fmt=".3f", page=f"p{page_suffix}"),
         Column(f"{kind}_significant", f"{significant} (p)",
                significance_cell(f"{kind}_p", f"{kind}_significant", f"{kind}_effect"), align="left",
-               page=shown(f"{kind}_significant", f"significant{page_suffix}")),
-        Column(f"{kind}_n"), Column(f"{kind}_status", page=shown(f"{kind}_status", f"status{page_suffix}")),
+               page=Page(f"significant{page_suffix}", (f"{kind}_significant",))),
+        Column(f"{kind}_n"), Column(f"{kind}_status", page=f"status{page_suffix}"),
     )
 
 
 # One row per delta: ablation.csv has every named column, ablation.md every column with a header, the report page
 # every column with a page, all in this order.
 ABLATION = Table((
-    Column("delta", "delta", align="left", page=shown("delta")),
-    Column("section", "paper §", align="left", page=shown("section", "paper §")),
+    Column("delta", "delta", align="left", page=True),
+    Column("section", "paper §", align="left", page=True),
     *_comparison_columns("add", "added alone", "gain added alone", "significant added", "added alone: run", "vs",
                          ""),
     *_comparison_columns("remove", "removed from ConvNeXt-T", "gain in ConvNeXt-T", "significant removed",
                          "removed from ConvNeXt-T: run", None, " "),
-    Column("paper_change", "paper step change", "+.1f", page=shown("paper_change", "paper step change", "+.1f")),
+    Column("paper_change", "paper step change", "+.1f", page=True),
 ), key="delta")
 
 # One row per run of the plan (ablation_runs.csv, the markdown's "Runs" section).
 ABLATION_RUNS = Table((
-    Column("run", "run", align="left", page=shown("run")),
-    Column("role", "role", align="left", page=shown("role")),
+    Column("run", "run", align="left", page=True),
+    Column("role", "role", align="left", page=True),
     *pooled_top1_columns("top-1"),
     EMA_TOP1,
-    Column("params", "params", ",.0f", page=shown("params", "params", ",.0f")),
-    Column("gflops_224", "GFLOPs 224", ".2f", page=shown("gflops_224", "GFLOPs 224", ".2f")),
-    Column("error", page=shown("error")),
+    Column("params", "params", ",.0f", page=True),
+    Column("gflops_224", "GFLOPs 224", ".2f", page=True),
+    Column("error", page=True),
 ), key="run", page_order=("run", "role", "n", "top1_mean", "params", "gflops_224", "failed", "unfinished", "error"))
 
 

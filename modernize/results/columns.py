@@ -7,8 +7,10 @@ of two CSV columns). The markdown is drawn by the `tabulate` library as a pipe t
 alignment marks).
 
 The report page (modernize.results.report) shows a table from its CSV file, so that every number on the page is
-one of the CSV's: a column with `page` set is shown there, as `page` says (its header on the page, the CSV fields
-it shows, their number format and what joins them), in the table's `page_order`.
+one of the CSV's: a column with `page` set is shown there, in the table's `page_order`. `page=True` shows it as the
+markdown does (its header and format), `page="p"` under another header; a `Page` says everything (the CSV fields a
+cell shows, their number format and what joins them). The sweep's W&B table holds the CSV's values
+(Table.records), so W&B, the CSV and the page never format a number differently.
 """
 
 from __future__ import annotations
@@ -36,12 +38,12 @@ class Page:
 
 @dataclass(frozen=True)
 class Column:
-    """One column: `name` in the CSV, `header` in the markdown, `page` on the report; `key`, the row key it reads
-    (default: `name`; a committed CSV keeps its field name where the code's word for it changed, e.g. roadmap.csv's
-    "delta" is a row's top-1 "change").
+    """One column: `name` in the CSV, `header` in the markdown, `page` on the report (True: as in the markdown; a
+    string: under that header; a Page); `key`, the row key it reads (default: `name`; a committed CSV keeps its field
+    name where the code's word for it changed, e.g. roadmap.csv's "delta" is a row's top-1 "change").
 
-    `fmt` makes the markdown cell: a format spec applied to row[key] (None gives an empty cell), or a function
-    of the whole row for cells that combine several values.
+    `fmt` makes the markdown cell: a format spec applied to row[key] (`missing` where it is None), or a function of
+    the whole row for cells that combine several values.
     """
 
     name: str | None
@@ -49,28 +51,35 @@ class Column:
     fmt: str | Callable[[dict], str] = ""
     align: Literal["left", "right"] = "right"
     optional: bool = False  # in the markdown only when some row has a value (always in the CSV)
-    page: Page | None = None
+    page: Page | bool | str | None = None
     key: str | None = None
+    missing: str = ""  # the markdown cell of a row without a value
 
     @property
     def row_key(self) -> str | None:
         return self.key or self.name
 
+    @property
+    def page_view(self) -> Page | None:
+        """How the report page shows the column (None: not at all)."""
+        if isinstance(self.page, Page) or not self.page:
+            return self.page or None
+        header = self.page if isinstance(self.page, str) else self.header or self.name
+        return Page(header, (self.name,), self.fmt if isinstance(self.fmt, str) else "")
+
     def cell(self, row: dict) -> str:
         if callable(self.fmt):
             return self.fmt(row)
         value = row.get(self.row_key) if self.row_key else None
-        return "" if value is None else format(value, self.fmt)
+        return self.missing if value is None else format(value, self.fmt)
 
     def value(self, row: dict) -> Any:
-        """The CSV value: the row's own, floats rounded to CSV_DIGITS (None writes as an empty field)."""
+        """The CSV value: the row's own, floats rounded to CSV_DIGITS, True/False as text (None writes as an empty
+        field)."""
         value = row.get(self.row_key)
+        if isinstance(value, bool):
+            return str(value)
         return round(value, CSV_DIGITS) if isinstance(value, float) else value
-
-
-def shown(name: str, header: str | None = None, fmt: str = "", **page: Any) -> Page:
-    """The usual `page` of a column: shown under its markdown header (or `header`), in the markdown's format."""
-    return Page(header or name, (name,), fmt, **page)
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,11 @@ class Table:
     def csv_names(self) -> list[str]:
         return [c.name for c in self.columns if c.name is not None]
 
+    def records(self, rows: Iterable[dict]) -> list[list[Any]]:
+        """The CSV's values of each row, in csv_names' order (the sweep's W&B table holds these)."""
+        named = [c for c in self.columns if c.name is not None]
+        return [[c.value(r) for c in named] for r in rows]
+
     def markdown(self, rows: Iterable[dict]) -> str:
         """A pipe table (GitHub markdown) of the columns with a header; "|" in a cell is escaped."""
         from tabulate import tabulate
@@ -98,17 +112,16 @@ class Table:
 
     def csv(self, rows: Iterable[dict], lineterminator: str = "\n") -> str:
         """The CSV of the columns with a name, header line first."""
-        named = [c for c in self.columns if c.name is not None]
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator=lineterminator)
-        writer.writerow([c.name for c in named])
-        writer.writerows([c.value(r) for c in named] for r in rows)
+        writer.writerow(self.csv_names)
+        writer.writerows(self.records(rows))
         return buf.getvalue()
 
     def page_columns(self) -> list[Page]:
-        by_name = {c.name: c for c in self.columns if c.page is not None}
+        by_name = {c.name: c.page_view for c in self.columns if c.page_view is not None}
         order = self.page_order or tuple(by_name)
-        return [by_name[name].page for name in order]
+        return [by_name[name] for name in order]
 
     def page_rows(self, csv_rows: Sequence[dict[str, str]]) -> list[dict[str, Any]]:
         """The report page's rows of this table from its CSV's rows: each row's key and cells, a cell None where
@@ -170,8 +183,7 @@ PLUS_MINUS = ("", " ± ", "")
 def pooled_top1_columns(header: str) -> tuple[Column, ...]:
     """The columns of a seed-pooled row's outcome (roadmap and ablation tables alike): seeds finished, failed and
     unfinished, and the top-1 mean ± std under `header`."""
-    return (Column("n", "n", page=shown("n")), Column("failed", page=shown("failed")),
-            Column("unfinished", page=shown("unfinished")),
+    return (Column("n", "n", page=True), Column("failed", page=True), Column("unfinished", page=True),
             Column("top1_mean", header, pooled_top1_cell,
                    page=Page(header, ("top1_mean", "top1_std"), ".2f", PLUS_MINUS)),
             Column("top1_std"))

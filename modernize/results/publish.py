@@ -12,10 +12,6 @@ from .roadmap_table import FIDELITY_FIELDS, ROADMAP, fidelity_record
 TABLE_FILES = ("roadmap.md", "roadmap.csv", "roadmap.png", "fidelity.csv")
 
 
-def wandb_cell(value):
-    return str(value) if isinstance(value, bool) else value
-
-
 def upload_table_run(table: list[dict], sweep_dir: Path, mode: str, score: dict | None = None,
                      out: Path | None = None, project: str | None = None, entity: str | None = None) -> None:
     """The sweep's table run (job type "table", in the sweep's W&B group): the roadmap and fidelity tables, the
@@ -30,8 +26,7 @@ def upload_table_run(table: list[dict], sweep_dir: Path, mode: str, score: dict 
                       name=f"{sweep}-table", tags=["table"], job_type=names.JOB_TABLE,
                       config={"sweep": sweep, "rows": len(table)}, run_dir=sweep_dir,
                       run_id=names.table_run_id(sweep))
-    columns = ROADMAP.csv_names
-    tracker.table("roadmap", columns, [[wandb_cell(r.get(c)) for c in columns] for r in table])
+    tracker.table("roadmap", ROADMAP.csv_names, ROADMAP.records(table))
     if score is not None:
         record = fidelity_record(score)
         tracker.table("fidelity", list(FIDELITY_FIELDS), [[record.get(c) for c in FIDELITY_FIELDS]])

@@ -31,7 +31,7 @@ from typing import Any
 
 from ..io import atomic_write_text
 from .ablation import ABLATION, ABLATION_RUNS
-from .columns import Column, Page, Table, shown
+from .columns import Column, Page, Table
 from .figures import learning_curves_png
 from .pooled import pooled_curves
 from .reproduce import commands
@@ -48,9 +48,9 @@ TABLES = {"roadmap": ("roadmap.csv", ROADMAP), "kernels": ("roadmap.csv", ROADMA
 SUMMARY_LINES = {"roadmap": "fidelity.csv", "kernels": "trend.csv"}
 # the last epoch of each label's pooled learning curve (modernize.results.pooled.pooled_curves)
 CURVES = Table((
-    Column("step", page=shown("step"), key="label"),  # the page's field names are the CSVs': a label is "step"
-    Column("epoch", page=shown("epoch", "epochs")),
-    Column("seeds", page=shown("seeds")),
+    Column("step", page=True, key="label"),  # the page's field names are the CSVs': a label is "step"
+    Column("epoch", page="epochs"),
+    Column("seeds", page=True),
     Column("val_top1_mean", page=Page("final val top-1", ("val_top1_mean", "val_top1_std"), ".2f", ("", " ± ", ""))),
     Column("train_loss_mean", page=Page("final train loss", ("train_loss_mean", "train_loss_std"), ".3f",
                                         ("", " ± ", ""))),

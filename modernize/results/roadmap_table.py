@@ -11,7 +11,7 @@ from typing import Any
 
 from ..design.roadmap import STEPS, base_step, paper_kernel, paper_reference
 from . import fidelity
-from .columns import EMA_NOTE, EMA_TOP1, Column, Page, Table, has_ema, pooled_top1_columns, shown, significance_cell
+from .columns import EMA_NOTE, EMA_TOP1, Column, Page, Table, has_ema, pooled_top1_columns, significance_cell
 from .pooled import pool_seeds
 from .stats import MIN_SEEDS, SIGNIFICANCE_LEVEL, agrees, change_between, paper_change
 
@@ -83,26 +83,26 @@ def _gflops_run_cell(r: dict) -> str:
 # shows the columns with a page, in ROADMAP.page_order
 ROADMAP = Table((
     # the CSV keeps its field names: "step" is the row's run label, "delta" and "paper_delta" its top-1 changes
-    Column("step", "step", align="left", page=shown("step"), key="label"),
+    Column("step", "step", align="left", page=True, key="label"),
     *pooled_top1_columns("top-1 (ours)"),
     EMA_TOP1,
-    Column("delta", "change", "+.2f", page=shown("delta", "change", "+.2f"), key="change"),
-    Column("paper_top1", "paper top-1", ".1f", page=shown("paper_top1", "paper top-1", ".1f")),
-    Column("paper_delta", "paper change", "+.1f", page=shown("paper_delta", "paper change", "+.1f"),
+    Column("delta", "change", "+.2f", page=True, key="change"),
+    Column("paper_top1", "paper top-1", ".1f", page=True),
+    Column("paper_delta", "paper change", "+.1f", page=True,
            key="paper_change"),
-    Column("agrees", "same direction", align="left", page=shown("agrees", "same direction")),
-    Column("p_value", page=shown("p_value", "p", ".3f")),
+    Column("agrees", "same direction", align="left", page=True),
+    Column("p_value", fmt=".3f", page="p"),
     Column("significant", "significant (p)", significance_cell("p_value", "significant", "change"), align="left",
            page=Page("significant", ("significant",))),
-    Column("params", "params", ",.0f", page=shown("params", "params", ",.0f")),
-    Column("gflops_224", "GFLOPs 224", ".2f", page=shown("gflops_224", "GFLOPs 224", ".2f")),
-    Column("paper_gflops", "paper GFLOPs", ".1f", page=shown("paper_gflops", "paper GFLOPs", ".1f")),
+    Column("params", "params", ",.0f", page=True),
+    Column("gflops_224", "GFLOPs 224", ".2f", page=True),
+    Column("paper_gflops", "paper GFLOPs", ".1f", page=True),
     Column("params_run"),
     Column("gflops_run", "GFLOPs run", _gflops_run_cell),
     Column("train_images_per_s", "train img/s", ".0f"),
     Column("infer_images_per_s", "infer img/s", ".0f"),
     Column("wall_time_s", "wall s", ".0f"),
-    Column("error", page=shown("error")),
+    Column("error", page=True),
 ), key="step", page_order=("step", "n", "top1_mean", "delta", "paper_top1", "paper_delta", "agrees", "significant",
                            "p_value", "params", "gflops_224", "paper_gflops", "failed", "unfinished", "error"))
 

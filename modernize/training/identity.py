@@ -11,9 +11,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..design.config import LABEL_KEY, OLD_LABEL_KEY
+from ..design.config import LABEL_KEY
 from .proxy import effective_recipe, is_folder_data
 from .settings import NOT_TRAINED_NODES, not_hashed
+
+
+HASHED_LABEL_KEY = "step_name"  # the label's key when the committed runs were hashed
 
 
 def config_hash(cfg: DictConfig) -> str:
@@ -30,7 +33,7 @@ def hashed_settings(cfg: DictConfig) -> dict[str, Any]:
     null where the profile's ema_rule is "disabled", as before EMA was part of the recipe."""
     data = OmegaConf.to_container(cfg, resolve=True)
     if LABEL_KEY in data:  # hashed under the key's old name, so every committed run keeps its hash
-        data[OLD_LABEL_KEY] = data.pop(LABEL_KEY)
+        data[HASHED_LABEL_KEY] = data.pop(LABEL_KEY)
     for key in NOT_TRAINED_NODES:
         data.pop(key, None)
     for node, keys in not_hashed().items():

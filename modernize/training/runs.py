@@ -114,17 +114,14 @@ def run_identity(run: Path) -> tuple[dict[str, Any], str | None]:
     return folder_identity(run.name), None
 
 
-# keys that result files written before a rename still hold: {old: new}
-RENAMED_RESULT_KEYS = {"step": "label"}
-
-
 def with_current_keys(result: dict) -> dict:
-    """A summary.json / failed.json with the keys of today (an old "step" is the run's "label")."""
-    current = dict(result)
-    for old, new in RENAMED_RESULT_KEYS.items():
-        if old in current and new not in current:
-            current[new] = current.pop(old)
-    return current
+    """A summary.json / failed.json with the keys of today (one written before the rename calls its label "step":
+    modernize.design.config.recorded_label)."""
+    from ..design.config import LABEL_KEY, OLD_LABEL_KEYS, recorded_label
+
+    current = {key: value for key, value in result.items() if key not in OLD_LABEL_KEYS}
+    label = recorded_label(result)
+    return current if label is None else current | {LABEL_KEY: label}
 
 
 def mismatched(result: dict, identity: dict, config_hash: str | None) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..design.config import recorded_label
 from ..io import atomic_write
 from .runtime import RunError, rng_state, set_rng_state
 
@@ -95,7 +96,7 @@ def load_checkpoint(path: Path, expected_hash: str, label: str,
         raise RunError(
             f"checkpoint {path} is not a modernize v{CHECKPOINT_VERSION} checkpoint; delete it to start over")
     if state["config_hash"] != expected_hash:
-        theirs = state.get("label", state.get("step_name"))  # "step_name" in checkpoints before the rename
+        theirs = recorded_label(state)
         raise RunError(f"checkpoint {path} belongs to another config (run {theirs}, config hash "
                        f"{state['config_hash']}; this run: {label}, hash {expected_hash}{differences()}). Use another "
                        f"run directory (hydra.run.dir=... or sweep_name=...) or delete the checkpoint.")

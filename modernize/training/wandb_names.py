@@ -27,9 +27,8 @@ VAL_TOP1, VAL_LOSS, TRAIN_LOSS, LR = "val/top1", "val/loss", "train/loss", "lr"
 
 # summary.json key -> W&B summary name, where the key alone is ambiguous in W&B: "lr" would overwrite the last
 # logged (scheduled) lr with the peak lr, "train_images_per_s" is the median of the per-epoch history key
-# train/images_per_s; "step", the label's key in summaries written before it was called "label", would read as
-# W&B's step. summary.json itself keeps its keys.
-SUMMARY_NAMES = {"lr": "peak_lr", "step": LABEL, "train_images_per_s": "median_train_images_per_s"}
+# train/images_per_s. summary.json itself keeps its keys.
+SUMMARY_NAMES = {"lr": "peak_lr", "train_images_per_s": "median_train_images_per_s"}
 FINAL_TOP1, PAPER_TOP1, GFLOPS_224, PARAMS = "final_top1", "paper_top1", "gflops_224", "params"
 TRAIN_IMAGES_PER_S, INFER_IMAGES_PER_S = SUMMARY_NAMES["train_images_per_s"], "infer_images_per_s"
 
