@@ -39,8 +39,8 @@ def test_prerequisites_and_dependents_are_transitive_and_inverse():
 
 
 def test_every_delta_is_removed_and_every_architecture_delta_added():
-    adds = [c for c in plan.comparisons() if c.kind == "add"]
-    removes = [c for c in plan.comparisons() if c.kind == "remove"]
+    adds = [c for c in plan.comparisons() if c.direction == "add"]
+    removes = [c for c in plan.comparisons() if c.direction == "remove"]
     assert [c.delta for c in adds] == ARCHITECTURE and "recipe" not in [c.delta for c in adds]
     assert [c.delta for c in removes] == list(DELTAS)
     for c in adds:  # the base: the modern recipe and the delta's prerequisites, nothing else

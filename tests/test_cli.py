@@ -26,7 +26,7 @@ def test_profile_prints_a_summary_and_ends_with_one_json_line(tmp_path):
     result = json.loads(lines[-1])
     assert result["label"] == "resnet50" and result["paper_gflops"] == 4.1
     assert result["params"] == count_params(torchvision.models.resnet50(weights=None))
-    assert abs(result["gflops"] - 4.1) <= 0.1
+    assert abs(result["gflops_224"] - 4.1) <= 0.1
     assert any("stage 3: 6 blocks" in line for line in lines)
 
 

@@ -83,8 +83,8 @@ def test_the_makefile_asks_python_for_the_roadmap():
 
 @pytest.mark.slow  # composes the config of every committed run
 @pytest.mark.parametrize("sweeps, model", [
-    ("roadmap-*", lambda done: [f"+step={done['step']}"]),                          # make roadmap: a step each
-    ("ablate-*", lambda done: [f"+delta=[{','.join(label_deltas(done['step']))}]"]),  # make ablate: a delta list each
+    ("roadmap-*", lambda done: [f"+step={done['label']}"]),                          # make roadmap: a step each
+    ("ablate-*", lambda done: [f"+delta=[{','.join(label_deltas(done['label']))}]"]),  # make ablate: a delta list each
     ("kernels-*", lambda done: ["+step=kernel_size",                               # make kernels: a kernel size each
                                 f"model.block.kernel_size={done['kernel_size']}"]),
 ])
@@ -449,7 +449,7 @@ def test_task_profile_of_a_step_on_resnet200_shows_its_regimes_reference_not_res
 
     result = profile(compose(["task=profile", "model=resnet200", "+step=separate_downsampling"]))
     assert result["label"] == "separate_downsampling@resnet200"
-    assert (result["paper_gflops"], result["paper_top1"]) == (15.4, 83.8) and result["gflops"] == pytest.approx(15.36,
+    assert (result["paper_gflops"], result["paper_top1"]) == (15.4, 83.8) and result["gflops_224"] == pytest.approx(15.36,
                                                                                                              abs=0.05)
     assert "paper (section 2.6): 88.6M params, 15.4 GFLOPs, top-1 83.8" in capsys.readouterr().out
     assert profile(compose(["task=profile", "model=resnet200", "+step=gelu"]))["paper_gflops"] is None

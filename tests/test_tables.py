@@ -85,9 +85,9 @@ def test_a_roadmap_cell_in_the_markdown_is_the_csv_value_formatted(roadmap_table
 
 
 def test_flops_markdown_and_csv_come_from_one_column_list():
-    rows = [{"group": "roadmap", "name": "resnet50", "params": 25_557_032, "gflops": 4.11144, "paper_gflops": 4.1,
+    rows = [{"group": "roadmap", "name": "resnet50", "params": 25_557_032, "gflops_224": 4.11144, "paper_gflops": 4.1,
              "paper_top1": 76.1},
-            {"group": "isotropic", "name": "convnext_iso_s", "params": 22_271_848, "gflops": 4.2889,
+            {"group": "isotropic", "name": "convnext_iso_s", "params": 22_271_848, "gflops_224": 4.2889,
              "paper_gflops": 4.3, "paper_top1": 79.7, "paper_params": 22.0 * 10**6}]
     md_headers, md_rows = read_markdown(flops_table.FLOPS.markdown(rows))
     text = flops_table.FLOPS.csv(rows, "\r\n")

@@ -24,7 +24,7 @@ class Comparison:
     removed with it (remove)."""
 
     delta: str
-    kind: str  # "add" | "remove"
+    direction: str  # "add" | "remove"
     run: tuple[str, ...]
     reference: tuple[str, ...]
     extra: tuple[str, ...]
@@ -40,11 +40,11 @@ class Comparison:
     @property
     def with_delta(self) -> str:
         """The label of the run that has the delta."""
-        return self.run_label if self.kind == "add" else self.reference_label
+        return self.run_label if self.direction == "add" else self.reference_label
 
     @property
     def without_delta(self) -> str:
-        return self.reference_label if self.kind == "add" else self.run_label
+        return self.reference_label if self.direction == "add" else self.run_label
 
 
 def _ordered(names) -> tuple[str, ...]:
@@ -83,7 +83,7 @@ def runs(deltas: Sequence[str] | None = None) -> list[tuple[str, ...]]:
     add-one runs, then leave-one-out."""
     plan = [tuple(DELTAS[: STEPS.index(ADD_ANCHOR)]), tuple(DELTAS)]
     for c in comparisons(deltas):
-        plan += [c.reference, c.run] if c.kind == "add" else [c.run]
+        plan += [c.reference, c.run] if c.direction == "add" else [c.run]
     return list(dict.fromkeys(plan))
 
 

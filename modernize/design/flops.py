@@ -44,6 +44,9 @@ def count_gflops(model: nn.Module, resolution: int = 224, in_chans: int = 3) -> 
 
 
 def params_and_gflops(spec: ModelSpec, resolution: int = 224) -> dict:
+    """Params and GFLOPs at `resolution`. Elsewhere GFLOPs are named by what they count: `gflops_224`, the paper
+    scale model at 224 px (paper_scale_stats, the paper's numbers); `gflops_run`, the trained model at its run's
+    resolution."""
     model = build(spec)
     return {"params": count_params(model), "gflops": count_gflops(model, resolution, spec.in_chans)}
 

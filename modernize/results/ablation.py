@@ -35,8 +35,8 @@ def role(label: str) -> str:
         parts.append(f"anchor: {ANCHOR_NAMES[label]}")
     for c in comparisons():
         if c.run_label == label:
-            parts.append(f"{'add' if c.kind == 'add' else 'remove'} {c.delta}")
-        elif c.kind == "add" and c.reference_label == label and label != ADD_ANCHOR:
+            parts.append(f"{'add' if c.direction == 'add' else 'remove'} {c.delta}")
+        elif c.direction == "add" and c.reference_label == label and label != ADD_ANCHOR:
             parts.append(f"base of add {c.delta}")
     return "; ".join(parts) or "not in the plan"
 
@@ -78,7 +78,7 @@ def effect(c: Comparison, rows: dict[str, dict]) -> dict[str, Any]:
                                                                         if s in states)}
     if out["status"] != "ok":
         return out
-    with_, without = (run, ref) if c.kind == "add" else (ref, run)
+    with_, without = (run, ref) if c.direction == "add" else (ref, run)
     if not paired(with_["top1_by_seed"], without["top1_by_seed"]):  # an effect here is always a paired one
         out["status"] = "no common seed"
         return out
@@ -96,59 +96,60 @@ NO_COMPARISON = {"effect": None, "low": None, "high": None, "p": None, "signific
 def ablation_rows(collected: dict[str, list[dict]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(one row per delta, one row per run)."""
     runs_by_label = run_rows(collected)
-    adds = {c.delta: c for c in comparisons() if c.kind == "add"}
-    removes = {c.delta: c for c in comparisons() if c.kind == "remove"}
+    adds = {c.delta: c for c in comparisons() if c.direction == "add"}
+    removes = {c.delta: c for c in comparisons() if c.direction == "remove"}
     table = []
     for delta in DELTAS:
         row: dict[str, Any] = {"delta": delta, "section": section(delta), "paper_change": paper_step_change(delta)}
-        for kind, plan in (("add", adds), ("remove", removes)):
+        for direction, plan in (("add", adds), ("remove", removes)):
             c = plan.get(delta)
             result = effect(c, runs_by_label) if c else NO_COMPARISON
-            row.update({f"{kind}_{k}": v for k, v in result.items()})
-            row[f"{kind}_run"] = c.run_label if c else ""
-            row[f"{kind}_reference"] = c.reference_label if c else ""
-            row[f"{kind}_extra"] = " ".join(c.extra) if c else ""
+            row.update({f"{direction}_{k}": v for k, v in result.items()})
+            row[f"{direction}_run"] = c.run_label if c else ""
+            row[f"{direction}_reference"] = c.reference_label if c else ""
+            row[f"{direction}_extra"] = " ".join(c.extra) if c else ""
         table.append(row)
     return table, list(runs_by_label.values())
 
 
-def _effect_cell(kind: str):
+def _effect_cell(direction: str):
     def cell(r: dict) -> str:
-        if r.get(f"{kind}_effect") is None:
-            return r.get(f"{kind}_status", "")
-        text = f"{r[f'{kind}_effect']:+.2f}"
-        if r.get(f"{kind}_low") is not None:
-            text += f" [{r[f'{kind}_low']:+.2f}, {r[f'{kind}_high']:+.2f}]"
+        if r.get(f"{direction}_effect") is None:
+            return r.get(f"{direction}_status", "")
+        text = f"{r[f'{direction}_effect']:+.2f}"
+        if r.get(f"{direction}_low") is not None:
+            text += f" [{r[f'{direction}_low']:+.2f}, {r[f'{direction}_high']:+.2f}]"
         return text
     return cell
 
 
-def _run_cell(kind: str):
+def _run_cell(direction: str):
     def cell(r: dict) -> str:
-        if not r.get(f"{kind}_run"):
+        if not r.get(f"{direction}_run"):
             return ""
-        return f"{r[f'{kind}_run']} vs {r[f'{kind}_reference']}"
+        return f"{r[f'{direction}_run']} vs {r[f'{direction}_reference']}"
     return cell
 
 
-def _comparison_columns(kind: str, runs: str, gain: str, significant: str, page_run: str,
+def _comparison_columns(direction: str, runs: str, gain: str, significant: str, page_run: str,
                         page_reference: str | None, page_suffix: str) -> tuple[Column, ...]:
     """One comparison's columns ("add" or "remove"): which run against which, its gain [95% CI] and its test. The
     report page shows the run (and for "add" its reference) under `page_run` / `page_reference`, and its other
     headers end in `page_suffix`, which keeps the two comparisons' headers apart."""
     return (
-        Column(None, f"{runs}: run vs reference", _run_cell(kind), align="left"),
-        Column(f"{kind}_run", page=page_run),
-        Column(f"{kind}_reference", page=page_reference),
-        Column(f"{kind}_extra"),
-        Column(f"{kind}_effect", f"{gain} [95% CI]", _effect_cell(kind), page=Page(gain, (f"{kind}_effect",), "+.2f")),
-        Column(f"{kind}_low", page=Page(f"95% CI{page_suffix}", (f"{kind}_low", f"{kind}_high"), "+.2f",
-                                        ("[", ", ", "]"))),
-        Column(f"{kind}_high"), Column(f"{kind}_p", fmt=".3f", page=f"p{page_suffix}"),
-        Column(f"{kind}_significant", f"{significant} (p)",
-               significance_cell(f"{kind}_p", f"{kind}_significant", f"{kind}_effect"), align="left",
-               page=Page(f"significant{page_suffix}", (f"{kind}_significant",))),
-        Column(f"{kind}_n"), Column(f"{kind}_status", page=f"status{page_suffix}"),
+        Column(None, f"{runs}: run vs reference", _run_cell(direction), align="left"),
+        Column(f"{direction}_run", page=page_run),
+        Column(f"{direction}_reference", page=page_reference),
+        Column(f"{direction}_extra"),
+        Column(f"{direction}_effect", f"{gain} [95% CI]", _effect_cell(direction),
+               page=Page(gain, (f"{direction}_effect",), "+.2f")),
+        Column(f"{direction}_low", page=Page(f"95% CI{page_suffix}", (f"{direction}_low", f"{direction}_high"),
+                                             "+.2f", ("[", ", ", "]"))),
+        Column(f"{direction}_high"), Column(f"{direction}_p", fmt=".3f", page=f"p{page_suffix}"),
+        Column(f"{direction}_significant", f"{significant} (p)",
+               significance_cell(f"{direction}_p", f"{direction}_significant", f"{direction}_effect"), align="left",
+               page=Page(f"significant{page_suffix}", (f"{direction}_significant",))),
+        Column(f"{direction}_n"), Column(f"{direction}_status", page=f"status{page_suffix}"),
     )
 
 

@@ -69,7 +69,7 @@ def settings(sweep: Path) -> dict[str, Any] | None:
 
 
 @dataclass(frozen=True)
-class Section:
+class ResultFolder:
     """What the commands of one result folder are made of."""
 
     kind: str  # roadmap | kernels | ablate
@@ -91,54 +91,55 @@ class Section:
 
 
 def commands(kind: str, results: Path | None, sweep: Path | None, labels: list[str]) -> list[str]:
-    """The commands that reproduce a section (see the module's docstring)."""
+    """The commands that reproduce a folder (see the module's docstring)."""
     s = settings(sweep) if sweep else None
     if s is None:
         return [f"# no runs found for {results}: the commands need its sweep folder (--runs)"]
-    section = Section(kind, str(results) if results else f"experiments/{kind}/{s['profile']}-{s['data']}", s, labels)
-    return {"roadmap": roadmap_commands, "kernels": kernel_commands, "ablate": ablation_commands}[kind](section)
+    results = str(results) if results else f"experiments/{kind}/{s['profile']}-{s['data']}"
+    folder = ResultFolder(kind, results, s, labels)
+    return {"roadmap": roadmap_commands, "kernels": kernel_commands, "ablate": ablation_commands}[kind](folder)
 
 
-def sweep_of(section: Section, **what) -> Sweep:
-    """The sweep (modernize.training.sweeps) that made a section's runs, with what it trained."""
-    s = section.settings
-    return Sweep(section.kind, s["profile"], s["data"], seeds=s["seeds"], out_root=s["out_root"],
-                 results=section.results, name=s["sweep_name"], overrides=tuple(s["overrides"]), **what)
+def sweep_of(folder: ResultFolder, **what) -> Sweep:
+    """The sweep (modernize.training.sweeps) that made a result folder's runs, with what it trained."""
+    s = folder.settings
+    return Sweep(folder.kind, s["profile"], s["data"], seeds=s["seeds"], out_root=s["out_root"],
+                 results=folder.results, name=s["sweep_name"], overrides=tuple(s["overrides"]), **what)
 
 
-def roadmap_commands(section: Section) -> list[str]:
-    s, lines = section.settings, []
-    steps = [label for label in section.labels if label in STEPS]
-    extra = [label for label in section.labels if label not in STEPS]
-    make_vars = section.make_vars + ([f"EXTRA={shlex.quote(' '.join(extra))}"] if extra else [])
+def roadmap_commands(folder: ResultFolder) -> list[str]:
+    s, lines = folder.settings, []
+    steps = [label for label in folder.labels if label in STEPS]
+    extra = [label for label in folder.labels if label not in STEPS]
+    make_vars = folder.make_vars + ([f"EXTRA={shlex.quote(' '.join(extra))}"] if extra else [])
     if s["sweep_name"] != f"roadmap-{s['profile']}-{s['data']}":
         make_vars.append(f"SWEEP={s['sweep_name']}")
-    if s["out_root"] == RUNS_ROOT and section.results == f"experiments/roadmap/{s['profile']}-{s['data']}" \
+    if s["out_root"] == RUNS_ROOT and folder.results == f"experiments/roadmap/{s['profile']}-{s['data']}" \
             and steps == list(STEPS):
         lines += [f"make roadmap {' '.join(make_vars)}", "# which runs:"]
-    return lines + sweep_of(section, steps=tuple(steps), extra=tuple(extra)).shown()
+    return lines + sweep_of(folder, steps=tuple(steps), extra=tuple(extra)).shown()
 
 
-def kernel_commands(section: Section) -> list[str]:
-    s, lines = section.settings, []
-    if section.conventional and s["out_root"] == RUNS_ROOT and section.results.startswith("experiments/kernels/"):
-        lines += [f"make kernels {' '.join(section.make_vars)}", "# which runs:"]
-    return lines + sweep_of(section, kernels=tuple(s["kernels"])).shown()
+def kernel_commands(folder: ResultFolder) -> list[str]:
+    s, lines = folder.settings, []
+    if folder.conventional and s["out_root"] == RUNS_ROOT and folder.results.startswith("experiments/kernels/"):
+        lines += [f"make kernels {' '.join(folder.make_vars)}", "# which runs:"]
+    return lines + sweep_of(folder, kernels=tuple(s["kernels"])).shown()
 
 
-def ablation_commands(section: Section) -> list[str]:
+def ablation_commands(folder: ResultFolder) -> list[str]:
     from .ablation import DELTAS, comparisons
 
-    s, lines, make_vars = section.settings, [], section.make_vars
-    present = [d for d in DELTAS if all(c.run_label in section.labels for c in comparisons([d]))]
+    s, lines, make_vars = folder.settings, [], folder.make_vars
+    present = [d for d in DELTAS if all(c.run_label in folder.labels for c in comparisons([d]))]
     subset = [] if present == list(DELTAS) else present
     if subset:
         make_vars.append(f"ABLATE_DELTAS={shlex.quote(' '.join(subset))}")
-    if section.conventional:
+    if folder.conventional:
         if s["out_root"] != RUNS_ROOT:
             make_vars.append(f"RUNS={s['out_root']}")
-        results_root = str(Path(section.results).parent.parent)
+        results_root = str(Path(folder.results).parent.parent)
         if results_root != "experiments":
             make_vars.append(f"RESULTS={results_root}")
         lines += [f"make ablate {' '.join(make_vars)}", "# which runs:"]
-    return lines + sweep_of(section, deltas=tuple(subset)).shown()
+    return lines + sweep_of(folder, deltas=tuple(subset)).shown()

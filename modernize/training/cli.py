@@ -56,7 +56,7 @@ def profile(cfg: DictConfig) -> dict:
           f"official code):")
     for line in describe_recipe(recipe):
         print(f"  {line}")
-    result = {"label": step, "params": params, "gflops": round(gflops, 4),
+    result = {"label": step, "params": params, "gflops_224": round(gflops, 4),
               "paper_gflops": ref.get("gflops"), "paper_top1": ref.get("top1"),
               "recipe": recipe}
     print(json.dumps(result))

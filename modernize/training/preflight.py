@@ -46,9 +46,9 @@ class Check:
 
 @dataclass(frozen=True)
 class Launch:
-    """How the run would be started: by `kind` (python, torchrun or slurm), with `processes` in all."""
+    """How the run would be started: by `launcher` (python, torchrun or slurm), with `processes` in all."""
 
-    kind: str
+    launcher: str
     processes: int
     per_node: int
     nodes: int = 1

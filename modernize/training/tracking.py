@@ -108,7 +108,7 @@ class Tracker:
                  tags: list[str], config: dict, run_dir: str | Path, run_id: str | None = None,
                  enabled: bool = True, job_type: str | None = None,
                  summary_names: Mapping[str, str] | None = None) -> None:
-        """job_type: W&B's run kind ("train", "table"), what workspaces filter on. summary_names: the W&B name of
+        """job_type: W&B's run type ("train", "table"), what workspaces filter on. summary_names: the W&B name of
         a summary key where it differs from the key given to `summary` (e.g. one a history key would shadow)."""
         _check_mode(mode)  # also where logging is off, so a typo fails on every rank
         self._run: Any = None
@@ -176,10 +176,12 @@ class Tracker:
         """Log an image file; without a step it joins the latest logged step's history row."""
         self._guard("image", lambda run: run.log({key: wandb.Image(str(path))}))
 
-    def artifact(self, name: str, kind: str, paths: Iterable[str | Path], metadata: dict | None = None) -> None:
-        """Log files as a new version of artifact `name` (type `kind`); files that do not exist are left out."""
+    def artifact(self, name: str, artifact_type: str, paths: Iterable[str | Path],
+                 metadata: dict | None = None) -> None:
+        """Log files as a new version of artifact `name` (of W&B type `artifact_type`); files that do not exist are
+        left out."""
         def log(run: Any) -> None:
-            artifact = wandb.Artifact(name, type=kind, metadata=metadata)
+            artifact = wandb.Artifact(name, type=artifact_type, metadata=metadata)
             for path in paths:
                 if Path(path).is_file():
                     artifact.add_file(str(path), name=Path(path).name)
