@@ -44,3 +44,20 @@ def photo(width: int, height: int, seed: int):
     image[(x // 37 + y // 29) % 2 == 0] *= 0.6
     image += rng.normal(0, 12, image.shape)
     return Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
+
+
+# the roadmap steps whose code paths differ most: ResNet-50's stem and BatchNorm, the inverted bottleneck, ConvNeXt-T
+REPRESENTATIVE_STEPS = ("resnet50", "inverted_bottleneck", "separate_downsampling")
+REPRESENTATIVE_NAMES = tuple(f"modernize_{step}" for step in REPRESENTATIVE_STEPS)  # timm's names of them
+
+
+def fast_tier(values, representatives=REPRESENTATIVE_NAMES):
+    """`values` as pytest parameters where `make test-fast` (the in-process tier, `-m "not slow"`) runs only
+    `representatives` and `make test` runs every one: for cases that run the same code on different designs."""
+    import pytest
+
+    missing = set(representatives) - set(values)
+    assert not missing, f"representatives not among the values: {missing}"
+    def slow(value):  # a tuple holds one value per argument name
+        return pytest.param(*value if isinstance(value, tuple) else (value,), marks=pytest.mark.slow)
+    return [value if value in representatives else slow(value) for value in values]

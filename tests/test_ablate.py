@@ -2,13 +2,8 @@
 
 import csv
 import dataclasses
-import os
-import shutil
-import subprocess
-import sys
 
 import pytest
-from helpers import ROOT, env
 
 from modernize.design import ablation_plan as plan
 from modernize.results import ablation as ablate
@@ -165,41 +160,3 @@ def test_missing_failed_and_one_seed_rows_are_shown_not_hidden():
     assert "not tested" in markdown and "failed: RunError: boom" in markdown
     header = next(csv.reader([ablate.ABLATION.csv(table).splitlines()[0]]))
     assert {"add_effect", "add_low", "add_high", "add_p", "remove_effect", "paper_change"} <= set(header)
-
-
-# ------------------------------------------------------------------------------------------------ make ablate
-@pytest.mark.slow
-@pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
-def test_make_ablate_trains_tabulates_and_skips_what_is_finished(tmp_path):
-    """`make ablate` at smoke scale (one delta's rows and the anchors), then again: every run is skipped."""
-    command = ["make", "-s", "-o", "setup", "-o", "data", "ablate", f"PY={sys.executable}", "PROFILE=smoke",
-               "DATA=synthetic", "SEEDS=0", "ABLATE_DELTAS=kernel_size", f"RUNS={tmp_path}/runs",
-               f"RESULTS={tmp_path}", "ARGS=train.deterministic=true train.threads=1 train.device=cpu profile.epochs=1",
-               "RUNS_AT_ONCE=2"]
-    environment = env() | {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=environment)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    sweep, out = tmp_path / "runs" / "ablate-smoke-synthetic", tmp_path / "ablate" / "smoke-synthetic"
-    labels = plan.labels(["kernel_size"])
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == sorted(f"{label}-seed0" for label in labels)
-    # RUNS_AT_ONCE=2: two runs at a time, so some runs' spans overlap: from config.yaml, written as training starts,
-    # to summary.json, written after the evaluation and the throughput measurement (training alone, wall_time_s,
-    # is a few tenths of a second at this scale: too short to overlap reliably on a busy machine)
-    assert "n_jobs=2" in proc.stdout
-    spans = sorted(((p.parent / "config.yaml").stat().st_mtime, p.stat().st_mtime)
-                   for p in sweep.glob("*/summary.json"))
-    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), spans
-    rows = {r["delta"]: r for r in csv.DictReader(open(out / "ablation.csv"))}
-    runs = {r["run"]: r for r in csv.DictReader(open(out / "ablation_runs.csv"))}
-    kernel = rows["kernel_size"]
-    assert float(kernel["add_effect"]) == pytest.approx(
-        float(runs["recipe+depthwise+kernel_size"]["top1_mean"]) - float(runs["recipe+depthwise"]["top1_mean"]),
-        abs=1e-3)
-    convnext, without = runs["separate_downsampling"], runs["separate_downsampling-kernel_size"]
-    assert float(kernel["remove_effect"]) == pytest.approx(
-        float(convnext["top1_mean"]) - float(without["top1_mean"]), abs=1e-3)
-    assert rows["gelu"]["add_status"] == "missing"
-    assert (out / "ablation.png").read_bytes().startswith(b"\x89PNG")
-    assert "| kernel_size" in (out / "ablation.md").read_text()
-    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=environment)
-    assert again.returncode == 0 and again.stdout.count("already finished") == 5, again.stdout[-3000:]

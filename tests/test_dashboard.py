@@ -132,6 +132,7 @@ def _fake_sweep(root: Path, project: str = "proj-x") -> Path:
     return sweep
 
 
+@pytest.mark.slow  # a paper-scale model, seconds
 def test_the_table_run_has_a_stable_id_the_configs_project_the_figure_and_a_results_artifact(tmp_path,
                                                                                             isolated_wandb):
     from modernize.results import tabulate

@@ -64,6 +64,7 @@ def check(result, written, rows, expected_top, folder):
     assert result["top1"] == pytest.approx(top1) and result["top5"] == 100.0  # 3 classes: the top 3 hold all
 
 
+@pytest.mark.slow  # a paper-scale model, seconds
 def test_timm_convnext_weights_give_timms_predictions(tmp_path, folder):
     import timm
     from timm.data import create_transform
@@ -79,6 +80,7 @@ def test_timm_convnext_weights_give_timms_predictions(tmp_path, folder):
     assert result["weights_used"] == "model" and result["interpolation"] == "bicubic"
 
 
+@pytest.mark.slow  # a paper-scale model, seconds
 def test_official_convnext_checkpoint_layout_is_read(tmp_path, folder):
     """The official convnext_tiny_1k_224_ema.pth stores {"model": state_dict} with the official names."""
     import timm
@@ -96,6 +98,7 @@ def test_official_convnext_checkpoint_layout_is_read(tmp_path, folder):
     check(result, written, rows, reference_predictions(reference, transform, folder), folder)
 
 
+@pytest.mark.slow  # a paper-scale model, seconds
 def test_torchvision_resnet50_weights_give_torchvisions_predictions(tmp_path, folder):
     import torchvision
     from torchvision.transforms import v2
@@ -125,6 +128,7 @@ def wnid_folder(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow  # a paper-scale model, seconds
 def test_a_1000_class_checkpoint_scores_a_folder_of_imagenet_wnids_through_their_imagenet_indices(tmp_path,
                                                                                                    wnid_folder):
     """The folder's labels become ImageNet indices (timm's ImageNetInfo order); top-1/top-5 are over the 1000

@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from helpers import ROOT, SMOKE, env
+from helpers import ROOT, SMOKE, env, fast_tier
 from modernize.design.config import compose, model_spec
 from modernize.design.export import ExportError, export_weights, timm_to_official
 from modernize.design.model import build
@@ -32,7 +32,7 @@ def expected_formats(step: str) -> set[str]:
     return {"safetensors"}
 
 
-@pytest.mark.parametrize("name", sorted(model_overrides()))
+@pytest.mark.parametrize("name", fast_tier(sorted(model_overrides())))
 def test_each_step_is_written_in_exactly_the_formats_whose_classes_hold_it(name):
     """The torchvision ResNet cannot hold `gelu` (ReLU is built in), nor timm's ConvNeXt `layer_norm` (its
     downsampling is a separate layer): the refusal is one line that names what differs and what can hold it."""

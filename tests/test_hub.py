@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import ROOT
+from helpers import REPRESENTATIVE_STEPS, ROOT, fast_tier
 from modernize.design.timm_models import model_overrides
 
 STEP_ENTRIES = sorted(name.removeprefix("modernize_") for name in model_overrides())
@@ -27,7 +27,7 @@ def test_the_hub_lists_every_step_kernel_size_and_variant():
     assert sorted(entries) == sorted(STEP_ENTRIES + VARIANTS + ["exported"])  # exported: python -m modernize.export
 
 
-@pytest.mark.parametrize("name", STEP_ENTRIES + VARIANTS)
+@pytest.mark.parametrize("name", fast_tier(STEP_ENTRIES + VARIANTS, REPRESENTATIVE_STEPS))
 def test_every_entry_builds_the_paper_s_model_of_its_config(name):
     from modernize.design.config import compose, model_spec
 

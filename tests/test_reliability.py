@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import torch
-from helpers import ROOT, SMOKE, env, popen_cli, run_cli
+from helpers import ROOT, SMOKE, env, fast_tier, popen_cli, run_cli
 
 from modernize import compose
 from modernize.training.interrupt import Interrupted
@@ -92,11 +92,14 @@ def _signal_at_call(monkeypatch, signum, call):
     monkeypatch.setattr(train_module, "prepare_batch", prepare)
 
 
-@pytest.mark.parametrize("signum,call,where", [
+SIGNAL_CASES = [
     (signal.SIGTERM, 7, "epoch 2 step 3/4"),  # mid-epoch: a checkpoint at the step, not at the epoch's start
     (signal.SIGINT, 2, "epoch 1 step 2/4"),
     (signal.SIGUSR1, 4, "the end of epoch 1"),  # during the epoch's last step: the epoch's own checkpoint
-])
+]
+
+
+@pytest.mark.parametrize("signum,call,where", fast_tier(SIGNAL_CASES, SIGNAL_CASES[:1]))
 def test_a_signal_saves_at_the_step_and_the_rerun_ends_as_if_never_stopped(tmp_path, monkeypatch, reference, signum,
                                                                           call, where):
     run_dir = tmp_path / "run"

@@ -266,32 +266,78 @@ def test_the_page_renders_in_a_real_browser_with_the_csv_numbers(results):
         driver.quit()
 
 
-# ------------------------------------------------------------------------------------------------ make report
+# ------------------------------------------------------------------------------------- make ablate, make report
+@pytest.fixture(scope="module")
+def made_ablation(tmp_path_factory):
+    """`make ablate` at smoke scale (one delta's rows, kernel_size, and the anchors), two runs at a time: one sweep that
+    the make ablate and make report tests share. Returns the results root, the command and its process."""
+    root = tmp_path_factory.mktemp("make")
+    command = ["make", "-s", "-o", "setup", "-o", "data", "ablate", f"PY={sys.executable}", "PROFILE=smoke",
+               "DATA=synthetic", "SEEDS=0", "ABLATE_DELTAS=kernel_size", f"RUNS={root}/runs", f"RESULTS={root}",
+               "ARGS=train.deterministic=true train.threads=1 train.device=cpu profile.epochs=1", "RUNS_AT_ONCE=2"]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=make_env())
+    return root, command, proc
+
+
+def make_env() -> dict:
+    return env() | {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
-def test_make_report_after_real_smoke_runs(tmp_path):
-    """Real training (two roadmap steps, one delta's ablation rows), then `make report` finds them by convention."""
-    runs = tmp_path / "runs"
+def test_make_ablate_trains_tabulates_and_skips_what_is_finished(made_ablation):
+    """`make ablate` at smoke scale (one delta's rows and the anchors), then again: every run is skipped."""
+    root, command, proc = made_ablation
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    sweep, out = root / "runs" / "ablate-smoke-synthetic", root / "ablate" / "smoke-synthetic"
+    labels = ablation_plan.labels(["kernel_size"])
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == sorted(f"{label}-seed0" for label in labels)
+    # RUNS_AT_ONCE=2: two runs at a time, so some runs' spans overlap: from config.yaml, written as training starts,
+    # to summary.json, written after the evaluation and the throughput measurement (training alone, wall_time_s,
+    # is a few tenths of a second at this scale: too short to overlap reliably on a busy machine)
+    assert "n_jobs=2" in proc.stdout
+    spans = sorted(((p.parent / "config.yaml").stat().st_mtime, p.stat().st_mtime)
+                   for p in sweep.glob("*/summary.json"))
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), spans
+    rows = {r["delta"]: r for r in csv.DictReader(open(out / "ablation.csv"))}
+    runs = {r["run"]: r for r in csv.DictReader(open(out / "ablation_runs.csv"))}
+    kernel = rows["kernel_size"]
+    assert float(kernel["add_effect"]) == pytest.approx(
+        float(runs["recipe+depthwise+kernel_size"]["top1_mean"]) - float(runs["recipe+depthwise"]["top1_mean"]),
+        abs=1e-3)
+    convnext, without = runs["separate_downsampling"], runs["separate_downsampling-kernel_size"]
+    assert float(kernel["remove_effect"]) == pytest.approx(
+        float(convnext["top1_mean"]) - float(without["top1_mean"]), abs=1e-3)
+    assert rows["gelu"]["add_status"] == "missing"
+    assert (out / "ablation.png").read_bytes().startswith(b"\x89PNG")
+    assert "| kernel_size" in (out / "ablation.md").read_text()
+    again = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=make_env())
+    assert again.returncode == 0 and again.stdout.count("already finished") == 5, again.stdout[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("make") is None, reason="no make on this machine")
+def test_make_report_after_real_smoke_runs(made_ablation):
+    """Real training (two roadmap steps; the shared sweep's ablation rows), then `make report` finds them by
+    convention."""
+    root, _, made = made_ablation
+    assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-3000:]
+    runs = root / "runs"
     run_cli("-m", "+step=resnet50,recipe", *SMOKE, "profile.epochs=1", f"out_root={runs}",
             "sweep_name=roadmap-smoke-synthetic", check=True, timeout=900)
-    assert tabulate.main([str(runs / "roadmap-smoke-synthetic"), "--out", str(tmp_path / "roadmap/smoke-synthetic")]) \
+    assert tabulate.main([str(runs / "roadmap-smoke-synthetic"), "--out", str(root / "roadmap/smoke-synthetic")]) \
         == 0
-    environment = env() | {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    common = ["make", "-s", "-o", "setup", "-o", "data", f"PY={sys.executable}", "PROFILE=smoke", "DATA=synthetic",
-              f"RUNS={runs}", f"RESULTS={tmp_path}"]
-    proc = subprocess.run([*common, "ablate", "ABLATE_DELTAS=gelu",
-                           "ARGS=" + " ".join(SMOKE[2:] + ["profile.epochs=1"])], cwd=ROOT, capture_output=True,
-                          text=True, timeout=900, env=environment)
+    proc = subprocess.run(["make", "-s", "-o", "setup", "-o", "data", f"PY={sys.executable}", "PROFILE=smoke",
+                           "DATA=synthetic", f"RUNS={runs}", f"RESULTS={root}", "report"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, env=make_env())
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    proc = subprocess.run([*common, "report"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=environment)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    page = tmp_path / "report" / "smoke-synthetic.html"
+    page = root / "report" / "smoke-synthetic.html"
     parsed = parse(page)
     assert [img["id"] for img in parsed.images] == ["roadmap-0-figure", "roadmap-0-curves", "ablate-1-figure",
                                                     "ablate-1-curves"]
-    gelu = csv_rows(tmp_path / "ablate/smoke-synthetic/ablation.csv", "delta")["gelu"]
-    shown = {c[2]: c[3] for c in parsed.cells if c[0] == "ablate-1-table" and c[1] == "gelu"}
-    assert_shown_equals_csv(shown["add_effect"], gelu["add_effect"], "gelu add_effect")
+    kernel = csv_rows(root / "ablate/smoke-synthetic/ablation.csv", "delta")["kernel_size"]
+    shown = {c[2]: c[3] for c in parsed.cells if c[0] == "ablate-1-table" and c[1] == "kernel_size"}
+    assert_shown_equals_csv(shown["add_effect"], kernel["add_effect"], "kernel_size add_effect")
     assert "kernels/smoke-synthetic: not found" in page.read_text()
 
 

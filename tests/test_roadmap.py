@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers import REPRESENTATIVE_STEPS, fast_tier
 from modernize import DELTAS, STEPS, ModelSpec, compose
 from modernize.design.config import config_names, model_spec
 from modernize.training.identity import config_hash
@@ -292,8 +293,13 @@ def nchw_layers(block: Block) -> Block:
     return layers
 
 
-@pytest.mark.parametrize("step, memory_format", [(step, torch.channels_last) for step in STEPS] + [
-    (step, torch.contiguous_format) for step in ("resnet50", "separate_downsampling")])
+BOTH_LAYOUTS = ("resnet50", "separate_downsampling")  # contiguous too: the rest run channels_last, as they train
+LAYOUT_CASES = ([(step, torch.channels_last) for step in STEPS]
+                + [(step, torch.contiguous_format) for step in BOTH_LAYOUTS])
+
+
+@pytest.mark.parametrize("step, memory_format", fast_tier(LAYOUT_CASES, [
+    (step, layout) for step, layout in LAYOUT_CASES if step in REPRESENTATIVE_STEPS]))
 def test_every_block_computes_what_its_layers_say_in_either_layout(step, memory_format):
     """The block runs the layers after its spatial conv on the NHWC tensor (1x1 convs as Linear, BatchNorm over
     every pixel): the output, the gradients and BatchNorm's running statistics are those of its NCHW layers applied
@@ -444,12 +450,13 @@ def test_a_label_the_paper_has_no_number_for_has_no_reference(label):
     assert paper_reference(label) is None
 
 
+@pytest.mark.slow  # a paper-scale model, seconds
 def test_task_profile_of_a_step_on_resnet200_shows_its_regimes_reference_not_resnet50s(capsys):
     from modernize.training.cli import profile
 
     result = profile(compose(["task=profile", "model=resnet200", "+step=separate_downsampling"]))
     assert result["label"] == "separate_downsampling@resnet200"
-    assert (result["paper_gflops"], result["paper_top1"]) == (15.4, 83.8) and result["gflops_224"] == pytest.approx(15.36,
-                                                                                                             abs=0.05)
+    assert (result["paper_gflops"], result["paper_top1"]) == (15.4, 83.8)
+    assert result["gflops_224"] == pytest.approx(15.36, abs=0.05)
     assert "paper (section 2.6): 88.6M params, 15.4 GFLOPs, top-1 83.8" in capsys.readouterr().out
     assert profile(compose(["task=profile", "model=resnet200", "+step=gelu"]))["paper_gflops"] is None

@@ -98,7 +98,7 @@ def test_flops_markdown_and_csv_come_from_one_column_list():
     first, second = (dict(zip(md_headers, r)) for r in md_rows)
     assert first == {"group": "roadmap", "model": "resnet50", "params": "25,557,032", "GFLOPs (ours)": "4.11",
                      "paper params": "", "GFLOPs (paper)": "4.1", "diff": "+0.01", "paper top-1": "76.1"}
-    assert second["paper params"] == "22,000,000.0" and second["diff"] == "-0.01"
+    assert second["paper params"] == "22,000,000" and second["diff"] == "-0.01"
     assert csv_rows[0] == ["roadmap", "resnet50", "25557032", "4.1114", "", "4.1", "76.1"]
 
 

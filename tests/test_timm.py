@@ -10,6 +10,8 @@ import torch
 import modernize  # noqa: F401 -- registers the names
 from modernize.design.timm_models import model_overrides
 
+from helpers import fast_tier
+
 NAMES = sorted(model_overrides())
 # The registry's names differ in their design, not in the code a forward pass runs: each is checked at the cpu
 # profile's width (timm's kwargs reach every ModelSpec field), a quarter of the paper's, which builds and runs about
@@ -26,7 +28,7 @@ def test_every_roadmap_step_and_kernel_size_is_registered():
     assert {f"modernize_{s}" for s in STEPS} | {f"modernize_kernel_size_k{k}" for k in (3, 5, 7, 9, 11)} == set(NAMES)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", fast_tier(NAMES))
 def test_create_model_builds_what_build_model_builds(name):
     import timm
 
@@ -48,7 +50,7 @@ def test_create_model_builds_what_build_model_builds(name):
     assert theirs.get_classifier.__self__ is theirs and theirs(x).shape == (2, theirs.num_features)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", fast_tier(NAMES))
 def test_features_only_gives_each_stage_with_its_channels_and_reduction(name):
     import timm
 
@@ -63,7 +65,7 @@ def test_features_only_gives_each_stage_with_its_channels_and_reduction(name):
         == 2
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", fast_tier(NAMES))
 def test_the_registered_eval_settings_are_the_composed_recipe_s(name):
     import timm
     from timm.data import resolve_data_config
@@ -116,7 +118,7 @@ def test_the_readme_block_runs():
     assert namespace["config"]["interpolation"] == "bicubic" and namespace["model"].num_classes == 10
 
 
-@pytest.mark.parametrize("step", ["resnet50", "gelu", "separate_downsampling"])
+@pytest.mark.parametrize("step", fast_tier(["resnet50", "gelu", "separate_downsampling"], ["separate_downsampling"]))
 def test_timm_s_model_interface_is_complete(step):
     """What every model in timm's registry has: head_hidden_size, forward_intermediates (timm's signature),
     prune_intermediate_layers, set_grad_checkpointing (real: the same gradients), pretrained_cfg naming real modules,

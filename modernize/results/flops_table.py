@@ -46,9 +46,9 @@ def _diff_cell(r: dict) -> str:
 FLOPS = Table((
     Column("group", "group", align="left"),
     Column("name", "model", align="left"),
-    Column("params", "params", ","),
+    Column("params", "params", ",.0f"),
     Column("gflops", "GFLOPs (ours)", ".2f", key="gflops_224"),  # the committed CSV's field name
-    Column("paper_params", "paper params", ","),
+    Column("paper_params", "paper params", ",.0f"),  # a count, however it was computed (22.0 x 10^6)
     Column("paper_gflops", "GFLOPs (paper)", ".1f"),
     Column(None, "diff", _diff_cell),
     Column("paper_top1", "paper top-1", ".1f"),
