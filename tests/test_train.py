@@ -48,7 +48,9 @@ def _wait_for_mid_epoch_checkpoint(run_dir, proc, timeout=120):
 
 
 def test_a_run_killed_mid_epoch_resumes_to_the_same_result(tmp_path):
-    args = ["+step=separate_downsampling", *SMOKE, "profile.epochs=3", "data.size=512",
+    # 4 epochs of 32 steps: the kill lands in epoch 2 with about 90 steps to go, so a busy machine's delay between
+    # seeing the checkpoint and killing cannot let the run finish first (3 epochs of 8 steps once did)
+    args = ["+step=separate_downsampling", *SMOKE, "profile.epochs=4", "data.size=2048",
             "train.checkpoint_every_steps=1"]
     reference = tmp_path / "uninterrupted"
     run_cli(*args, f"hydra.run.dir={reference}", check=True)
