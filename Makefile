@@ -20,7 +20,7 @@ WANDB   ?= auto     # W&B mode for the sweep's table run: auto | online | offlin
 # your own live in <dir>/delta/<name>.yaml: MODERNIZE_CONFIG_PATH=<dir> make roadmap EXTRA=... (docs/design.md, "Your own delta").
 EXTRA   ?=
 
-.PHONY: setup data browser test test-fast flops lint roadmap ablate report kernels tabulate dashboard bench clean
+.PHONY: setup data browser test test-fast flops lint roadmap ablate peers report kernels tabulate dashboard bench clean
 
 # Everything `python run.py` needs: the venv with the package and its dependencies, and the default data set.
 setup: $(VENV)/.installed data
@@ -97,6 +97,12 @@ report: setup
 	$(PY) -m modernize.report $(RESULTS)/roadmap/$(PROFILE)-$(DATA) $(RESULTS)/kernels/$(PROFILE)-$(DATA) \
 	  $(RESULTS)/ablate/$(PROFILE)-$(DATA) --runs $(RUNS) --out $(RESULTS)/report/$(PROFILE)-$(DATA).html \
 	  $(if $(filter-out roadmap-$(PROFILE)-$(DATA),$(strip $(SWEEP))),--roadmap-sweep $(RUNS)/$(strip $(SWEEP)))
+
+# The paper's comparisons (Tables 1 and 2): ConvNeXt-T/S/B and isotropic ConvNeXt-S beside Swin-T/S/B and DeiT-S,
+# built by timm, same recipe and profile: experiments/peers/<profile>-<data>/. MODELS="swin_t deit_s" trains only those.
+MODELS ?=
+peers: setup data
+	$(SWEEP_RUN) peers --models "$(MODELS)"
 
 # Figure 2's kernel-size sweep (3/5/7/9/11) on the move_up_dwconv -> kernel_size step: experiments/kernels/.
 kernels: setup data

@@ -8,6 +8,7 @@ from, from ModelSpec's defaults; and the `modernize.run_label` resolver that nam
 from __future__ import annotations
 
 import contextlib
+import functools
 import difflib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -17,6 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from .roadmap import ADDED, ON_BASE, ROADMAP_BASE, STEPS, check_names, deltas_up_to, run_label
+from .peers import PeerSpec, is_peer_config, peer_spec_from_dict
 from .spec import ModelSpec, model_config_defaults, model_spec_from_dict
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the repository's conf/, the one copy of this path
@@ -136,21 +138,38 @@ def config_names(group: str, overrides: Sequence[str] = ()) -> list[str]:
 
 
 def check_step_overrides(overrides: Sequence[str]) -> None:
-    """Reject unknown `step=` / `delta=` names before Hydra starts, listing the names found on the search path
-    (the roadmap's first, in its order)."""
+    """Reject unknown `step=` / `delta=` / `model=` names before Hydra starts, listing the names found on the search
+    path (the roadmap's first, in its order); and a step or delta on a transformer (`model=swin_t +step=gelu`): the
+    roadmap's deltas change the ConvNet builder's spec, which timm's Swin and ViT do not have."""
     requested: dict[str, list[str]] = {}
     for text in overrides:
         key = text.lstrip("+~").split("=", 1)[0]
-        if key not in NAMED_GROUPS or "=" not in text or (override := parsed(text)) is None:
+        if key not in (*NAMED_GROUPS, MODEL_GROUP) or "=" not in text or (override := parsed(text)) is None:
             continue
         values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
         for value in values:
             requested.setdefault(key, []).extend([value] if isinstance(value, str) else list(value))
     user_folders = f"the folders added with hydra.searchpath=[file://<dir>] or ${SEARCH_PATH_ENV}"
     where = {"step": f"the roadmap's (modernize.design.roadmap.STEPS) and conf/step/<name>.yaml in {user_folders}",
-             "delta": f"conf/delta/<name>.yaml in the package and in {user_folders}"}
+             "delta": f"conf/delta/<name>.yaml in the package and in {user_folders}",
+             "model": f"conf/model/<name>.yaml: ConvNets and the paper's transformers ({', '.join(peer_models())})"}
     for group, names in requested.items():
         check_names(group, names, config_names(group, overrides), hint=f"{group}s are {where[group]}")
+    peers = [name for name in requested.get(MODEL_GROUP, []) if name in peer_models()]
+    roadmap = [f"+{group}" for group in NAMED_GROUPS if group in requested]
+    if peers and roadmap:
+        raise ValueError(f"model={peers[0]} is timm's {peers[0]} (a transformer of the paper's tables), and "
+                         f"{' and '.join(roadmap)} act on the ConvNet builder's spec, which it does not have: drop "
+                         f"{' and '.join(roadmap)}, or choose a ConvNet (model=resnet50, resnet200, convnext_*)")
+
+
+@functools.cache
+def peer_models() -> tuple[str, ...]:
+    """The model configs of the package that are transformers built by timm (modernize.design.peers)."""
+    import yaml
+
+    return tuple(sorted(path.stem for path in (CONF_DIR / "model").glob("*.yaml")
+                        if is_peer_config(yaml.safe_load(path.read_text()) or {})))
 
 
 def check_setting_keys(overrides: Sequence[str]) -> None:
@@ -253,9 +272,11 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
     return with_run_label(cfg, overrides)
 
 
-def model_spec(cfg: DictConfig, **changes: Any) -> ModelSpec:
-    """The validated architecture of a composed config (the paper's: full width, 1000 classes)."""
-    spec = model_spec_from_dict(OmegaConf.to_container(cfg.model, resolve=True))
+def model_spec(cfg: DictConfig, **changes: Any) -> ModelSpec | PeerSpec:
+    """The validated architecture of a composed config (the paper's: full width, 1000 classes): a ModelSpec, or
+    for a transformer of the paper's tables (`model=swin_t`) the PeerSpec timm builds it from."""
+    data = OmegaConf.to_container(cfg.model, resolve=True)
+    spec = peer_spec_from_dict(data) if is_peer_config(data) else model_spec_from_dict(data)
     if changes:
         spec = replace(spec, **changes)
         spec.validate()
@@ -276,6 +297,16 @@ def build_model(step: str = "resnet50", overrides: Sequence[str] = ()):
 def run_label_of(cfg: DictConfig) -> str:
     """The run's label: the roadmap step, or what a run made of deltas is (with_run_label); 'custom' without."""
     return recorded_label(cfg) or "custom"
+
+
+def kernel_size_of(cfg: DictConfig) -> int | None:
+    """The block's kernel size (the kernel sweep's rows); None for a transformer, which has no block."""
+    return OmegaConf.select(cfg, "model.block.kernel_size", default=None)
+
+
+def uses_batch_norm(spec: ModelSpec | PeerSpec) -> bool:
+    """Whether the blocks normalize over the batch (then the device batch is BatchNorm's batch)."""
+    return isinstance(spec, ModelSpec) and spec.block.norm == "batch"
 
 
 def recorded_label(record: Mapping | DictConfig) -> str | None:

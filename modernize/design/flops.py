@@ -2,6 +2,10 @@
 
 FLOPs are fvcore's `FlopCountAnalysis` at 1x3x224x224: it counts one multiply-add as one "FLOP", which is
 the convention of the paper's Figure 2 and tables (ResNet-50 = 4.1 GFLOPs).
+
+A transformer's attention (the peers: modernize.design.peers) is counted too: timm computes it with
+F.scaled_dot_product_attention, an op fvcore does not count, so while counting every timm attention module takes
+timm's own unfused path (the same math: q @ k^T, softmax, @ v), whose two matmuls fvcore counts.
 """
 
 from __future__ import annotations
@@ -25,13 +29,26 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+@contextlib.contextmanager
+def unfused_attention(model: nn.Module):
+    """timm's attention modules on their unfused path (`fused_attn`, read at each forward) while in the block."""
+    fused = [m for m in model.modules() if getattr(m, "fused_attn", False)]
+    for module in fused:
+        module.fused_attn = False
+    try:
+        yield
+    finally:
+        for module in fused:
+            module.fused_attn = True
+
+
 def count_gflops(model: nn.Module, resolution: int = 224, in_chans: int = 3) -> float:
     logging.getLogger("fvcore").setLevel(logging.ERROR)  # elementwise ops are not counted, by design
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), warnings.catch_warnings():
+        with torch.no_grad(), warnings.catch_warnings(), unfused_attention(model):
             warnings.simplefilter("ignore", FutureWarning)  # fvcore traces with the deprecated torch.jit
             from fvcore.nn import FlopCountAnalysis
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torchvision.ops import StochasticDepth
 
+from .peers import PeerSpec, build_peer
 from .spec import BlockSpec, ModelSpec
 
 
@@ -323,5 +324,8 @@ class Network(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def build(spec: ModelSpec) -> Network:
+def build(spec: ModelSpec | PeerSpec) -> nn.Module:
+    """The model of a spec: our Network, or for a peer of the paper's tables timm's own model."""
+    if isinstance(spec, PeerSpec):
+        return build_peer(spec)
     return Network(spec)

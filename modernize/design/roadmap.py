@@ -78,6 +78,9 @@ def paper_reference(label: str) -> dict[str, Any] | None:
     if (row := paper()["isotropic"].get(name)) is not None:
         return {"top1": row["top1_in1k"], "gflops": row["gflops"], "params": row["params_m"] * 10**6,
                 "source": "Table 2"}
+    if (row := paper()["peers"].get(name)) is not None:
+        return {"top1": row["top1_in1k"], "gflops": row["gflops"], "params": row["params_m"] * 10**6,
+                "source": f"Table {row['table']}"}
     return None
 
 

@@ -35,6 +35,7 @@ def flops_rows() -> list[dict]:
     rows += [row("variants", name, [f"model={name}"], paper_reference(name))
              for name in ("convnext_t", "convnext_s", "convnext_b", "convnext_l", "convnext_xl")]
     rows += [row("isotropic", name, [f"model={name}"], paper_reference(name)) for name in paper()["isotropic"]]
+    rows += [row("peers", name, [f"model={name}"], paper_reference(name)) for name in paper()["peers"]]
     return rows
 
 

@@ -65,7 +65,7 @@ def settings(sweep: Path) -> dict[str, Any] | None:
     seeds = sorted({c["seed"] for c in configs})
     return {"profile": profile, "data": data, "seeds": ",".join(map(str, seeds)), "out_root": first["out_root"],
             "sweep_name": first["sweep_name"], "overrides": [f"{k}={v}" for k, v in overrides.items()],
-            "kernels": sorted({c["model"]["block"]["kernel_size"] for c in configs})}
+            "kernels": sorted({c["model"].get("block", {}).get("kernel_size") for c in configs} - {None})}
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,12 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from ..design.config import check_setting_keys, check_step_overrides, model_spec, run_label_of
+from ..design.config import check_setting_keys, check_step_overrides, kernel_size_of, model_spec, run_label_of
 from ..design.flops import count_gflops, count_params
 from ..io import atomic_write_json
 from ..design.model import build
+from ..design.peers import PeerSpec
+from ..design.spec import ModelSpec
 from ..design.roadmap import paper_reference
 from .checks import check_profile, check_recipe
 
@@ -29,20 +31,10 @@ def profile(cfg: DictConfig) -> dict:
     spec = model_spec(cfg)
     model = build(spec)
     step = run_label_of(cfg)
-    print(f"step {step}: {cfg.model.name} base")
-    p = spec.stem.patch_size
-    stem = f"{p}x{p}/{p} conv" if spec.stem.kind == "patchify" else "7x7/2 conv + max-pool"
-    print(f"  stem: {spec.stem.kind} {stem}")
-    b = spec.block
-    order = "spatial -> pw1 -> pw2" if b.spatial_position == "top" else "pw1 -> spatial -> pw2"
-    print(f"  block: {order}, kernel {b.kernel_size}, groups {b.groups}, expansion {b.expansion} "
-          f"({'inverted' if b.inverted else 'bottleneck'}), {b.activation} after {list(b.act_after)}"
-          f"{' + after residual' if b.act_after_residual else ''}, {b.norm} norm after {list(b.norm_after)}, "
-          f"layer scale {b.layer_scale_init or 'off'}, drop path {spec.drop_path_rate}")
-    print(f"  downsampling: {spec.downsampling}; head norm: {spec.head_norm}")
-    for i, (stage, depth) in enumerate(zip(model.stages, spec.depths)):
-        dims = stage.blocks[-1].out_dim
-        print(f"  stage {i + 1}: {depth} blocks, width {spec.widths[i]}, residual channels {dims}")
+    if isinstance(spec, PeerSpec):
+        describe_peer(spec)
+    else:
+        describe_convnet(spec, model, step, cfg.model.name)
     params, gflops = count_params(model), count_gflops(model, 224)
     ref = paper_reference(step) or {}
     published = [f"{ref['params'] / 1e6:.1f}M params" if ref.get("params") else "",
@@ -61,6 +53,34 @@ def profile(cfg: DictConfig) -> dict:
               "recipe": recipe}
     print(json.dumps(result))
     return result
+
+
+def describe_convnet(spec: ModelSpec, model, step: str, base: str) -> None:
+    """task=profile's lines of a ConvNet: stem, block, downsampling and stages."""
+    print(f"step {step}: {base} base")
+    p = spec.stem.patch_size
+    stem = f"{p}x{p}/{p} conv" if spec.stem.kind == "patchify" else "7x7/2 conv + max-pool"
+    print(f"  stem: {spec.stem.kind} {stem}")
+    b = spec.block
+    order = "spatial -> pw1 -> pw2" if b.spatial_position == "top" else "pw1 -> spatial -> pw2"
+    print(f"  block: {order}, kernel {b.kernel_size}, groups {b.groups}, expansion {b.expansion} "
+          f"({'inverted' if b.inverted else 'bottleneck'}), {b.activation} after {list(b.act_after)}"
+          f"{' + after residual' if b.act_after_residual else ''}, {b.norm} norm after {list(b.norm_after)}, "
+          f"layer scale {b.layer_scale_init or 'off'}, drop path {spec.drop_path_rate}")
+    print(f"  downsampling: {spec.downsampling}; head norm: {spec.head_norm}")
+    for i, (stage, depth) in enumerate(zip(model.stages, spec.depths)):
+        dims = stage.blocks[-1].out_dim
+        print(f"  stage {i + 1}: {depth} blocks, width {spec.widths[i]}, residual channels {dims}")
+
+
+def describe_peer(spec: PeerSpec) -> None:
+    """task=profile's lines of a transformer of the paper's tables: what timm builds."""
+    import timm
+
+    window = f", window {spec.window_size}x{spec.window_size}" if spec.window_size else ""
+    print(f"{spec.name}: timm {timm.__version__} {spec.timm} (the paper's transformer, built by timm)")
+    print(f"  patch {spec.patch_size}x{spec.patch_size}{window}, widths {list(spec.stage_dims())}, depths "
+          f"{list(spec.depths)}, heads {list(spec.num_heads)}, drop path {spec.drop_path_rate}")
 
 
 def trained_recipe(cfg: DictConfig) -> dict:
@@ -183,7 +203,7 @@ def run_task_in(cfg: DictConfig, run_dir: Path, multirun: bool):
         if multirun and not isinstance(e, RunDirBusy):  # a busy folder is another live run's: write nothing there
             with contextlib.suppress(WriteError):  # an unwritable folder: the line below is all there is
                 atomic_write_json(run_dir / "failed.json", {
-                    "label": run_label_of(cfg), "seed": cfg.seed, "kernel_size": cfg.model.block.kernel_size,
+                    "label": run_label_of(cfg), "seed": cfg.seed, "kernel_size": kernel_size_of(cfg),
                     "error": f"{type(e).__name__}: {message.splitlines()[0]}",
                     "traceback": traceback.format_exc()})
         if multirun:

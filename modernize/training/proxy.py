@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..design.config import model_spec
 from ..data.datasets import MEAN_STD, is_folder
 from ..design.preprocessing import Preprocessing, preprocessing_of
+from ..design.peers import PeerSpec
 from ..design.spec import ModelSpec
 
 # The paper's longest schedule (Table 5: the modern recipe, 300 epochs) and its input size.
@@ -146,10 +147,12 @@ def effective_recipe(cfg: DictConfig) -> tuple[int, dict[str, Any]]:
     return epochs, scaled
 
 
-def scale_model(spec: ModelSpec, cfg: DictConfig, num_classes: int) -> ModelSpec:
+def scale_model(spec: ModelSpec | PeerSpec, cfg: DictConfig, num_classes: int) -> ModelSpec | PeerSpec:
     """The architecture as trained under the profile: the same design at the profile's width, for the data's
-    classes, with the profile's stem stride, layer-scale and drop-path rules. The paper's model (params and
-    GFLOPs at 224) is never touched by any of these."""
+    classes, with the profile's stem stride, layer-scale and drop-path rules (a transformer: scale_peer). The
+    paper's model (params and GFLOPs at 224) is never touched by any of these."""
+    if isinstance(spec, PeerSpec):
+        return scale_peer(spec, cfg, num_classes)
     profile = cfg.profile
     epochs = run_epochs(profile, cfg.recipe)
     divisor = int(OmegaConf.select(profile, "stem_stride_divisor", default=1) or 1)
@@ -165,7 +168,52 @@ def scale_model(spec: ModelSpec, cfg: DictConfig, num_classes: int) -> ModelSpec
     return scaled
 
 
-def run_spec(cfg: DictConfig, num_classes: int) -> ModelSpec:
+# The rules that scale a transformer of the paper's tables (modernize.design.peers), written into its summary.json.
+PEER_RULES = {
+    # At x1/4, Swin-T's 96 channels become 24: a 32-wide head (Swin's) would leave less than one head per stage, so
+    # the heads stay and each narrows with the width, as a ConvNeXt's depthwise conv keeps one group per channel at
+    # any width. The head's width is rounded as ConvNeXt's widths are (a multiple of 8, at least 8): Swin-T's 32 ->
+    # 8 and DeiT-S's 64 -> 16 at x1/4, so Swin-T's stages are ConvNeXt-T's 24/48/96/192.
+    "peer_width_rule": "heads kept: head dim x width multiplier (a multiple of 8, at least 8) x heads",
+    # Patches as the ConvNeXt it is set beside: Swin's 4x4 as ConvNeXt-T's patchify stem, ViT's 16x16 as isotropic
+    # ConvNeXt's, each divided by the profile's stem_stride_divisor, so the two see the same token grid.
+    "peer_patch_rule": "the paper's patch / stem_stride_divisor, as the ConvNeXt stem beside it",
+    # A 7x7 window tiles 224 px's 56x56 tokens, not 32 px's 8x8: the window is the largest one, no larger than the
+    # paper's, that divides (or covers) every stage's grid: 4 at 32 and 64 px, 7 at 224. Windows stay local (a 2x2
+    # grid of them at stage 1, shifted by 2) rather than one global window.
+    "peer_window_rule": "the largest window <= the paper's that tiles every stage's token grid",
+    "peer_layer_scale": "none (Swin and DeiT have none)",
+}
+
+
+def scale_peer(spec: PeerSpec, cfg: DictConfig, num_classes: int) -> PeerSpec:
+    """A transformer as the profile trains it (PEER_RULES): width with its heads kept, the profile's resolution with
+    the ConvNeXt stem's patch rule and the largest window that tiles, drop path by the profile's regularization rule
+    (as a ConvNeXt's). A size the patches cannot tile is refused by PeerSpec.validate, naming the sizes."""
+    profile = cfg.profile
+    divisor = int(OmegaConf.select(profile, "stem_stride_divisor", default=1) or 1)
+    multiplier, heads = float(profile.width_multiplier), spec.num_heads[0]
+    head_dim = spec.embed_dim // heads
+    if multiplier != 1.0:
+        head_dim = max(8, int(round(head_dim * multiplier / 8)) * 8)
+    drop_path = spec.drop_path_rate
+    if rule(profile, "regularization_rule") == "budget":
+        drop_path = spec.drop_path_rate * budget_fraction(run_epochs(profile, cfg.recipe), cfg.recipe)
+    scaled = replace(spec, embed_dim=head_dim * heads, img_size=int(profile.resolution),
+                     patch_size=spec.patch_size // divisor,
+                     drop_path_rate=drop_path, num_classes=num_classes)
+    if spec.window_size:
+        scaled = replace(scaled, window_size=tiling_window(scaled, spec.window_size))
+    scaled.validate()
+    return scaled
+
+
+def tiling_window(spec: PeerSpec, largest: int) -> int:
+    """The largest window no larger than `largest` that divides or covers each stage's token grid."""
+    return next(w for w in range(largest, 0, -1) if all(g <= w or g % w == 0 for g in spec.stage_grids()))
+
+
+def run_spec(cfg: DictConfig, num_classes: int) -> ModelSpec | PeerSpec:
     """The architecture a run of `cfg` trains: its model (config.model_spec) as the profile scales it (scale_model)."""
     return scale_model(model_spec(cfg), cfg, num_classes)
 
@@ -186,25 +234,35 @@ def check_rules(profile: DictConfig) -> None:
             raise ValueError(f"profile.{name} must be one of {', '.join(allowed)}; got {value!r}")
 
 
-def describe(cfg: DictConfig, spec: ModelSpec) -> dict[str, Any]:
-    """What the profile changed, for summary.json and the table's header."""
+def describe(cfg: DictConfig, spec: ModelSpec | PeerSpec) -> dict[str, Any]:
+    """What the profile changed, for summary.json and the table's header (a transformer's: its rules, the timm model
+    and timm's version too)."""
     profile = cfg.profile
     epochs, recipe = effective_recipe(cfg)
-    return {
+    peer = isinstance(spec, PeerSpec)
+    described = {
         "width_multiplier": profile.width_multiplier, "resolution": profile.resolution,
         "train_subset": profile.train_subset, "val_subset": profile.val_subset, "epochs": epochs,
-        "lr_scaling": profile.lr_scaling, "stem_stride": spec.stem.stride,
+        "lr_scaling": profile.lr_scaling, "stem_stride": spec.patch_size if peer else spec.stem.stride,
         "epoch_rule": rule(profile, "epoch_rule"),
         "regularization_rule": rule(profile, "regularization_rule"),
         "layer_scale_rule": rule(profile, "layer_scale_rule"), "crop_rule": rule(profile, "crop_rule"),
         "ema_rule": rule(profile, "ema_rule"),
-        "layer_scale_init": spec.block.layer_scale_init, "drop_path_rate": round(spec.drop_path_rate, 6),
+        "layer_scale_init": None if peer else spec.block.layer_scale_init,
+        "drop_path_rate": round(spec.drop_path_rate, 6),
         "mixup": round(recipe["mixup"], 6), "cutmix": round(recipe["cutmix"], 6),
         "randaugment": [round(v, 4) for v in recipe["randaugment"]] if recipe["randaugment"] else None,
         "random_erasing": round(recipe["random_erasing"], 6),
         "random_resized_crop": recipe["random_resized_crop"] and [round(v, 4) for v in
                                                                   recipe["random_resized_crop_scale"]],
     }
+    if peer:
+        import timm
+
+        described |= {**PEER_RULES, "timm_model": spec.timm, "timm_version": timm.__version__,
+                      "embed_dim": spec.embed_dim, "num_heads": list(spec.num_heads),
+                      "head_dim": spec.embed_dim // spec.num_heads[0], "window_size": spec.window_size}
+    return described
 
 
 def is_folder_data(cfg: DictConfig) -> bool:

@@ -103,11 +103,11 @@ def run_identity(run: Path) -> tuple[dict[str, Any], str | None]:
         try:
             from omegaconf import OmegaConf
 
-            from ..design.config import run_label_of
+            from ..design.config import kernel_size_of, run_label_of
             from ..training.identity import config_hash
 
             cfg = OmegaConf.load(path)
-            return ({"label": run_label_of(cfg), "seed": cfg.seed, "kernel_size": cfg.model.block.kernel_size},
+            return ({"label": run_label_of(cfg), "seed": cfg.seed, "kernel_size": kernel_size_of(cfg)},
                     config_hash(cfg))
         except Exception:  # noqa: BLE001 -- a corrupt config.yaml: fall back to the folder's name
             pass

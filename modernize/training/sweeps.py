@@ -4,6 +4,7 @@ command that tabulates it. `make roadmap`, `make kernels` and `make ablate` run 
     python -m modernize.sweep run roadmap --profile cpu --data fashion_mnist --seeds 0,1,2 [--extra LABEL ...]
     python -m modernize.sweep run kernels --profile cpu --data fashion_mnist --seeds 0
     python -m modernize.sweep run ablate  --profile smoke --data synthetic --deltas kernel_size
+    python -m modernize.sweep run peers   --profile cpu --data fashion_mnist --seeds 0,1,2 --models "swin_t deit_s"
 
 and the report shows the same commands for a result folder (modernize.results.reproduce). The multiruns run one
 after another (a Hydra sweep is a product, and steps x extras is not what is wanted), each seed-major so that a sweep
@@ -23,7 +24,9 @@ from dataclasses import dataclass
 from ..design.config import CONF_DIR
 from ..design.roadmap import KERNEL_SIZES, STEPS, label_deltas
 
-KINDS = ("roadmap", "kernels", "ablate")
+KINDS = ("roadmap", "kernels", "ablate", "peers")
+# make peers: the ConvNeXts of Tables 1 and 2 beside the transformers the paper compares them with (its rows)
+PEER_MODELS = ("convnext_t", "swin_t", "convnext_s", "swin_s", "convnext_b", "swin_b", "convnext_iso_s", "deit_s")
 RUNS_ROOT = "experiments/runs"
 KERNEL_SUBDIR = "hydra.sweep.subdir=k${model.block.kernel_size}-seed${seed}"  # run folders k<size>-seed<N>
 
@@ -45,6 +48,7 @@ class Sweep:
     extra: tuple[str, ...] = ()
     kernels: tuple[int, ...] = KERNEL_SIZES
     deltas: tuple[str, ...] = ()
+    models: tuple[str, ...] = PEER_MODELS
 
     @property
     def sweep_name(self) -> str:
@@ -73,6 +77,8 @@ class Sweep:
                      *self.common, f"{key}='{value}'" if shown else KERNEL_SUBDIR]]
         if self.kind == "ablate":
             return [[seeds, self.delta_override(shown), *self.common]]
+        if self.kind == "peers":
+            return [[seeds, f"model={','.join(self.models)}", *self.common]]
         runs = [[seeds, f"+step={','.join(self.steps)}", *self.common]] if self.steps else []
         if self.extra:
             runs.append([seeds, self.delta_override(shown), *self.common])
@@ -138,7 +144,7 @@ def run_command(args: argparse.Namespace) -> int:
     sweep = Sweep(args.kind, args.profile, args.data, seeds=args.seeds, out_root=args.runs,
                   results=f"{args.results}/{args.kind}/{args.profile}-{args.data}", name=args.sweep_name,
                   overrides=tuple(shlex.split(args.args)), extra=tuple(args.extra.split()),
-                  deltas=tuple(args.deltas.split()))
+                  deltas=tuple(args.deltas.split()), models=tuple(args.models.split()) or PEER_MODELS)
     try:
         for group, name, plural in (("profile", args.profile, "profiles"), ("data", args.data, "data sets")):
             known = config_names(group)
@@ -153,7 +159,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def add_run_parser(subparsers) -> None:
-    parser = subparsers.add_parser("run", help="train a sweep (roadmap, kernels, ablate) and tabulate it")
+    parser = subparsers.add_parser("run", help="train a sweep (roadmap, kernels, ablate, peers) and tabulate it")
     parser.add_argument("kind", choices=KINDS)
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--data", default="fashion_mnist")
@@ -164,6 +170,8 @@ def add_run_parser(subparsers) -> None:
     parser.add_argument("--args", default="", help="overrides for every run, as one string (make's ARGS)")
     parser.add_argument("--extra", default="", help="roadmap: extra row labels, space-separated (make's EXTRA)")
     parser.add_argument("--deltas", default="", help="ablate: only these deltas' rows (make's ABLATE_DELTAS)")
+    parser.add_argument("--models", default="", help="peers: only these models, space-separated (make's MODELS; "
+                        "default: ConvNeXt-T/S/B, isotropic ConvNeXt-S and their peers)")
     parser.add_argument("--launcher", default="", help="this Hydra launcher, as given (basic, joblib, slurm)")
     parser.add_argument("--runs-at-once", type=int, help="this many runs at once instead of the profile's")
     parser.add_argument("--wandb", default="auto", help="W&B mode of the table run")

@@ -30,7 +30,7 @@ from ..data.augment import build_augmentations
 from .batch_plan import (AUTO, BatchPlan, check_fits_on_cpu, cpu_step_memory, largest_fitting_on_cpu,
                          measured_device_batch, plan_batch)
 from .batches import InMemoryBatches, LoaderBatches, make_batches
-from ..design.config import model_spec, run_label_of
+from ..design.config import kernel_size_of, model_spec, run_label_of, uses_batch_norm
 from .engine import (NonFiniteLoss, TrainStep, compile_model, evaluate, inference_throughput, make_scaler,
                      memory_format_of,
                      prepare_batch)
@@ -255,7 +255,7 @@ def batch_plan_of(cfg: DictConfig, process_count: int, device: torch.device,
                 dist.all_reduce(fitting, op=dist.ReduceOp.MIN)
             return int(fitting)
     plan = plan_batch(global_batch, process_count, lr, accumulation=accumulation, device_batch=device_batch,
-                      has_batch_norm=model_spec(cfg).block.norm == "batch", largest_fitting=largest)
+                      has_batch_norm=uses_batch_norm(model_spec(cfg)), largest_fitting=largest)
     if memory is not None:
         check_fits_on_cpu(plan, memory, available, f"{run_label_of(cfg)} at {cfg.profile.resolution} px on the CPU")
     return plan
@@ -459,7 +459,7 @@ def finish(run: Run, train_images_per_s: list[float]) -> dict[str, Any]:
     paper = paper_reference(run.label) or {}
     final = history[-1]
     summary = {
-        "label": run.label, "seed": cfg.seed, "kernel_size": cfg.model.block.kernel_size, "profile": cfg.profile.name,
+        "label": run.label, "seed": cfg.seed, "kernel_size": kernel_size_of(cfg), "profile": cfg.profile.name,
         "data": cfg.data.name, "recipe": run.plan.recipe.name,
         "final_top1": final["val_top1"], "final_top5": final["val_top5"],
         "best_top1": max(h["val_top1"] for h in history), "best_top5": max(h["val_top5"] for h in history),

@@ -1,0 +1,130 @@
+"""The paper's comparisons: Swin and DeiT/ViT (timm's own models) as models of this project, with their paper rows,
+the proxy's rules for transformers, and the refusals (a roadmap delta on a peer, a size the patches cannot tile)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from helpers import SMOKE, fast_tier
+
+from modernize import compose
+from modernize.design.config import check_step_overrides, model_spec, peer_models
+from modernize.design.flops import count_gflops, count_params
+from modernize.design.model import build
+from modernize.design.peers import PeerSpec, check_timm
+from modernize.design.roadmap import paper
+from modernize.training.proxy import run_spec, tiling_window
+
+PEERS = list(paper()["peers"])
+
+
+def test_every_peer_of_the_papers_tables_is_a_model_config():
+    assert sorted(PEERS) == list(peer_models()) == ["deit_b", "deit_s", "swin_b", "swin_s", "swin_t", "vit_l"]
+
+
+@pytest.mark.parametrize("name", fast_tier(PEERS, ["swin_t", "deit_s"]))
+def test_a_peer_has_the_papers_params_and_gflops_at_224(name):
+    """Within 1M params and 0.1 GFLOPs of Tables 1 and 2: fvcore counts the attention (timm's fused attention is
+    switched off while counting, and back on after)."""
+    row = paper()["peers"][name]
+    model = build(model_spec(compose([f"model={name}"])))
+    fused = [m.fused_attn for m in model.modules() if hasattr(m, "fused_attn")]
+    assert abs(count_params(model) - row["params_m"] * 1e6) <= 1e6
+    assert abs(count_gflops(model, 224) - row["gflops"]) <= 0.1
+    assert [m.fused_attn for m in model.modules() if hasattr(m, "fused_attn")] == fused  # as timm built it
+
+
+def test_the_attention_is_counted_though_timm_fuses_it():
+    """fvcore does not count timm's fused attention (F.scaled_dot_product_attention): counted on timm's own path,
+    DeiT-S has its two attention matmuls more, (197 x 384) @ (384 x 197) and (197 x 197) @ (197 x 384) per block."""
+    import warnings
+
+    from fvcore.nn import FlopCountAnalysis
+
+    model = build(model_spec(compose(["model=deit_s"]))).eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fused = FlopCountAnalysis(model, torch.zeros(1, 3, 224, 224))
+        fused.unsupported_ops_warnings(False)
+        fused_gflops = fused.total() / 1e9
+    attention = 12 * 2 * 197 * 197 * 384 / 1e9
+    assert count_gflops(model, 224) - fused_gflops == pytest.approx(attention, rel=1e-3)
+
+
+def test_the_cpu_profile_keeps_the_heads_and_the_convnext_stem_and_picks_a_window_that_tiles():
+    swin = run_spec(compose(["model=swin_t", "profile=cpu"]), 10)
+    assert (swin.embed_dim, swin.num_heads, swin.stage_dims()) == (24, (3, 6, 12, 24), (24, 48, 96, 192))
+    assert (swin.img_size, swin.patch_size, swin.stage_grids(), swin.window_size) == (32, 4, (8, 4, 2, 1), 4)
+    convnext_t = run_spec(compose(["model=convnext_t", "profile=cpu"]), 10)
+    assert swin.stage_dims() == convnext_t.scaled_widths()  # the same widths as the ConvNeXt beside it
+    deit = run_spec(compose(["model=deit_s", "profile=cpu"]), 10)
+    assert (deit.embed_dim, deit.num_heads, deit.patch_size) == (96, (6,), 16)
+    assert deit.patch_size == run_spec(compose(["model=convnext_iso_s", "profile=cpu"]), 10).stem.patch_size
+    assert run_spec(compose(["model=swin_t", "profile=imagenet"]), 1000).window_size == 7  # the paper's, unchanged
+    assert run_spec(compose(["model=swin_t", "profile=gpu"]), 10).window_size == 4  # 16x16 tokens
+
+
+def test_the_window_is_the_largest_that_tiles_every_stage():
+    spec = PeerSpec("swin_t", "swin_tiny_patch4_window7_224", "swin", 96, (2, 2, 6, 2), (3, 6, 12, 24), 4, 7)
+    assert tiling_window(spec, 7) == 7  # 56, 28, 14, 7
+    assert tiling_window(PeerSpec(**{**spec.__dict__, "img_size": 96}), 7) == 6  # 24, 12, 6, 3
+    assert tiling_window(PeerSpec(**{**spec.__dict__, "img_size": 32}), 7) == 4  # 8, 4, 2, 1
+
+
+def test_the_drop_path_is_the_papers_and_the_budget_rule_scales_it_as_a_convnexts():
+    paper_rates = {name: model_spec(compose([f"model={name}"])).drop_path_rate for name in PEERS}
+    assert paper_rates == {"swin_t": 0.2, "swin_s": 0.3, "swin_b": 0.5, "deit_s": 0.1, "deit_b": 0.1, "vit_l": 0.5}
+    swin = run_spec(compose(["model=swin_t", "profile=cpu"]), 10)
+    convnext = run_spec(compose(["model=convnext_t", "profile=cpu"]), 10)
+    assert swin.drop_path_rate / 0.2 == pytest.approx(convnext.drop_path_rate / 0.1)
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["model=swin_t", "+step=gelu"], "model=swin_t is timm's swin_t (a transformer of the paper's tables), and +step"),
+    (["model=deit_s", "+delta=[gelu]"], "drop +delta, or choose a ConvNet"),
+    (["model=swin_x"], "unknown model 'swin_x'"),
+])
+def test_a_roadmap_delta_on_a_peer_or_an_unknown_peer_is_refused_before_hydra(overrides, expected):
+    with pytest.raises(ValueError) as info:
+        check_step_overrides(overrides)
+    assert expected in str(info.value) and "\n" not in str(info.value)
+    if "unknown" in expected:
+        assert all(name in str(info.value) for name in PEERS)  # the valid ones are listed
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["model=swin_t", "profile.resolution=30"], "swin_t: 4x4 patches do not tile a 30 px image"),
+    (["model=swin_t", "profile.resolution=48"], "swin_t: 12x12 tokens cannot be merged 3 times"),
+    (["model=deit_s", "profile.resolution=40"], "deit_s: 16x16 patches do not tile a 40 px image"),
+])
+def test_a_size_the_patches_cannot_tile_is_refused_naming_the_sizes(overrides, expected):
+    with pytest.raises(ValueError) as info:
+        run_spec(compose(["profile=cpu", *overrides]), 10)
+    assert expected in str(info.value)
+
+
+def test_a_timm_without_the_model_is_one_line_naming_the_version_needed():
+    import timm
+
+    with pytest.raises(ValueError, match=f"timm {timm.__version__} has no model 'swin_huge_patch4_window7_224'; this "
+                                         r"project needs timm >= 1\.0"):
+        check_timm("swin_huge_patch4_window7_224")
+
+
+def test_a_swin_t_run_trains_and_its_summary_names_timm_and_the_rules(tmp_path):
+    from modernize.training.train import train
+
+    summary = train(compose(["model=swin_t", *SMOKE, "logger.wandb.mode=disabled", "data.size=256"]), tmp_path)
+    assert summary["label"] == "swin_t" and summary["paper_top1"] == 81.3 and summary["paper_gflops"] == 4.5
+    assert summary["recipe"] == "modern" and summary["kernel_size"] is None
+    rules = json.loads((tmp_path / "summary.json").read_text())["scaled"]
+    import timm
+
+    assert (rules["timm_model"], rules["timm_version"]) == ("swin_tiny_patch4_window7_224", timm.__version__)
+    assert rules["window_size"] == 4 and rules["head_dim"] == 8 and rules["layer_scale_init"] is None
+    assert {"peer_width_rule", "peer_patch_rule", "peer_window_rule"} <= set(rules)
+    model = build(run_spec(compose(["model=swin_t", *SMOKE]), 10))
+    assert type(model).__module__ == "timm.models.swin_transformer"  # timm's own class
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
