@@ -128,3 +128,44 @@ def test_a_swin_t_run_trains_and_its_summary_names_timm_and_the_rules(tmp_path):
     model = build(run_spec(compose(["model=swin_t", *SMOKE]), 10))
     assert type(model).__module__ == "timm.models.swin_transformer"  # timm's own class
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+
+
+# ------------------------------------------------------------------------------------------------ make peers' tables
+def _write_run(sweep, label, overrides, seed, top1):
+    from omegaconf import OmegaConf
+
+    from modernize.design.config import kernel_size_of
+    from modernize.training.identity import config_hash
+
+    cfg = compose([*overrides, f"seed={seed}", "profile=cpu", "sweep_name=" + sweep.name])
+    run = sweep / f"{label}-seed{seed}"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (run / "summary.json").write_text(json.dumps({
+        "label": label, "seed": seed, "final_top1": top1, "config_hash": config_hash(cfg),
+        "kernel_size": kernel_size_of(cfg), "params": 1e6, "gflops_224": 4.5}))
+
+
+def test_the_tables_pair_convnext_and_its_peer_by_seed_and_take_the_roadmaps_convnext_t_when_it_trained_the_same(
+        tmp_path):
+    from modernize.results import peers_table
+
+    peers, roadmap, other = tmp_path / "peers-cpu-x", tmp_path / "roadmap-cpu-x", tmp_path / "roadmap-longer"
+    for seed, (swin, convnext) in enumerate([(80.0, 81.0), (80.5, 81.0), (79.0, 80.5)]):
+        _write_run(peers, "swin_t", ["model=swin_t"], seed, swin)
+        _write_run(roadmap, "separate_downsampling", ["+step=separate_downsampling"], seed, convnext)
+        _write_run(other, "separate_downsampling", ["+step=separate_downsampling", "profile.epochs=5"], seed, 99.0)
+    (row,) = peers_table.peer_rows(peers, roadmap)
+    assert (row["table"], row["convnext"], row["peer"], row["convnext_from"]) == (1, "convnext_t", "swin_t",
+                                                                                  "separate_downsampling")
+    assert row["change"] == pytest.approx((1.0 + 0.5 + 1.5) / 3) and row["paired_seeds"] == 3
+    assert row["low"] < row["change"] < row["high"] and row["p"] is not None
+    assert (row["paper_convnext_top1"], row["paper_peer_top1"], row["paper_change"]) == (82.1, 81.3, 0.8)
+    assert row["agrees"] is True
+    (untaken,) = peers_table.peer_rows(peers, other)  # trained for 5 epochs, not the sweep's 6: not ConvNeXt-T here
+    assert untaken["convnext_n"] == 0 and untaken["change"] is None
+    assert peers_table.main([str(peers), "--convnext-from", str(roadmap), "--out", str(tmp_path / "out")]) == 0
+    page = (tmp_path / "out" / "peers.md").read_text()
+    assert "## Table 1: ConvNeXt beside Swin" in page and "convnext_t (roadmap's separate_downsampling)" in page
+    assert "No runs of this table's pairs." in page.split("## Table 2")[1]
+    assert (tmp_path / "out" / "peers.csv").read_text().splitlines()[0].startswith("table,convnext,peer,")

@@ -97,6 +97,9 @@ class Sweep:
         """The `python -m` arguments that tabulate the sweep."""
         if self.kind == "ablate":
             return ["modernize.ablate", self.sweep_dir, "--out", self.results_dir]
+        if self.kind == "peers":  # ConvNeXt-T may be the roadmap's last step, trained in the roadmap's sweep
+            roadmap = f"{self.out_root}/roadmap-{self.profile}-{self.data}"
+            return ["modernize.peers", self.sweep_dir, "--convnext-from", roadmap, "--out", self.results_dir]
         by_kernel = ["--by-kernel"] if self.kind == "kernels" else []
         return ["modernize.tabulate", self.sweep_dir, *by_kernel, "--out", self.results_dir]
 
@@ -130,7 +133,7 @@ def run_sweep(sweep: Sweep, multiruns: list[list[str]], launch: list[str], wandb
         command = [sys.executable, str(CONF_DIR.parent / "run.py"), "-m", *overrides, *launch]
         status = status or subprocess.run(command).returncode
     tabulation = sweep.tabulation()
-    if sweep.kind != "ablate":
+    if sweep.kind in ("roadmap", "kernels"):
         tabulation += ["--wandb", wandb]
     table_status = subprocess.run([sys.executable, "-m", *tabulation]).returncode
     return table_status or status
