@@ -24,7 +24,7 @@ def test_every_peer_of_the_papers_tables_is_a_model_config():
     assert sorted(PEERS) == list(peer_models()) == ["deit_b", "deit_s", "swin_b", "swin_s", "swin_t", "vit_l"]
 
 
-@pytest.mark.parametrize("name", fast_tier(PEERS, ["swin_t", "deit_s"]))
+@pytest.mark.parametrize("name", fast_tier(PEERS, ["deit_s"]))
 def test_a_peer_has_the_papers_params_and_gflops_at_224(name):
     """Within 1M params and 0.1 GFLOPs of Tables 1 and 2: fvcore counts the attention (timm's fused attention is
     switched off while counting, and back on after)."""
@@ -36,6 +36,7 @@ def test_a_peer_has_the_papers_params_and_gflops_at_224(name):
     assert [m.fused_attn for m in model.modules() if hasattr(m, "fused_attn")] == fused  # as timm built it
 
 
+@pytest.mark.slow  # a paper-scale model, seconds
 def test_the_attention_is_counted_though_timm_fuses_it():
     """fvcore does not count timm's fused attention (F.scaled_dot_product_attention): counted on timm's own path,
     DeiT-S has its two attention matmuls more, (197 x 384) @ (384 x 197) and (197 x 197) @ (197 x 384) per block."""
