@@ -122,7 +122,7 @@ def _interval(r: dict) -> str:
 
 
 PEERS = Table((
-    Column("table", "paper table", "d"),
+    Column("table"),
     Column("convnext", "ConvNeXt", lambda r: r["convnext"] + (f" (roadmap's {r['convnext_from']})"
                                                               if r["convnext_from"] else ""), align="left"),
     Column("peer", "peer (timm)", align="left"),
@@ -145,7 +145,7 @@ PEERS = Table((
                                                            f"{r['paper_peer_top1']:.1f}"),
     Column("paper_peer_top1"),
     Column("paper_change", "paper change", "+.1f"),
-    Column("agrees", "same direction", align="left"),
+    Column("agrees", "same direction", lambda r: {True: "yes", False: "no", None: ""}[r["agrees"]], align="left"),
 ), key="peer")
 
 
