@@ -131,6 +131,18 @@ def test_a_swin_t_run_trains_and_its_summary_names_timm_and_the_rules(tmp_path):
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
 
 
+def test_a_deit_s_run_is_evaluated_from_its_folder_as_it_scored_itself(tmp_path):
+    """task=eval reads a peer's run as a ConvNeXt's: its record builds timm's model, whose file holds timm's layout."""
+    from modernize.training.cli import run_task
+    from modernize.training.train import train
+
+    run = ["model=deit_s", *SMOKE, "logger.wandb.mode=disabled", "data.size=256"]
+    summary = train(compose(run), tmp_path / "trained")
+    result = run_task(compose(["task=eval", f"eval.weights={tmp_path / 'trained'}", f"eval.out={tmp_path / 'out'}",
+                               "eval.ema=false", *run]), tmp_path / "eval", multirun=False)
+    assert result["top1"] == pytest.approx(summary["final_top1"])
+
+
 # ------------------------------------------------------------------------------------------------ make peers' tables
 def _write_run(sweep, label, overrides, seed, top1):
     from omegaconf import OmegaConf

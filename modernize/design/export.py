@@ -94,7 +94,10 @@ PROFILE_FIELDS = ("block.layer_scale_init", "stem.stride_divisor")
 
 def profile_differences(trained: ModelSpec, step: ModelSpec) -> list[str]:
     """How a run's spec (as a profile trained it) differs from a step's design, the profile's own changes aside:
-    [] when the run is a run of that step."""
+    [] when the run is a run of that step. A transformer of the paper's tables is its timm model at any size."""
+    if not isinstance(trained, ModelSpec) or not isinstance(step, ModelSpec):
+        names = [getattr(spec, "timm", None) or f"a ConvNet ({getattr(spec, 'name', '')})" for spec in (trained, step)]
+        return [] if names[0] == names[1] else [f"model={names[1]} ({names[0]})"]
     return design_differences(dataclasses.replace(trained, width_multiplier=1.0),
                               dataclasses.replace(step, width_multiplier=1.0), PROFILE_FIELDS)
 

@@ -37,6 +37,7 @@ class PeerSpec:
     drop_path_rate: float = 0.0
     num_classes: int = 1000
     in_chans: int = 3
+    width_multiplier: float = 1.0  # what the profile's width rule was given (modernize.training.proxy.scale_peer)
 
     def validate(self) -> None:
         """Every field, and whether the patches and windows tile the image at `img_size` (ValueError naming them)."""
@@ -76,8 +77,13 @@ class PeerSpec:
         grid = self.img_size // self.patch_size
         return tuple(grid // 2 ** i for i in range(len(self.depths)))
 
+    @property
+    def classifier_weight(self) -> str:
+        """The state dict key of the classifier's weight in timm's class (its rows: the classes)."""
+        return "head.fc.weight" if self.family == "swin" else "head.weight"
+
     def timm_kwargs(self) -> dict[str, Any]:
-        """What timm.create_model takes to build this size of its model."""
+        """What timm.create_model takes to build this size of its model (embed_dim is already the scaled one)."""
         common = {"img_size": self.img_size, "patch_size": self.patch_size, "embed_dim": self.embed_dim,
                   "drop_path_rate": self.drop_path_rate, "num_classes": self.num_classes, "in_chans": self.in_chans}
         if self.family == "swin":

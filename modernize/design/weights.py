@@ -342,7 +342,12 @@ def load_pretrained(model: nn.Module, state_dict_or_path: Mapping[str, Any] | st
     if isinstance(state_dict_or_path, (str, PathLike)):
         where = f" from {str(state_dict_or_path)!r}"
         state_dict_or_path = torch.load(state_dict_or_path, map_location="cpu", weights_only=True)
-    converted, label = convert(state_dict_or_path, source)
+    from .model import Network
+
+    if isinstance(model, Network):
+        converted, label = convert(state_dict_or_path, source)
+    else:  # timm's own model (a transformer of the paper's tables): a file of that class holds its own layout
+        converted, label = dict(state_dict_or_path), f"{type(model).__name__}'s own layout"
     label += where
 
     own = model.state_dict()

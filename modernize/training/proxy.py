@@ -201,7 +201,7 @@ def scale_peer(spec: PeerSpec, cfg: DictConfig, num_classes: int) -> PeerSpec:
         drop_path = spec.drop_path_rate * budget_fraction(run_epochs(profile, cfg.recipe), cfg.recipe)
     scaled = replace(spec, embed_dim=head_dim * heads, img_size=int(profile.resolution),
                      patch_size=spec.patch_size // divisor,
-                     drop_path_rate=drop_path, num_classes=num_classes)
+                     drop_path_rate=drop_path, num_classes=num_classes, width_multiplier=multiplier)
     if spec.window_size:
         scaled = replace(scaled, window_size=tiling_window(scaled, spec.window_size))
     scaled.validate()

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
-from ..design.config import run_label_of
+from ..design.config import classifier_weight, model_spec, run_label_of
 from ..design.export import card_of, preprocessing_of_card, spec_of_card
 from ..design.preprocessing import Preprocessing, RecordError, preprocessing_from_dict
 from ..design.spec import ModelSpec
@@ -65,9 +65,10 @@ def record_of(path: Path, state_dict: dict[str, torch.Tensor]) -> WeightsRecord 
     if path.name not in RUN_WEIGHT_FILES or not config.is_file():
         return None
     cfg = OmegaConf.load(config)
-    classes = state_dict.get("head.fc.weight")
+    head = classifier_weight(model_spec(cfg))
+    classes = state_dict.get(head)
     if classes is None:
-        raise RecordError(f"{path} holds no head.fc.weight: it is not the weights of the run in {path.parent}")
+        raise RecordError(f"{path} holds no {head}: it is not the weights of the run in {path.parent}")
     summary = _summary(path.parent)
     recorded = summary.get("preprocessing")
     preprocessing = (preprocessing_from_dict(recorded, f"{path.parent / 'summary.json'}") if recorded is not None
