@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import functools
 import itertools
 import platform
@@ -49,6 +50,7 @@ from modernize.design.flops import count_params
 from modernize.io import atomic_write_text
 from modernize.results.columns import Column, Table, markdown_columns
 from modernize.design.model import build
+from modernize.design.peers import PeerSpec
 from modernize.design.spec import ModelSpec
 from modernize.training.proxy import effective_recipe, run_spec
 from modernize.training.recipe import make_mixing
@@ -78,7 +80,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "on a CPU runs at 1 thread and at that)")
     p.add_argument("--profile", help="section 4: what one seed of this profile's roadmap costs here (default: cpu on "
                    "a CPU, gpu on a GPU)")
-    p.add_argument("--sections", default="1,2,3,4,5", help="comma-separated sections to run (default: all)")
+    p.add_argument("--sections", default="1,2,3,4,5,6", help="comma-separated sections to run (default: all)")
     p.add_argument("--quick", action="store_true", help="tiny sizes and counts, for the tests")
     p.add_argument("--out", default="experiments/bench", help="folder of the <device>.md report")
     args = p.parse_args(argv)
@@ -106,7 +108,7 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
         check_names("step", args.steps, STEPS)
     except ValueError as e:
         raise SystemExit(str(e)) from None
-    bad_sections = SystemExit(f"--sections takes numbers 1-5 separated by commas, got {args.sections!r}")
+    bad_sections = SystemExit(f"--sections takes numbers 1-{len(SECTIONS)} separated by commas, got {args.sections!r}")
     try:
         args.sections = sorted({int(x) for x in args.sections.split(",") if x.strip()})
     except ValueError:
@@ -326,7 +328,11 @@ class Size:
     profile: str | None = None
 
     def spec(self, step: str) -> ModelSpec:
-        cfg = compose([f"+step={step}"] + ([f"profile={self.profile}"] if self.profile else []))
+        return self.spec_of([f"+step={step}"])
+
+    def spec_of(self, overrides: list[str]) -> ModelSpec | PeerSpec:
+        """The model of `overrides` (a step, `model=swin_t`) as trained at this size."""
+        cfg = compose([*overrides] + ([f"profile={self.profile}"] if self.profile else []))
         return run_spec(cfg, COST_CLASSES) if self.profile else model_spec(cfg)
 
 
@@ -625,8 +631,51 @@ def folder_section(args) -> Section:
     return out
 
 
+# The paper's claim beside its Tables 1 and 2: ConvNeXt at least as fast as the transformer of the same FLOPs.
+PEER_PAIRS = (("ConvNeXt-T", "convnext_t", "Swin-T", "swin_t"),
+              ("ConvNeXt-S iso", "convnext_iso_s", "DeiT-S", "deit_s"))
+
+
+def peers_section(args) -> Section:
+    out = new_section("6. ConvNeXt vs the transformer beside it (the paper's Tables 1 and 2)",
+                      "Each pair at a profile's training size (its width, resolution, batch and patch rules: "
+                      "docs/peers.md) and as the paper's models at 224 px (batch "
+                      f"{args.batch}). train: one training step (the training loop's builder, the modern recipe); "
+                      "inference: a forward pass in eval mode without gradients. The two models alternate (A B A B "
+                      f"...); img/s: median of {args.repeats} repeats; ratio: median of the per-repeat ratios "
+                      "ConvNeXt/peer, spread: their min..max. The paper (V100, inference, 224 px): ConvNeXt-T 774.7 "
+                      "vs Swin-T 757.9 img/s (1.02), isotropic ConvNeXt-S 1038.7 vs DeiT-S 978.5 (1.06).",
+                      Column("size", "size", align="left"), Column("mode", "mode", align="left"),
+                      Column("pair", "ConvNeXt / peer", align="left"),
+                      Column("params", "params (M)", align="left"), speed_column("ours", "ConvNeXt img/s"),
+                      speed_column("peer", "peer img/s"), replace(RATIO, header="ConvNeXt/peer"), RATIO_SPREAD)
+    sizes = [s for s in reference_sizes(args) if s.profile or s.resolution == 224] or reference_sizes(args)
+    for size in sizes:
+        for label, convnext, peer_label, peer in PEER_PAIRS:
+            specs = [size.spec_of([f"model={name}"]) for name in (convnext, peer)]
+            trainers = [Trainer(build(spec), args) for spec in specs]
+            x, y = trainers[0].batch(size.batch, size.resolution, specs[0].num_classes)
+            row = {"size": size.label, "pair": f"{label} / {peer_label}",
+                   "params": "/".join(f"{t.params_millions:.1f}" for t in trainers)}
+            train = time_interleaved([bare_step(t, x, y) for t in trainers], [size.batch] * 2, args)
+            out.add({**row, "mode": "train", "ours": train[0].median, "peer": train[1].median,
+                     **ratio_row(*train)})
+            inference = [copy.deepcopy(t.model).eval() for t in trainers]
+            infer = time_interleaved([forward_only(model, x) for model in inference], [size.batch] * 2, args)
+            out.add({**row, "mode": "inference", "ours": infer[0].median, "peer": infer[1].median,
+                     **ratio_row(*infer)})
+    return out
+
+
+def forward_only(model: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    def step() -> None:
+        with torch.no_grad():
+            model(x)
+    return step
+
+
 SECTIONS = {1: reference_section, 2: roadmap_section, 3: pipeline_section, 4: profile_cost_section,
-            5: folder_section}
+            5: folder_section, 6: peers_section}
 
 
 @dataclass

@@ -25,7 +25,7 @@ def test_quick_bench_writes_every_section(tmp_path):
     out = tmp_path / "bench"
     report = bench.measure(["--quick", "--threads", "1", "--steps", "resnet50,separate_downsampling",
                             "--profile", "gpu", "--out", str(out)])
-    assert report.path == out / "cpu.md" and sorted(report.sections) == [1, 2, 3, 4, 5]
+    assert report.path == out / "cpu.md" and sorted(report.sections) == [1, 2, 3, 4, 5, 6]
     text = report.path.read_text()
     assert "python -m modernize.bench --quick" in text  # the exact command line is in the header
     assert re.search(r"torch \d+\.\d+", text) and "torch threads: 1" in text
@@ -42,6 +42,16 @@ def test_quick_bench_writes_every_section(tmp_path):
     assert "| ResNet-50 (`resnet50`)" in text and "|         1.49 |" in text  # as the markdown shows them
     for row in refs:
         positive(row["ours"]), positive(row["reference_speed"]), check_ratio(row)
+
+    # Section 6: ConvNeXt-T beside Swin-T and isotropic ConvNeXt-S beside DeiT-S at the cpu profile's size, training
+    # and inference each timed interleaved
+    peers = report.sections[6].rows
+    assert [(r["pair"], r["mode"]) for r in peers] == [
+        ("ConvNeXt-T / Swin-T", "train"), ("ConvNeXt-T / Swin-T", "inference"),
+        ("ConvNeXt-S iso / DeiT-S", "train"), ("ConvNeXt-S iso / DeiT-S", "inference")]
+    assert peers[0]["params"] == "1.8/1.7" and all(r["size"] == "`cpu` profile" for r in peers)
+    for row in peers:
+        positive(row["ours"]), positive(row["peer"]), check_ratio(row)
 
     steps = report.sections[2].rows
     assert [(r["number"], r["step"]) for r in steps] == [(0, "resnet50"), (13, "separate_downsampling")]
