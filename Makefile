@@ -95,7 +95,7 @@ ablate: setup data
 # roadmap's runs are that sweep's, as for make tabulate and make dashboard.
 report: setup
 	$(PY) -m modernize.report $(RESULTS)/roadmap/$(PROFILE)-$(DATA) $(RESULTS)/kernels/$(PROFILE)-$(DATA) \
-	  $(RESULTS)/ablate/$(PROFILE)-$(DATA) --runs $(RUNS) --out $(RESULTS)/report/$(PROFILE)-$(DATA).html \
+	  $(RESULTS)/ablate/$(PROFILE)-$(DATA) $(RESULTS)/peers/$(PROFILE)-$(DATA) --runs $(RUNS) --out $(RESULTS)/report/$(PROFILE)-$(DATA).html \
 	  $(if $(filter-out roadmap-$(PROFILE)-$(DATA),$(strip $(SWEEP))),--roadmap-sweep $(RUNS)/$(strip $(SWEEP)))
 
 # The paper's comparisons (Tables 1 and 2): ConvNeXt-T/S/B and isotropic ConvNeXt-S beside Swin-T/S/B and DeiT-S,

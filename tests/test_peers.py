@@ -182,3 +182,32 @@ def test_the_tables_pair_convnext_and_its_peer_by_seed_and_take_the_roadmaps_con
     assert "## Table 1: ConvNeXt beside Swin" in page and "convnext_t (roadmap's separate_downsampling)" in page
     assert "No runs of this table's pairs." in page.split("## Table 2")[1]
     assert (tmp_path / "out" / "peers.csv").read_text().splitlines()[0].startswith("table,convnext,peer,")
+
+
+def test_the_report_shows_the_peers_tables_numbers_as_in_their_csv_and_the_command_that_makes_them(tmp_path):
+    from test_report import assert_shown_equals_csv, csv_rows, parse
+
+    from modernize.results import peers_table, report
+
+    runs = tmp_path / "runs"
+    peers, roadmap = runs / "peers-cpu-fashion_mnist", runs / "roadmap-cpu-fashion_mnist"
+    for seed, (deit, iso) in enumerate([(80.0, 81.0), (80.5, 80.0), (79.0, 80.5)]):
+        _write_run(peers, "deit_s", ["model=deit_s"], seed, deit)
+        _write_run(peers, "convnext_iso_s", ["model=convnext_iso_s"], seed, iso)
+    out = tmp_path / "peers" / "cpu-fashion_mnist"
+    assert peers_table.main([str(peers), "--convnext-from", str(roadmap), "--out", str(out)]) == 0
+    assert (out / "peers.png").read_bytes().startswith(b"\x89PNG")
+    page = tmp_path / "report.html"
+    assert report.main([str(out), "--runs", str(runs), "--out", str(page)]) == 0
+    parsed = parse(page)
+    rows = csv_rows(out / "peers.csv", "peer")
+    cells = [c for c in parsed.cells if c[0] == "peers-0-table"]
+    assert {c[1] for c in cells} == set(rows) == {"deit_s"}
+    for _, key, column, shown in cells:
+        assert_shown_equals_csv(shown.strip(), rows[key][column], column)
+    assert {"change", "low", "high", "p", "paper_convnext_top1", "paper_peer_top1"} <= {c[2] for c in cells}
+    text = page.read_text()
+    assert "The paper&#x27;s comparisons (Tables 1 and 2)" in text  # its own section, with the commands that made it
+    assert "python run.py -m seed=0,1,2 model=convnext_iso_s,deit_s profile=cpu data=fashion_mnist" in text
+    assert ("python -m modernize.peers experiments/runs/peers-cpu-fashion_mnist --convnext-from "
+            "experiments/runs/roadmap-cpu-fashion_mnist") in text  # the runs' own out_root

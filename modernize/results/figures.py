@@ -165,3 +165,30 @@ def curve_panel(ax, mine: list[dict], label: str) -> None:
                          [m + s for m, s in zip(loss_mean, loss_std)], color="tab:gray", alpha=0.15)
     loss_ax.tick_params(labelsize=7, colors="tab:gray")
     ax.set_xlabel("epoch", fontsize=7)
+
+
+def peers_figure(rows: list[dict], path: Path, title: str) -> None:
+    """The paper's comparisons: per pair, ConvNeXt's top-1 beside its peer's (mean ± std over seeds, ours), and the
+    two published top-1s beside them."""
+    plt = pyplot()
+    fig, (ax_ours, ax_paper) = plt.subplots(1, 2, figsize=(11, 0.9 * len(rows) + 1.8), sharey=True)
+    ys = list(range(len(rows)))[::-1]
+    for ax, paper in ((ax_ours, False), (ax_paper, True)):
+        for offset, side, color in ((0.18, "convnext", "tab:blue"), (-0.18, "peer", "tab:orange")):
+            values = [(r[f"paper_{side}_top1"] if paper else r[f"{side}_top1_mean"]) or 0.0 for r in rows]
+            errors = None if paper else [r[f"{side}_top1_std"] or 0.0 for r in rows]
+            ax.barh([y + offset for y in ys], values, height=0.34, xerr=errors, color=color,
+                    label="ConvNeXt" if side == "convnext" else "peer")
+            for y, value in zip(ys, values):
+                if value:
+                    ax.text(value, y + offset, f" {value:.1f}", va="center", fontsize=8)
+        shown = [v for r in rows for v in ((r["paper_convnext_top1"], r["paper_peer_top1"]) if paper else
+                                           (r["convnext_top1_mean"], r["peer_top1_mean"])) if v]
+        if shown:
+            ax.set_xlim(min(shown) - 3, max(shown) + 2)
+        ax.set_xlabel("top-1 (paper, ImageNet-1K)" if paper else "top-1 (ours, mean ± std over seeds)")
+    ax_ours.set_yticks(ys, [f"{r['convnext']}\nvs {r['peer']}" for r in rows])
+    ax_ours.legend(loc="lower right", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -5,7 +5,7 @@ ConvNeXt - peer paired by seed (modernize.results.stats.change_between, the one 
     python -m modernize.peers experiments/runs/peers-cpu-fashion_mnist \\
         --convnext-from experiments/runs/roadmap-cpu-fashion_mnist --out experiments/peers/cpu-fashion_mnist
 
-writes peers.md and peers.csv. A ConvNeXt-T with no run of its own in the sweep is the roadmap's
+writes peers.md, peers.csv and peers.png. A ConvNeXt-T with no run of its own in the sweep is the roadmap's
 separate_downsampling (`--convnext-from`), where those runs trained the same model with the same settings (the same
 spec, recipe, profile and data: everything but the label), as the paper's roadmap ends at ConvNeXt-T. Throughput is
 `make bench`'s (measured interleaved, in one process), not the runs' own timings, which ran beside each other.
@@ -22,7 +22,8 @@ from omegaconf import DictConfig
 from ..design.roadmap import paper
 from ..io import atomic_write_text
 from ..training.runs import collect
-from .columns import Column, Table, pooled_top1_cell, significance_cell
+from .columns import PLUS_MINUS, Column, Page, Table, pooled_top1_cell, significance_cell
+from .figures import peers_figure
 from .pooled import pool_seeds
 from .stats import agrees, change_between, paper_change
 
@@ -124,28 +125,36 @@ def _interval(r: dict) -> str:
 PEERS = Table((
     Column("table"),
     Column("convnext", "ConvNeXt", lambda r: r["convnext"] + (f" (roadmap's {r['convnext_from']})"
-                                                              if r["convnext_from"] else ""), align="left"),
-    Column("peer", "peer (timm)", align="left"),
-    Column("convnext_from"),
+                                                              if r["convnext_from"] else ""), align="left", page=True),
+    Column("peer", "peer (timm)", align="left", page=True),
+    Column("convnext_from", page="ConvNeXt's runs"),
     Column("convnext_params", "params", lambda r: "/".join("-" if r[k] is None else f"{r[k] / 1e6:.0f}M"
                                                            for k in ("convnext_params", "peer_params"))),
     Column("peer_params"),
     Column("convnext_gflops_224", "GFLOPs 224", lambda r: "/".join("-" if r[k] is None else f"{r[k]:.1f}" for k in
                                                                    ("convnext_gflops_224", "peer_gflops_224"))),
     Column("peer_gflops_224"),
-    Column("convnext_n"), Column("convnext_failed"), Column("convnext_unfinished"),
-    Column("convnext_top1_mean", "ConvNeXt top-1", _side("convnext")), Column("convnext_top1_std"),
-    Column("peer_n"), Column("peer_failed"), Column("peer_unfinished"),
-    Column("peer_top1_mean", "peer top-1", _side("peer")), Column("peer_top1_std"),
-    Column("change", "ConvNeXt - peer [95% CI]", _interval), Column("low"), Column("high"),
-    Column("p"), Column("significant", "significant (p)", significance_cell("p", "significant", "change"),
-                        align="left"),
+    Column("convnext_n", page="ConvNeXt n"), Column("convnext_failed"), Column("convnext_unfinished"),
+    Column("convnext_top1_mean", "ConvNeXt top-1", _side("convnext"),
+           page=Page("ConvNeXt top-1", ("convnext_top1_mean", "convnext_top1_std"), ".2f", PLUS_MINUS)),
+    Column("convnext_top1_std"),
+    Column("peer_n", page="peer n"), Column("peer_failed"), Column("peer_unfinished"),
+    Column("peer_top1_mean", "peer top-1", _side("peer"),
+           page=Page("peer top-1", ("peer_top1_mean", "peer_top1_std"), ".2f", PLUS_MINUS)),
+    Column("peer_top1_std"),
+    Column("change", "ConvNeXt - peer [95% CI]", _interval, page=Page("ConvNeXt - peer", ("change",), "+.2f")),
+    Column("low", page=Page("95% CI", ("low", "high"), "+.2f", ("[", ", ", "]"))), Column("high"),
+    Column("p", fmt=".3f", page="p"),
+    Column("significant", "significant (p)", significance_cell("p", "significant", "change"), align="left",
+           page=Page("significant", ("significant",))),
     Column("paired_seeds"),
     Column("paper_convnext_top1", "paper top-1", lambda r: f"{r['paper_convnext_top1']:.1f} / "
-                                                           f"{r['paper_peer_top1']:.1f}"),
+                                                           f"{r['paper_peer_top1']:.1f}",
+           page=Page("paper top-1", ("paper_convnext_top1", "paper_peer_top1"), ".1f", ("", " / ", ""))),
     Column("paper_peer_top1"),
-    Column("paper_change", "paper change", "+.1f"),
-    Column("agrees", "same direction", lambda r: {True: "yes", False: "no", None: ""}[r["agrees"]], align="left"),
+    Column("paper_change", "paper change", "+.1f", page=True),
+    Column("agrees", "same direction", lambda r: {True: "yes", False: "no", None: ""}[r["agrees"]], align="left",
+           page=Page("same direction", ("agrees",))),
 ), key="peer")
 
 
@@ -167,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--convnext-from", type=Path, default=None,
                         help="a roadmap sweep whose separate_downsampling runs stand for ConvNeXt-T where they trained "
                              "the same way")
-    parser.add_argument("--out", type=Path, required=True, help="folder for peers.md and peers.csv")
+    parser.add_argument("--out", type=Path, required=True, help="folder for peers.md, peers.csv and peers.png")
     args = parser.parse_args(argv)
     if not args.sweep.is_dir():
         print(f"error: {args.sweep} is not a sweep folder (make peers writes experiments/runs/peers-<profile>-<data>)",
@@ -176,5 +185,6 @@ def main(argv: list[str] | None = None) -> int:
     rows = peer_rows(args.sweep, args.convnext_from)
     atomic_write_text(args.out / "peers.md", page(rows, args.sweep))
     atomic_write_text(args.out / "peers.csv", PEERS.csv(rows))
+    peers_figure(rows, args.out / "peers.png", f"The paper's comparisons: {args.sweep.name}")
     print(page(rows, args.sweep))
     return 0

@@ -31,6 +31,7 @@ from typing import Any
 
 from ..io import atomic_write_text
 from .ablation import ABLATION, ABLATION_RUNS
+from .peers_table import PEERS
 from .columns import Column, Page, Table
 from .figures import learning_curves_png
 from .pooled import pooled_curves
@@ -40,11 +41,12 @@ from ..training.runs import metrics, run_folders
 from ..training.sweeps import KINDS
 from ..design.roadmap import roadmap_first
 
-TITLES = {"roadmap": "The roadmap", "kernels": "The kernel sweep", "ablate": "The ablation matrix"}
+TITLES = {"roadmap": "The roadmap", "kernels": "The kernel sweep", "ablate": "The ablation matrix",
+          "peers": "The paper's comparisons (Tables 1 and 2)"}
 FIGURES = {"roadmap": ("roadmap.png", "roadmap figure"), "kernels": ("roadmap.png", "kernel sweep"),
-           "ablate": ("ablation.png", "ablation matrix")}
+           "ablate": ("ablation.png", "ablation matrix"), "peers": ("peers.png", "ConvNeXt beside its peers")}
 TABLES = {"roadmap": ("roadmap.csv", ROADMAP), "kernels": ("roadmap.csv", ROADMAP),
-          "ablate": ("ablation.csv", ABLATION)}
+          "ablate": ("ablation.csv", ABLATION), "peers": ("peers.csv", PEERS)}
 SUMMARY_LINES = {"roadmap": "fidelity.csv", "kernels": "trend.csv"}
 # the last epoch of each label's pooled learning curve (modernize.results.pooled.pooled_curves)
 CURVES = Table((
@@ -77,6 +79,8 @@ def kind_of(path: Path) -> str | None:
     roadmap's fidelity.csv."""
     if (path / "ablation.csv").exists():
         return "ablate"
+    if (path / "peers.csv").exists():
+        return "peers"
     if (path / "roadmap.csv").exists():
         return "kernels" if (path / "trend.csv").exists() else "roadmap"
     if path.is_dir() and any((run / name).exists() for run in path.iterdir() if run.is_dir()

@@ -20,7 +20,7 @@ from ..design.config import CONF_DIR, flattened
 from ..design.roadmap import STEPS
 from ..training.settings import reproduces_without
 from ..training.runs import run_folders
-from ..training.sweeps import RUNS_ROOT, Sweep
+from ..training.sweeps import PEER_MODELS, RUNS_ROOT, Sweep
 
 
 
@@ -72,7 +72,7 @@ def settings(sweep: Path) -> dict[str, Any] | None:
 class ResultFolder:
     """What the commands of one result folder are made of."""
 
-    kind: str  # roadmap | kernels | ablate
+    kind: str  # roadmap | kernels | ablate | peers
     results: str  # the result folder
     settings: dict[str, Any]
     labels: list[str]
@@ -97,7 +97,8 @@ def commands(kind: str, results: Path | None, sweep: Path | None, labels: list[s
         return [f"# no runs found for {results}: the commands need its sweep folder (--runs)"]
     results = str(results) if results else f"experiments/{kind}/{s['profile']}-{s['data']}"
     folder = ResultFolder(kind, results, s, labels)
-    return {"roadmap": roadmap_commands, "kernels": kernel_commands, "ablate": ablation_commands}[kind](folder)
+    return {"roadmap": roadmap_commands, "kernels": kernel_commands, "ablate": ablation_commands,
+            "peers": peer_commands}[kind](folder)
 
 
 def sweep_of(folder: ResultFolder, **what) -> Sweep:
@@ -143,3 +144,13 @@ def ablation_commands(folder: ResultFolder) -> list[str]:
             make_vars.append(f"RESULTS={results_root}")
         lines += [f"make ablate {' '.join(make_vars)}", "# which runs:"]
     return lines + sweep_of(folder, deltas=tuple(subset)).shown()
+
+
+def peer_commands(folder: ResultFolder) -> list[str]:
+    """make peers' command: the sweep's models (its labels) in make peers' order."""
+    s, lines = folder.settings, []
+    models = tuple(sorted(folder.labels, key=lambda m: PEER_MODELS.index(m) if m in PEER_MODELS else len(PEER_MODELS)))
+    make_vars = folder.make_vars + ([f"MODELS={shlex.quote(' '.join(models))}"] if models != PEER_MODELS else [])
+    if folder.conventional and s["out_root"] == RUNS_ROOT and folder.results.startswith("experiments/peers/"):
+        lines += [f"make peers {' '.join(make_vars)}", "# which runs:"]
+    return lines + sweep_of(folder, models=models).shown()
