@@ -211,3 +211,26 @@ def test_the_report_shows_the_peers_tables_numbers_as_in_their_csv_and_the_comma
     assert "python run.py -m seed=0,1,2 model=convnext_iso_s,deit_s profile=cpu data=fashion_mnist" in text
     assert ("python -m modernize.peers experiments/runs/peers-cpu-fashion_mnist --convnext-from "
             "experiments/runs/roadmap-cpu-fashion_mnist") in text  # the runs' own out_root
+
+
+def test_the_roadmaps_fidelity_line_sets_convnext_t_beside_a_swin_t_trained_with_its_settings(tmp_path):
+    """Figure 2's Swin-T line from runs: make peers' Swin-T beside the roadmap sweep, where it trained with the
+    roadmap's settings; a Swin-T of other settings (5 epochs, not the profile's 6) is not compared."""
+    import csv
+
+    from modernize.results import tabulate
+
+    runs = tmp_path / "runs"
+    roadmap = runs / "roadmap-cpu-fashion_mnist"
+    for seed, (convnext, swin) in enumerate([(81.0, 80.0), (81.0, 80.5), (80.5, 79.0)]):
+        _write_run(roadmap, "separate_downsampling", ["+step=separate_downsampling"], seed, convnext)
+        _write_run(runs / "peers-cpu-other", "swin_t", ["model=swin_t", "profile.epochs=5"], seed, 99.0)
+    out = tmp_path / "table"
+    assert tabulate.main([str(roadmap), "--out", str(out)]) in (0, 1)
+    assert "Swin-T" not in (out / "fidelity.csv").read_text()
+    for seed, swin in enumerate([80.0, 80.5, 79.0]):
+        _write_run(runs / "peers-cpu-fashion_mnist", "swin_t", ["model=swin_t"], seed, swin)
+    assert tabulate.main([str(roadmap), "--out", str(out)]) in (0, 1)
+    (record,) = csv.DictReader(open(out / "fidelity.csv"))
+    assert "ConvNeXt-T − Swin-T +1.00 [" in record["line"] and "(paper +0.8)" in record["line"]
+    assert (out / "roadmap.png").read_bytes().startswith(b"\x89PNG")

@@ -27,7 +27,7 @@ DECISIVE = 0.5  # paper change (points) at or above which a step is decisive
 TIE = 0.1       # paper change at or below which a step is a tie
 END_TO_END = (("separate_downsampling", "resnet50"), ("separate_downsampling", "recipe"))
 END_TO_END_LABELS = {"resnet50": "ResNet-50", "recipe": "ResNet-50 (modern recipe)",
-                     "separate_downsampling": "ConvNeXt-T"}
+                     "separate_downsampling": "ConvNeXt-T", "swin_t": "Swin-T"}
 
 
 def step_changes(rows: list[dict], seeds: list | None = None) -> list[tuple[str, float, float]]:
@@ -43,8 +43,10 @@ def step_changes(rows: list[dict], seeds: list | None = None) -> list[tuple[str,
     return out
 
 
-def score(rows: list[dict[str, Any]], *, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> dict[str, Any]:
-    """The fidelity score of a roadmap table (see the module docstring)."""
+def score(rows: list[dict[str, Any]], *, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0,
+          beside: list[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The fidelity score of a roadmap table (see the module docstring). `beside`: rows of the transformers trained
+    with the roadmap's settings (make peers: Swin-T), each compared with ConvNeXt-T as the paper's Table 1 does."""
     rows = [r for r in rows if r["top1_by_seed"] and r.get("paper_top1") is not None]
     decisive, ties = [], []
     for prev, row in zip(rows, rows[1:]):
@@ -76,13 +78,15 @@ def score(rows: list[dict[str, Any]], *, samples: int = BOOTSTRAP_SAMPLES, seed:
 
     by_step = {row["label"]: row for row in rows}
     end_to_end = []
-    for top, base in END_TO_END:
+    by_step |= {row["label"]: row for row in beside}
+    for top, base in (*END_TO_END, *(("separate_downsampling", row["label"]) for row in beside)):
         if top in by_step and base in by_step:
             if paired(by_step[top]["top1_by_seed"], by_step[base]["top1_by_seed"]):
                 change = change_between(by_step[top]["top1_by_seed"], by_step[base]["top1_by_seed"])
+                published = by_step[base].get("paper_change")  # a peer: Table 1's ConvNeXt-T - peer
                 end_to_end.append({"top": top, "base": base, "mean": change.change, "low": change.low,
-                                   "high": change.high,
-                                   "paper": paper_change(by_step[top]["paper_top1"], by_step[base]["paper_top1"])})
+                                   "high": change.high, "paper": published if published is not None else
+                                   paper_change(by_step[top]["paper_top1"], by_step[base]["paper_top1"])})
     return {
         "decisive": decisive, "decisive_agree": sum(d["agrees"] for d in decisive),
         "decisive_significant": sum(d["significant"] for d in decisive),

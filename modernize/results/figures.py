@@ -8,6 +8,7 @@ import re
 import textwrap
 from pathlib import Path
 
+from ..design.roadmap import paper
 from ..io import atomic_write
 from .stats import SIGNIFICANCE_LEVEL
 
@@ -31,8 +32,9 @@ def number(value, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
-def roadmap_figure(table: list[dict], path: Path, title: str, subtitle: str = "") -> None:
-    """Figure-2 style: one bar per step, our top-1 beside the paper's, GFLOPs written on the bars."""
+def roadmap_figure(table: list[dict], path: Path, title: str, subtitle: str = "", swin_t: dict | None = None) -> None:
+    """Figure-2 style: one bar per step, our top-1 beside the paper's, GFLOPs written on the bars; Swin-T's line as
+    Figure 2 draws it (the paper's 81.3; ours where make peers trained Swin-T with the roadmap's settings)."""
     plt = pyplot()
     names = [r["label"] for r in table]
     ys = list(range(len(names)))[::-1]
@@ -49,6 +51,10 @@ def roadmap_figure(table: list[dict], path: Path, title: str, subtitle: str = ""
             f"{r['top1_mean']:.1f}  ({number(r['gflops_224'], '.1f')} GFLOPs)"
         ax_ours.text(ax_ours.get_xlim()[0] + 0.2, y, text, va="center", fontsize=8, color="white"
                      if r["top1_mean"] else "black")
+    if swin_t is not None and swin_t.get("top1_mean") is not None:
+        ax_ours.axvline(swin_t["top1_mean"], color="tab:red", linestyle="--", linewidth=1)
+        ax_ours.text(swin_t["top1_mean"], ys[0] + 0.6, f" Swin-T {swin_t['top1_mean']:.1f}", color="tab:red",
+                     fontsize=8)
     ax_ours.set_title("ours (this proxy)")
     ax_ours.set_xlabel("top-1 (%)")
     paper_vals = [r["paper_top1"] or 0.0 for r in table]
@@ -58,6 +64,9 @@ def roadmap_figure(table: list[dict], path: Path, title: str, subtitle: str = ""
         if r["paper_top1"] is not None:
             ax_paper.text(74.1, y, f"{r['paper_top1']:.1f}  ({number(r['paper_gflops'], '.1f')} GFLOPs)", va="center",
                           fontsize=8, color="white")
+    swin_t_paper = paper()["peers"]["swin_t"]["top1_in1k"]  # Figure 2's line
+    ax_paper.axvline(swin_t_paper, color="tab:red", linestyle="--", linewidth=1)
+    ax_paper.text(swin_t_paper, ys[0] + 0.6, f" Swin-T {swin_t_paper}", color="tab:red", fontsize=8)
     ax_paper.set_title("paper (ImageNet-1K, Figure 2)")
     ax_paper.set_xlabel("top-1 (%)")
     ax_ours.set_yticks(ys, names)
@@ -173,20 +182,20 @@ def peers_figure(rows: list[dict], path: Path, title: str) -> None:
     plt = pyplot()
     fig, (ax_ours, ax_paper) = plt.subplots(1, 2, figsize=(11, 0.9 * len(rows) + 1.8), sharey=True)
     ys = list(range(len(rows)))[::-1]
-    for ax, paper in ((ax_ours, False), (ax_paper, True)):
+    for ax, published in ((ax_ours, False), (ax_paper, True)):
         for offset, side, color in ((0.18, "convnext", "tab:blue"), (-0.18, "peer", "tab:orange")):
-            values = [(r[f"paper_{side}_top1"] if paper else r[f"{side}_top1_mean"]) or 0.0 for r in rows]
-            errors = None if paper else [r[f"{side}_top1_std"] or 0.0 for r in rows]
+            values = [(r[f"paper_{side}_top1"] if published else r[f"{side}_top1_mean"]) or 0.0 for r in rows]
+            errors = None if published else [r[f"{side}_top1_std"] or 0.0 for r in rows]
             ax.barh([y + offset for y in ys], values, height=0.34, xerr=errors, color=color,
                     label="ConvNeXt" if side == "convnext" else "peer")
             for y, value in zip(ys, values):
                 if value:
                     ax.text(value, y + offset, f" {value:.1f}", va="center", fontsize=8)
-        shown = [v for r in rows for v in ((r["paper_convnext_top1"], r["paper_peer_top1"]) if paper else
+        shown = [v for r in rows for v in ((r["paper_convnext_top1"], r["paper_peer_top1"]) if published else
                                            (r["convnext_top1_mean"], r["peer_top1_mean"])) if v]
         if shown:
             ax.set_xlim(min(shown) - 3, max(shown) + 2)
-        ax.set_xlabel("top-1 (paper, ImageNet-1K)" if paper else "top-1 (ours, mean ± std over seeds)")
+        ax.set_xlabel("top-1 (paper, ImageNet-1K)" if published else "top-1 (ours, mean ± std over seeds)")
     ax_ours.set_yticks(ys, [f"{r['convnext']}\nvs {r['peer']}" for r in rows])
     ax_ours.legend(loc="lower right", fontsize=8)
     fig.suptitle(title)

@@ -35,15 +35,49 @@ def pairs() -> list[tuple[int, str, str]]:
     return [(row["table"], row["beside"], name) for name, row in paper()["peers"].items()]
 
 
-def same_training(a: DictConfig, b: DictConfig) -> bool:
-    """Whether two runs' configs train the same model the same way: the same spec and every hashed setting but the
-    label and the model node's names (the roadmap's ConvNeXt-T is `+step=separate_downsampling` on ResNet-50's config;
-    `model=convnext_t` is the same network)."""
-    from ..design.config import model_spec
+def same_settings(a: DictConfig, b: DictConfig) -> bool:
+    """Whether two runs trained with the same settings (recipe, profile, data, seed, ...): every hashed setting but
+    the label and the model."""
     from ..training.identity import HASHED_LABEL_KEY, hashed_settings
 
     settings = [{k: v for k, v in hashed_settings(c).items() if k not in (HASHED_LABEL_KEY, "model")} for c in (a, b)]
-    return settings[0] == settings[1] and model_spec(a) == model_spec(b)
+    return settings[0] == settings[1]
+
+
+def same_training(a: DictConfig, b: DictConfig) -> bool:
+    """Whether two runs' configs train the same model the same way: the same spec and settings (the roadmap's
+    ConvNeXt-T is `+step=separate_downsampling` on ResNet-50's config; `model=convnext_t` is the same network)."""
+    from ..design.config import model_spec
+
+    return same_settings(a, b) and model_spec(a) == model_spec(b)
+
+
+def peer_beside_roadmap(roadmap: Path, peer: str = "swin_t") -> list[dict]:
+    """A peer's finished runs in a peers sweep beside a roadmap sweep (a folder peers-* next to it) that trained with
+    the settings of the roadmap's ConvNeXt-T run of the same seed (same_settings): Figure 2's Swin-T line and the
+    fidelity line's ConvNeXt-T - Swin-T, from runs of this project rather than the paper's number alone."""
+    from omegaconf import OmegaConf
+
+    ours = {r["seed"]: roadmap / r["run_dir"] / "config.yaml" for r in collect(roadmap).get(ROADMAP_CONVNEXT_T, [])
+            if r["status"] == "ok" and (roadmap / r.get("run_dir", "") / "config.yaml").is_file()}
+    for sweep in sorted(roadmap.parent.glob("peers-*")):
+        found = [r for r in collect(sweep).get(peer, []) if r["status"] == "ok" and r.get("seed") in ours
+                 and same_settings(OmegaConf.load(ours[r["seed"]]), OmegaConf.load(sweep / r["run_dir"] /
+                                                                                   "config.yaml"))]
+        if found:
+            return found
+    return []
+
+
+def swin_t_row(roadmap: Path) -> list[dict]:
+    """Swin-T's seeds pooled into a roadmap-like row ([] without runs beside the roadmap: peer_beside_roadmap)."""
+    runs = peer_beside_roadmap(roadmap, "swin_t")
+    if not runs:
+        return []
+    swin_t = paper()["peers"]["swin_t"]["top1_in1k"]
+    # the paper's difference is Table 1's (ConvNeXt-T 82.1 - Swin-T 81.3 = +0.8), not Figure 2's last step's (82.0)
+    return [{"label": "swin_t", "paper_top1": swin_t, "paper_change": paper_change(paper_top1("convnext_t"), swin_t),
+             **pool_seeds(runs)}]
 
 
 def convnext_t_from_roadmap(runs: dict[str, list[dict]], sweep: Path, roadmap: Path | None) -> list[dict]:

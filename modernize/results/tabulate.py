@@ -18,6 +18,7 @@ from ..io import atomic_write_text
 from . import fidelity, roadmap_table
 from .columns import one_row_csv
 from .figures import roadmap_figure
+from .peers_table import swin_t_row
 from .pooled import report_incomplete
 from .publish import fill_readme_block, upload_table_run
 from .roadmap_table import ROADMAP
@@ -38,15 +39,16 @@ def argument_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def summary_line(table: list[dict], by_kernel: bool, out: Path) -> tuple[str, dict | None]:
+def summary_line(table: list[dict], by_kernel: bool, out: Path, beside: list[dict] = ()) -> tuple[str, dict | None]:
     """The line at the top of the table, written with its numbers as a one-row CSV: the fidelity line of a roadmap
     (fidelity.csv), the kernel sweep's own question, does 7 beat 3 and does it saturate past 7 (trend.csv). Returns
-    the line and the fidelity score (None for a kernel sweep)."""
+    the line and the fidelity score (None for a kernel sweep). `beside`: Swin-T's row where make peers trained it
+    with the roadmap's settings (modernize.results.peers_table.swin_t_row)."""
     if by_kernel:
         trend = fidelity.kernel_trend(table)
         atomic_write_text(out / "trend.csv", one_row_csv(roadmap_table.TREND_FIELDS, roadmap_table.trend_record(trend)))
         return fidelity.kernel_line(trend), None
-    score = fidelity.score(table)
+    score = fidelity.score(table, beside=beside)
     atomic_write_text(out / "fidelity.csv",
                       one_row_csv(roadmap_table.FIDELITY_FIELDS, roadmap_table.fidelity_record(score)))
     return fidelity.line(score), score
@@ -63,11 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     table = roadmap_table.roadmap_rows(runs)
     out = args.out or args.sweep_dir
-    lead, score = summary_line(table, args.by_kernel, out)
+    beside = [] if args.by_kernel else swin_t_row(args.sweep_dir)
+    lead, score = summary_line(table, args.by_kernel, out, beside)
     markdown = roadmap_table.roadmap_markdown(args.sweep_dir.name, table, lead)
     atomic_write_text(out / "roadmap.md", markdown)
     atomic_write_text(out / "roadmap.csv", ROADMAP.csv(table))
-    roadmap_figure(table, out / "roadmap.png", args.sweep_dir.name, lead)
+    roadmap_figure(table, out / "roadmap.png", args.sweep_dir.name, lead, swin_t=beside[0] if beside else None)
     if args.wandb != "disabled":
         upload_table_run(table, args.sweep_dir, args.wandb, score, out, args.project, args.entity)
     if args.readme is not None:
