@@ -30,21 +30,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..design.export import CARD_KEY, CARD_VERSION, FORMATS, PROGRAMS, ExportError, Target, export_weights
 from ..design.preprocessing import RecordError
 from ..design.weights import WeightsError, read_weights
 from ..design.spec import spec_as_dict
-from ..design.model import Network, build
+from ..design.model import build
+from ..design.peers import PeerSpec
 from ..io import WriteError, atomic_write, atomic_write_json
 from .record import WeightsRecord, record_of, weights_in
 from .runs import read_run
 
+PEER_FORMATS = ("timm", "pt2", "onnx")  # a transformer of the paper's tables is timm's class: no other layout
 SUFFIX = {"safetensors": ".safetensors", "pt2": ".pt2", "onnx": ".onnx"}  # the others: torch.save's .pth, as the
 # libraries publish theirs
 
 
-def run_weights(run_dir: Path, ema: bool | None) -> tuple[Network, dict[str, Any], str, WeightsRecord]:
+def run_weights(run_dir: Path, ema: bool | None) -> tuple[nn.Module, dict[str, Any], str, WeightsRecord]:
     """The finished run's model with its weights in it (the EMA's unless `ema` is False), its summary, which weights
     ("ema" or "model") and its record. ExportError (one line) for anything that is not a finished run's folder."""
     if not (run_dir / "config.yaml").is_file():
@@ -70,13 +73,20 @@ def run_weights(run_dir: Path, ema: bool | None) -> tuple[Network, dict[str, Any
     return model, result, which, record
 
 
-def model_card(fmt: str, file: str, model: Network, result: dict, which: str, record: WeightsRecord,
+def model_card(fmt: str, file: str, model: nn.Module, result: dict, which: str, record: WeightsRecord,
                target: Target | None) -> dict[str, Any]:
     """What the weights are and how to use them: the run's identity and results, its spec, the preprocessing it
     expects, and Python that loads the file (and makes its transform) as written."""
     preprocessing = record.preprocessing
     if fmt in PROGRAMS:
         load = {"library": "torch", "class": PROGRAMS[fmt].name, "python": PROGRAMS[fmt].load_code(file)}
+    elif isinstance(record.spec, PeerSpec):  # timm's own class: its own state dict, no conversion
+        arguments = ", ".join(f"{k}={v!r}" for k, v in record.spec.timm_kwargs().items() if k != "drop_path_rate")
+        load = {"library": "timm", "class": type(model).__name__,
+                "python": "import timm\nimport torch\n"
+                          f"model = timm.create_model({record.spec.timm!r}, pretrained=False, {arguments})\n"
+                          f"model.load_state_dict(torch.load({file!r}, map_location='cpu', weights_only=True))\n"
+                          "model.eval()"}
     elif target is not None:
         load = {"library": target.format, "class": target.name, "python": target.load_code(model.spec, file)}
     else:
@@ -90,7 +100,7 @@ def model_card(fmt: str, file: str, model: Network, result: dict, which: str, re
                                 "  # PIL image -> the tensor the model takes")
     return {
         "card_version": CARD_VERSION, "format": fmt, "file": file, "step": result["label"], "seed": result["seed"],
-        "weights": which, "spec": spec_as_dict(model.spec), "num_classes": model.spec.num_classes,
+        "weights": which, "spec": spec_as_dict(record.spec), "num_classes": record.spec.num_classes,
         "config_hash": result.get("config_hash"), "recipe": result.get("recipe"), "data": record.data.get("name"),
         "data_root": record.data.get("root"), "profile": result.get("profile"), "epochs": result.get("epochs"),
         "top1": result.get("final_top1"), "ema_top1": result.get("ema_final_top1"),
@@ -110,13 +120,19 @@ def export_run(run_dir: Path, fmt: str, ema: bool | None = None, out: Path | Non
     if out is not None:
         check_out(out, fmt)
     model, result, which, record = run_weights(run_dir, ema)
+    if isinstance(record.spec, PeerSpec) and fmt not in PEER_FORMATS:
+        raise ExportError(f"{run_dir} is a run of {record.spec.name}, timm's own {type(model).__name__}: its weights "
+                          f"need no conversion; --format {' or '.join(PEER_FORMATS)}")
     label = f"{result['label']} ({run_dir.name})"
     out = out or run_dir / "export" / f"{run_dir.name}-{fmt}-{which}{SUFFIX.get(fmt, '.pth')}"
     if fmt in PROGRAMS:
         card = model_card(fmt, out.name, model, result, which, record, None)
         PROGRAMS[fmt].write(model, record.preprocessing, out, json.dumps(card))
         return out, atomic_write_json(out.with_suffix(".json"), card)
-    contents, target = export_weights(model, fmt, record.preprocessing.resolution, label)
+    if isinstance(record.spec, PeerSpec):
+        contents, target = {k: v.detach().contiguous() for k, v in model.state_dict().items()}, None
+    else:
+        contents, target = export_weights(model, fmt, record.preprocessing.resolution, label)
     card = model_card(fmt, out.name, model, result, which, record, target)
     if out.suffix == ".safetensors":  # timm's and torchvision's state dicts may go into one too, card inside
         from safetensors.torch import save_file
