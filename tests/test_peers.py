@@ -248,6 +248,8 @@ def test_the_roadmaps_fidelity_line_sets_convnext_t_beside_a_swin_t_trained_with
     roadmap = runs / "roadmap-cpu-fashion_mnist"
     for seed, convnext in enumerate([81.0, 81.0, 80.5]):
         _write_run(roadmap, "separate_downsampling", ["+step=separate_downsampling"], seed, convnext)
+        _write_run(roadmap, "recipe", ["+step=recipe"], seed, 79.0 + seed / 10)
+        _write_run(roadmap, "resnet50", ["+step=resnet50"], seed, 78.0 - seed / 10)
         _write_run(runs / "peers-cpu-other", "swin_t", ["model=swin_t", "profile.epochs=5"], seed, 99.0)
     out = tmp_path / "table"
     assert tabulate.main([str(roadmap), "--out", str(out)]) in (0, 1)
@@ -257,4 +259,6 @@ def test_the_roadmaps_fidelity_line_sets_convnext_t_beside_a_swin_t_trained_with
     assert tabulate.main([str(roadmap), "--out", str(out)]) in (0, 1)
     (record,) = csv.DictReader(open(out / "fidelity.csv"))
     assert "ConvNeXt-T − Swin-T +1.00 [" in record["line"] and "(paper +0.8)" in record["line"]
+    # the other comparisons keep their own paper numbers (a row's per-step "paper_change" is not the peer's)
+    assert "ConvNeXt-T − ResNet-50 (modern recipe) +1.73 [" in record["line"] and "(paper +3.2)" in record["line"]
     assert (out / "roadmap.png").read_bytes().startswith(b"\x89PNG")

@@ -83,7 +83,7 @@ def score(rows: list[dict[str, Any]], *, samples: int = BOOTSTRAP_SAMPLES, seed:
         if top in by_step and base in by_step:
             if paired(by_step[top]["top1_by_seed"], by_step[base]["top1_by_seed"]):
                 change = change_between(by_step[top]["top1_by_seed"], by_step[base]["top1_by_seed"])
-                published = by_step[base].get("paper_change")  # a peer: Table 1's ConvNeXt-T - peer
+                published = by_step[base].get("paper_convnext_t_minus")  # a peer: Table 1's ConvNeXt-T - peer
                 end_to_end.append({"top": top, "base": base, "mean": change.change, "low": change.low,
                                    "high": change.high, "paper": published if published is not None else
                                    paper_change(by_step[top]["paper_top1"], by_step[base]["paper_top1"])})
