@@ -120,8 +120,8 @@ def test_a_section_renders_its_rows_once():
     (["--profile", "laptop"], "unknown --profile 'laptop'; known profiles: cpu, gpu, imagenet, smoke"),
     (["--sizes", "cpu,7"], "--sizes takes profile names (cpu, gpu, imagenet, smoke) and resolutions in px (>= 8) "
                            "separated by commas, got 7"),
-    (["--sections", "6"], "--sections takes numbers 1-5 separated by commas, got '6'"),
-    (["--sections", "one"], "--sections takes numbers 1-5 separated by commas, got 'one'"),
+    (["--sections", "7"], "--sections takes numbers 1-6 separated by commas, got '7'"),
+    (["--sections", "one"], "--sections takes numbers 1-6 separated by commas, got 'one'"),
 ])
 def test_bad_profile_or_section_is_rejected_before_any_work(tmp_path, argv, message):
     with pytest.raises(SystemExit, match=re.escape(message)):
