@@ -304,16 +304,6 @@ def kernel_size_of(cfg: DictConfig) -> int | None:
     return OmegaConf.select(cfg, "model.block.kernel_size", default=None)
 
 
-def classifier_weight(spec: ModelSpec | PeerSpec) -> str:
-    """The state dict key of a model's classifier weight (its rows are the classes)."""
-    return spec.classifier_weight if isinstance(spec, PeerSpec) else "head.fc.weight"
-
-
-def uses_batch_norm(spec: ModelSpec | PeerSpec) -> bool:
-    """Whether the blocks normalize over the batch (then the device batch is BatchNorm's batch)."""
-    return isinstance(spec, ModelSpec) and spec.block.norm == "batch"
-
-
 def recorded_label(record: Mapping | DictConfig) -> str | None:
     """The label a run's config, summary, failure or checkpoint records, under today's key or an old one."""
     for key in (LABEL_KEY, *OLD_LABEL_KEYS):

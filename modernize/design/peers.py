@@ -82,6 +82,8 @@ class PeerSpec:
         """The state dict key of the classifier's weight in timm's class (its rows: the classes)."""
         return "head.fc.weight" if self.family == "swin" else "head.weight"
 
+    uses_batch_norm = False  # LayerNorm throughout (as ModelSpec.uses_batch_norm says of a ConvNet)
+
     def timm_kwargs(self) -> dict[str, Any]:
         """What timm.create_model takes to build this size of its model (embed_dim is already the scaled one)."""
         common = {"img_size": self.img_size, "patch_size": self.patch_size, "embed_dim": self.embed_dim,

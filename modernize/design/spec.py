@@ -176,6 +176,16 @@ class ModelSpec:
         # stage's first block when downsampling happens inside the block
         return tuple({b.residual_width(w) for w in self.scaled_widths()} | {self.stem_width()})
 
+    @property
+    def classifier_weight(self) -> str:
+        """The state dict key of the classifier's weight (its rows: the classes)."""
+        return "head.fc.weight"
+
+    @property
+    def uses_batch_norm(self) -> bool:
+        """Whether the blocks normalize over the batch (then the device batch is BatchNorm's batch)."""
+        return self.block.norm == "batch"
+
     def scaled_widths(self) -> tuple[int, ...]:
         """Stage widths after the profile's width multiplier, rounded to a multiple of 8 (at least 8)."""
         if self.width_multiplier == 1.0:

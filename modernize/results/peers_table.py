@@ -19,7 +19,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ..design.roadmap import paper
+from ..design.roadmap import paper, paper_reference
 from ..io import atomic_write_text
 from ..training.runs import collect
 from .columns import PLUS_MINUS, Column, Page, Table, pooled_top1_cell, significance_cell
@@ -74,10 +74,10 @@ def swin_t_row(roadmap: Path) -> list[dict]:
     runs = peer_beside_roadmap(roadmap, "swin_t")
     if not runs:
         return []
-    swin_t = paper()["peers"]["swin_t"]["top1_in1k"]
+    swin_t = paper_reference("swin_t")["top1"]
     # the paper's difference is Table 1's (ConvNeXt-T 82.1 - Swin-T 81.3 = +0.8), not Figure 2's last step's (82.0)
     return [{"label": "swin_t", "paper_top1": swin_t,
-             "paper_convnext_t_minus": paper_change(paper_top1("convnext_t"), swin_t),
+             "paper_convnext_t_minus": paper_change(paper_reference("convnext_t")["top1"], swin_t),
              **pool_seeds(runs)}]
 
 
@@ -119,7 +119,8 @@ def peer_rows(sweep: Path, roadmap: Path | None = None) -> list[dict]:
             continue
         a, b = pool_seeds(ours, ("params", "gflops_224")), pool_seeds(theirs, ("params", "gflops_224"))
         change = change_between(a["top1_by_seed"], b["top1_by_seed"])
-        paper_a, paper_b = paper_top1(convnext), paper()["peers"][peer]["top1_in1k"]
+        paper_a, paper_b = paper_reference(convnext)["top1"], paper_reference(peer)["top1"]
+        published = paper_change(paper_a, paper_b)
         rows.append({
             "table": table, "convnext": convnext, "peer": peer,
             "convnext_from": ROADMAP_CONVNEXT_T if convnext == "convnext_t" and not runs.get("convnext_t") else "",
@@ -130,15 +131,9 @@ def peer_rows(sweep: Path, roadmap: Path | None = None) -> list[dict]:
             "change": change.change, "low": change.low, "high": change.high, "p": change.p,
             "significant": change.significant, "paired_seeds": change.n,
             "paper_convnext_top1": paper_a, "paper_peer_top1": paper_b,
-            "paper_change": paper_change(paper_a, paper_b), "agrees": agrees(change.change, paper_change(paper_a,
-                                                                                                         paper_b)),
+            "paper_change": published, "agrees": agrees(change.change, published),
         })
     return rows
-
-
-def paper_top1(convnext: str) -> float | None:
-    rows = paper()["variants"] | paper()["isotropic"]
-    return rows[convnext]["top1_in1k"]
 
 
 def _side(prefix: str):

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
-from ..design.config import classifier_weight, model_spec, run_label_of
+from ..design.config import model_spec, run_label_of
 from ..design.export import card_of, preprocessing_of_card, spec_of_card
 from ..design.preprocessing import Preprocessing, RecordError, preprocessing_from_dict
 from ..design.spec import ModelSpec
@@ -65,7 +65,7 @@ def record_of(path: Path, state_dict: dict[str, torch.Tensor]) -> WeightsRecord 
     if path.name not in RUN_WEIGHT_FILES or not config.is_file():
         return None
     cfg = OmegaConf.load(config)
-    head = classifier_weight(model_spec(cfg))
+    head = model_spec(cfg).classifier_weight
     classes = state_dict.get(head)
     if classes is None:
         raise RecordError(f"{path} holds no {head}: it is not the weights of the run in {path.parent}")

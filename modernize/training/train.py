@@ -30,7 +30,7 @@ from ..data.augment import build_augmentations
 from .batch_plan import (AUTO, BatchPlan, check_fits_on_cpu, cpu_step_memory, largest_fitting_on_cpu,
                          measured_device_batch, plan_batch)
 from .batches import InMemoryBatches, LoaderBatches, make_batches
-from ..design.config import kernel_size_of, model_spec, run_label_of, uses_batch_norm
+from ..design.config import kernel_size_of, model_spec, run_label_of
 from .engine import (NonFiniteLoss, TrainStep, compile_model, evaluate, inference_throughput, make_scaler,
                      memory_format_of,
                      prepare_batch)
@@ -255,7 +255,7 @@ def batch_plan_of(cfg: DictConfig, process_count: int, device: torch.device,
                 dist.all_reduce(fitting, op=dist.ReduceOp.MIN)
             return int(fitting)
     plan = plan_batch(global_batch, process_count, lr, accumulation=accumulation, device_batch=device_batch,
-                      has_batch_norm=uses_batch_norm(model_spec(cfg)), largest_fitting=largest)
+                      has_batch_norm=model_spec(cfg).uses_batch_norm, largest_fitting=largest)
     if memory is not None:
         check_fits_on_cpu(plan, memory, available, f"{run_label_of(cfg)} at {cfg.profile.resolution} px on the CPU")
     return plan
